@@ -1,0 +1,275 @@
+"""Datasets in LLVIP's layout: discovery, pairing by file stem, checks, paired transforms, cache.
+
+    ROOT/infrared/<split>/NAME.ext   <->   ROOT/visible/<split>/NAME.ext
+
+Several roots can be mixed in one dataset; each pair remembers its root's name ("set") so reports can
+break results down per set. Problems are collected over the whole dataset and reported at once,
+before any training starts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+
+from irvis.images import ImageError, is_image_file, load_image, open_image
+
+CACHE_MANIFEST = "irvis-cache.json"
+
+
+class DataError(ValueError):
+    """A dataset that cannot be used; the message lists every offending file."""
+
+
+@dataclass(frozen=True)
+class Pair:
+    infrared: Path
+    visible: Path
+    set_name: str
+    name: str
+
+
+@dataclass
+class DataReport:
+    roots: list[str]
+    split: str
+    pairs: list[Pair] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and bool(self.pairs)
+
+    def sets(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for p in self.pairs:
+            counts[p.set_name] = counts.get(p.set_name, 0) + 1
+        return counts
+
+    def text(self) -> str:
+        lines = [f"split '{self.split}': {len(self.pairs)} pairs in {len(self.sets())} set(s)"]
+        lines += [f"  {name}: {n} pairs" for name, n in self.sets().items()]
+        lines += [f"note: {n}" for n in self.notes]
+        if self.problems:
+            lines.append(f"{len(self.problems)} problem(s):")
+            lines += [f"  - {p}" for p in self.problems]
+        elif not self.pairs:
+            lines.append("problem: no pairs found")
+        return "\n".join(lines)
+
+    def raise_if_problems(self) -> "DataReport":
+        if not self.ok:
+            raise DataError("the dataset cannot be used:\n" + self.text())
+        return self
+
+
+def _set_name(root: Path, taken: set[str]) -> str:
+    name = root.resolve().name or "data"
+    base, i = name, 2
+    while name in taken:
+        name, i = f"{base}-{i}", i + 1
+    taken.add(name)
+    return name
+
+
+def _images_by_stem(folder: Path, problems: list[str]) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if not path.is_file() or not is_image_file(path):
+            continue
+        if path.stem in found:
+            problems.append(f"two files share the name {path.stem!r}: {found[path.stem]} and {path}")
+            continue
+        found[path.stem] = path
+    return found
+
+
+def discover_pairs(roots: Iterable[str | os.PathLike], split: str = "train") -> DataReport:
+    """Pair files by stem under each root's infrared/<split> and visible/<split>; no decoding."""
+    roots = [Path(r) for r in roots]
+    report = DataReport(roots=[str(r) for r in roots], split=split)
+    taken: set[str] = set()
+    for root in roots:
+        if not root.is_dir():
+            report.problems.append(f"{root}: no such folder")
+            continue
+        ir_dir, vis_dir = root / "infrared" / split, root / "visible" / split
+        if not ir_dir.is_dir() and not vis_dir.is_dir():
+            if not (root / "infrared").is_dir() or not (root / "visible").is_dir():
+                report.problems.append(f"{root}: not in LLVIP layout (expected {root}/infrared/{split} and {root}/visible/{split})")
+            else:
+                report.notes.append(f"{root} has no '{split}' split; skipped")
+            continue
+        for have, missing in ((ir_dir, vis_dir), (vis_dir, ir_dir)):
+            if not missing.is_dir():
+                report.problems.append(f"{have} exists but {missing} does not")
+        if not (ir_dir.is_dir() and vis_dir.is_dir()):
+            continue
+        set_name = _set_name(root, taken)
+        ir, vis = _images_by_stem(ir_dir, report.problems), _images_by_stem(vis_dir, report.problems)
+        for stem in sorted(ir.keys() - vis.keys()):
+            report.problems.append(f"{ir[stem]}: no visible image named {stem}.* in {vis_dir}")
+        for stem in sorted(vis.keys() - ir.keys()):
+            report.problems.append(f"{vis[stem]}: no infrared image named {stem}.* in {ir_dir}")
+        report.pairs += [Pair(ir[s], vis[s], set_name, s) for s in sorted(ir.keys() & vis.keys())]
+    return report
+
+
+def _check_pair(pair: Pair) -> list[str]:
+    sizes = []
+    problems = []
+    for path in (pair.infrared, pair.visible):
+        try:
+            with Image.open(path) as img:
+                sizes.append(img.size)
+            # draft decoding still reads every entropy-coded block, so truncation is caught, quickly
+            open_image(path, draft_size=(64, 64))
+        except (ImageError, OSError) as e:
+            problems.append(str(e) if isinstance(e, ImageError) else f"{path}: cannot be read ({e})")
+    if not problems and sizes[0] != sizes[1]:
+        problems.append(
+            f"{pair.infrared} is {sizes[0][0]}x{sizes[0][1]} but {pair.visible} is {sizes[1][0]}x{sizes[1][1]}: "
+            "a pair must be registered at one size"
+        )
+    return problems
+
+
+def check_data(roots: Iterable[str | os.PathLike], split: str = "train", decode: bool = True) -> DataReport:
+    """discover_pairs, then open every file: the full report a user sees before training."""
+    report = discover_pairs(roots, split)
+    if decode and report.pairs:
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+            results = list(pool.map(_check_pair, report.pairs))
+        report.problems += [p for problems in results for p in problems]
+    return report
+
+
+def load_pairs(roots: Iterable[str | os.PathLike], split: str = "train", decode: bool = True) -> list[Pair]:
+    """The pairs of a dataset, or DataError with every problem listed."""
+    return check_data(roots, split, decode=decode).raise_if_problems().pairs
+
+
+def load_pair(pair: Pair, short_side: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Decode one pair as (infrared (1,H,W), visible (3,H,W)) in [0, 1], optionally with its shorter
+    side resized to short_side (antialiased), as the evaluation protocol and the loader want."""
+    draft = None
+    if short_side is not None:
+        with Image.open(pair.infrared) as img:
+            w, h = img.size
+        scale = short_side / min(w, h)
+        draft = (max(1, round(w * scale)), max(1, round(h * scale)))
+    ir = load_image(pair.infrared, "infrared", draft_size=draft)
+    vis = load_image(pair.visible, "visible", draft_size=draft)
+    if ir.shape[-2:] != vis.shape[-2:]:
+        raise DataError(f"{pair.infrared} and {pair.visible} differ in size")
+    if short_side is not None:
+        ir, vis = resize_short_side(ir, short_side), resize_short_side(vis, short_side)
+    return ir, vis
+
+
+def resize_short_side(t: torch.Tensor, short_side: int) -> torch.Tensor:
+    h, w = t.shape[-2:]
+    if min(h, w) == short_side:
+        return t
+    return v2.functional.resize(t, [short_side], antialias=True).clamp_(0, 1)
+
+
+class PairedDataset(Dataset):
+    """Pairs as training samples. train=True draws one random scale/crop/flip for both images, so
+    they stay registered; train=False only resizes (whole frames, for validation)."""
+
+    def __init__(self, pairs: Sequence[Pair], load_size: int = 286, crop_size: int = 256, train: bool = True):
+        if crop_size > load_size:
+            raise ValueError(f"crop size {crop_size} is larger than load size {load_size}")
+        self.pairs = list(pairs)
+        self.load_size = load_size
+        self.train = train
+        # scale: shorter side drawn in [crop_size, load_size]; then crop and flip, one draw for both
+        ops = [v2.RandomResize(crop_size, load_size + 1, antialias=True), v2.RandomCrop(crop_size),
+               v2.RandomHorizontalFlip()] if train else []
+        self.transform = v2.Compose(ops)
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, i: int) -> dict:
+        pair = self.pairs[i]
+        ir, vis = load_pair(pair, short_side=self.load_size)
+        ir, vis = self.transform(tv_tensors.Image(ir), tv_tensors.Image(vis))
+        return {
+            "infrared": ir.as_subclass(torch.Tensor).clamp(0, 1),
+            "visible": vis.as_subclass(torch.Tensor).clamp(0, 1),
+            "name": pair.name,
+            "set": pair.set_name,
+        }
+
+
+# ---------------------------------------------------------------------------------------------------
+# Prepared cache: LLVIP frames are 1280x1024 JPEGs whose decoding dominates loading. `prepare` writes
+# resized lossless copies in the same layout, so a cache root is used exactly like the original.
+
+
+def _prepare_pair(pair: Pair, split: str, out: Path, size: int) -> None:
+    ir, vis = load_pair(pair, short_side=size)
+    from irvis.images import to_pil
+
+    for modality, t in (("infrared", ir), ("visible", vis)):
+        dst = out / pair.set_name / modality / split / f"{pair.name}.png"
+        tmp = dst.with_suffix(".tmp.png")
+        to_pil(t).save(tmp, compress_level=1)
+        os.replace(tmp, dst)  # a killed prepare never leaves a half-written image
+
+
+def prepare_cache(
+    roots: Iterable[str | os.PathLike],
+    out: str | os.PathLike,
+    size: int = 286,
+    splits: Sequence[str] = ("train", "test"),
+    progress: bool = True,
+) -> list[Path]:
+    """Write resized copies (shorter side = size) of every pair; return the cache roots, one per set."""
+    from tqdm.auto import tqdm
+
+    out = Path(out)
+    roots = list(roots)
+    made: dict[str, Path] = {}
+    for split in splits:
+        report = check_data(roots, split)
+        if not report.pairs and not report.problems:
+            continue
+        report.raise_if_problems()
+        for pair in report.pairs:
+            for modality in ("infrared", "visible"):
+                (out / pair.set_name / modality / split).mkdir(parents=True, exist_ok=True)
+            made[pair.set_name] = out / pair.set_name
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+            jobs = pool.map(lambda p: _prepare_pair(p, split, out, size), report.pairs)
+            for _ in tqdm(jobs, total=len(report.pairs), desc=f"prepare {split}", disable=not progress):
+                pass
+    sources = {p.resolve().name: str(Path(p).resolve()) for p in map(Path, roots)}
+    for set_name, root in made.items():
+        manifest = {"source": sources.get(set_name), "short_side": size, "splits": list(splits), "format": "png"}
+        (root / CACHE_MANIFEST).write_text(json.dumps(manifest, indent=2))
+    return list(made.values())
+
+
+def loader_throughput(pairs: Sequence[Pair], n: int = 64, load_size: int = 286, crop_size: int = 256,
+                      batch_size: int = 4, num_workers: int = 0) -> float:
+    """Images (pairs) per second through PairedDataset + DataLoader: what training sees."""
+    ds = PairedDataset(list(pairs)[:n], load_size=load_size, crop_size=crop_size)
+    dl = torch.utils.data.DataLoader(ds, batch_size=batch_size, num_workers=num_workers)
+    start = time.perf_counter()
+    count = sum(batch["infrared"].shape[0] for batch in dl)
+    return count / (time.perf_counter() - start)

@@ -1,0 +1,212 @@
+"""A generator on a dataset split -> JSON + Markdown report + a sample grid a person can look at.
+
+Default protocol: each pair resized so its shorter side is 256 (antialiased), the whole frame
+translated at once and compared with the truth; short_side=None compares at native resolution.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from PIL import Image, ImageDraw
+
+from irvis.data import Pair, load_pair, load_pairs
+from irvis.directions import get_direction
+from irvis.images import to_pil
+from irvis.metrics import PROTOCOL, baseline_predictions, oracle_affine, score
+from irvis.translate import Translator
+
+GRID_ROWS = 6
+GRID_HEIGHT = 200
+
+
+class _Means:
+    """Running sums of per-image metrics, overall and per set."""
+
+    def __init__(self):
+        self.sums: dict[str, dict[str, dict[str, float]]] = {}
+        self.counts: dict[str, int] = {}
+
+    def add(self, set_name: str, method: str, metrics: dict[str, float]):
+        for key in ("__all__", set_name):
+            bucket = self.sums.setdefault(key, {}).setdefault(method, {})
+            for name, value in metrics.items():
+                bucket[name] = bucket.get(name, 0.0) + value
+
+    def count(self, set_name: str):
+        for key in ("__all__", set_name):
+            self.counts[key] = self.counts.get(key, 0) + 1
+
+    def means(self, key: str) -> dict[str, dict[str, float]]:
+        n = self.counts[key]
+        return {m: {k: round(v / n, 4) for k, v in ms.items()} for m, ms in self.sums[key].items()}
+
+
+def _finite(metrics: dict[str, torch.Tensor]) -> dict[str, float]:
+    # identical images have infinite PSNR; cap at 100 dB so means stay numbers (stated in the protocol)
+    return {k: min(float(v), 100.0) if k == "psnr" else float(v) for k, v in metrics.items()}
+
+
+def evaluate(translator: Translator | None, pairs: Sequence[Pair], direction: str | None = None,
+             short_side: int | None = 256, progress: bool = True, grid_rows: int = GRID_ROWS) -> tuple[dict, list]:
+    """Score the translator (if any), the baselines and the oracle on every pair.
+
+    Returns (result dict, grid samples); the samples are (name, source, prediction, truth, baseline)
+    tensors for the first grid_rows pairs."""
+    from tqdm.auto import tqdm
+
+    if translator is None and direction is None:
+        raise ValueError("give a translator or a direction")
+    d = translator.direction if translator is not None else get_direction(direction)
+    if not pairs:
+        raise ValueError("no pairs to evaluate")
+    means, per_pair, samples = _Means(), [], []
+    for pair in tqdm(pairs, desc=f"evaluate {d.name}", disable=not progress):
+        ir, vis = load_pair(pair, short_side=short_side)
+        source, truth = (ir, vis) if d.source == "infrared" else (vis, ir)
+        methods = {f"baseline:{k}": v[0] for k, v in baseline_predictions(d.name, source[None]).items()}
+        methods["oracle:affine"] = oracle_affine(source, truth)[0]
+        prediction = translator.translate_tensor(source) if translator is not None else None
+        if prediction is not None:
+            methods["model"] = prediction
+        row = {"name": pair.name, "set": pair.set_name}
+        for method, pred in methods.items():
+            metrics = _finite(score(pred, truth))
+            means.add(pair.set_name, method, metrics)
+            row[method] = metrics
+        means.count(pair.set_name)
+        per_pair.append(row)
+        if len(samples) < grid_rows:
+            first_baseline = next(iter(baseline_predictions(d.name, source[None]).values()))[0]
+            samples.append((f"{pair.set_name}/{pair.name}", source, prediction, truth, first_baseline))
+
+    def split_methods(m: dict) -> dict:
+        out = {"n_pairs": None, "model": m.get("model"),
+               "baselines": {k.split(":", 1)[1]: v for k, v in m.items() if k.startswith("baseline:")},
+               "oracles": {k.split(":", 1)[1]: v for k, v in m.items() if k.startswith("oracle:")}}
+        return out
+
+    overall = split_methods(means.means("__all__"))
+    per_set = {}
+    for set_name in sorted(k for k in means.counts if k != "__all__"):
+        entry = split_methods(means.means(set_name))
+        entry["n_pairs"] = means.counts[set_name]
+        per_set[set_name] = entry
+    result = {
+        "direction": d.name,
+        "n_pairs": len(pairs),
+        "protocol": {
+            **PROTOCOL,
+            "short_side": short_side if short_side is not None else "native",
+            "frame": "whole frame translated at once, padded to the network's multiple and cropped back",
+            "psnr_cap_db": 100.0,
+            "oracle": "affine: per-image least-squares affine map source->target channels; sees the truth",
+        },
+        "model": overall["model"],
+        "baselines": overall["baselines"],
+        "oracles": overall["oracles"],
+        "per_set": per_set,
+        "pairs": per_pair,
+    }
+    if translator is not None:
+        result["weights"] = translator.source
+        result["protocol"]["device"] = str(translator.device)
+    return result, samples
+
+
+def _label(img: Image.Image, text: str) -> Image.Image:
+    img = img.convert("RGB")
+    draw = ImageDraw.Draw(img)
+    draw.rectangle([0, 0, min(img.width, 8 + 7 * len(text)), 16], fill=(0, 0, 0))
+    draw.text((4, 2), text, fill=(255, 255, 0))
+    return img
+
+
+def sample_grid(samples: list, direction: str, height: int = GRID_HEIGHT) -> Image.Image:
+    """Rows of input | prediction | truth | baseline, each tile labelled, scaled to a common height."""
+    d = get_direction(direction)
+    baseline_name = next(iter(baseline_predictions(d.name, torch.zeros(1, d.in_channels, 4, 4))))
+    rows = []
+    for name, source, prediction, truth, baseline in samples:
+        tiles = [(source, f"input ({d.source}) {name}"), (prediction, "prediction"), (truth, f"truth ({d.target})"),
+                 (baseline, f"baseline: {baseline_name}")]
+        imgs = []
+        for t, text in tiles:
+            if t is None:
+                continue
+            pil = to_pil(t)
+            w = max(1, round(pil.width * height / pil.height))
+            imgs.append(_label(pil.resize((w, height), Image.BICUBIC), text))
+        rows.append(imgs)
+    width = max(sum(i.width for i in r) + 4 * (len(r) - 1) for r in rows)
+    grid = Image.new("RGB", (width, len(rows) * (height + 4) - 4), (255, 255, 255))
+    for y, r in enumerate(rows):
+        x = 0
+        for img in r:
+            grid.paste(img, (x, y * (height + 4)))
+            x += img.width + 4
+    return grid
+
+
+def _fmt(m: dict | None) -> str:
+    if not m:
+        return "| - | - |"
+    return f"| {m['psnr']:.2f} | {m['ssim']:.4f} |"
+
+
+def markdown_report(result: dict, grid_name: str | None = None) -> str:
+    d = get_direction(result["direction"])
+    lines = [f"# irvis evaluation: {d.label} ({d.name})", ""]
+    if result.get("weights"):
+        lines.append(f"Generator: `{result['weights']}`  ")
+    p = result["protocol"]
+    lines += [f"{result['n_pairs']} pairs; shorter side {p['short_side']}; whole frames; infrared in 1 channel, visible in RGB; "
+              "PSNR in dB (higher is better), SSIM (higher is better). Means over pairs.", ""]
+
+    def table(entry: dict) -> list[str]:
+        rows = ["| method | PSNR | SSIM |", "|---|---|---|"]
+        if entry.get("model"):
+            rows.append(f"| **model** {_fmt(entry['model'])}")
+        rows += [f"| baseline: {k} {_fmt(v)}" for k, v in entry["baselines"].items()]
+        rows += [f"| oracle: {k} (sees the truth) {_fmt(v)}" for k, v in entry["oracles"].items()]
+        return rows
+
+    lines += ["## Overall", ""] + table(result) + [""]
+    if result.get("model"):
+        best = max(result["baselines"].items(), key=lambda kv: kv[1]["psnr"])
+        gain = result["model"]["psnr"] - best[1]["psnr"]
+        lines += [f"The model is {gain:+.2f} dB PSNR against the best baseline ({best[0]}).", ""]
+    for set_name, entry in result["per_set"].items():
+        lines += [f"## {set_name} ({entry['n_pairs']} pairs)", ""] + table(entry) + [""]
+    if grid_name:
+        lines += ["## Samples", "", f"![input, prediction, truth, baseline]({grid_name})", ""]
+    lines += ["Regenerate: `python -m irvis evaluate` with the same arguments; the JSON beside this file holds per-pair figures.", ""]
+    return "\n".join(lines)
+
+
+def write_report(result: dict, samples: list, json_path: str | os.PathLike) -> dict[str, Path]:
+    """Write OUT.json, OUT.md and OUT.png side by side; returns their paths."""
+    json_path = Path(json_path)
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    paths = {"json": json_path, "markdown": json_path.with_suffix(".md"), "grid": json_path.with_suffix(".png")}
+    if samples:
+        sample_grid(samples, result["direction"]).save(paths["grid"])
+    else:
+        paths.pop("grid")
+    json_path.write_text(json.dumps(result, indent=2, allow_nan=False))
+    paths["markdown"].write_text(markdown_report(result, paths["grid"].name if "grid" in paths else None))
+    return paths
+
+
+def evaluate_dataset(weights: str | None, roots: Sequence[str], split: str = "test", direction: str | None = None,
+                     short_side: int | None = 256, device: str = "auto", progress: bool = True) -> tuple[dict, list]:
+    """The CLI's entry: load weights (checking they match the direction), check data, evaluate."""
+    translator = Translator.from_pretrained(weights, device=device) if weights else None
+    if translator is not None and direction is not None and translator.direction.name != get_direction(direction).name:
+        raise ValueError(f"{weights} holds a {translator.direction.name} generator, but --direction is {direction}")
+    pairs = load_pairs(roots, split)
+    return evaluate(translator, pairs, direction=direction, short_side=short_side, progress=progress)

@@ -1,0 +1,64 @@
+"""Local-first weight resolution and Hub upload.
+
+A path that exists is a path; anything else shaped like `owner/name` is a Hub repo id, fetched with
+huggingface_hub (which honours HF_HUB_OFFLINE and its cache). Nothing is downloaded at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from irvis.nets import CONFIG_NAME, WEIGHTS_NAME, WeightsError
+
+# What a generator folder publishes; training state (optimizers, checkpoints) never leaves the machine.
+UPLOAD_PATTERNS = (CONFIG_NAME, WEIGHTS_NAME, "README.md", "samples/*.png", "eval/*.json", "eval/*.md", "training_config.json")
+
+
+def resolve_weights(path_or_repo_id: str | os.PathLike, revision: str | None = None) -> Path:
+    """A local generator folder, or the snapshot of a Hub repo with one. Clear errors either way."""
+    path = Path(path_or_repo_id).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise WeightsError(f"{path} is a file; give the folder that holds {CONFIG_NAME} and {WEIGHTS_NAME}")
+        return path
+    repo_id = str(path_or_repo_id)
+    if repo_id.count("/") != 1 or repo_id.startswith((".", "/", "~")):
+        raise WeightsError(f"{repo_id}: no such folder, and not a Hub repo id (owner/name)")
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    try:
+        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, "README.md"]))
+    except LocalEntryNotFoundError:
+        raise WeightsError(
+            f"{repo_id}: not a local folder, not in the Hugging Face cache, and the Hub cannot be reached "
+            "(offline, or HF_HUB_OFFLINE=1). Download it once with network, or pass a local folder."
+        ) from None
+    except (RepositoryNotFoundError, HFValidationError) as e:
+        raise WeightsError(f"{repo_id}: no such model on the Hub ({type(e).__name__})") from None
+
+
+def upload_plan(folder: str | os.PathLike) -> list[str]:
+    """Exactly the files (relative paths) that push_folder would upload, sorted."""
+    from fnmatch import fnmatch
+
+    folder = Path(folder)
+    files = [p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()]
+    return sorted(f for f in files if any(fnmatch(f, pattern) for pattern in UPLOAD_PATTERNS))
+
+
+def push_folder(folder: str | os.PathLike, repo_id: str, private: bool = False, token: str | None = None,
+                commit_message: str = "Upload irvis generator") -> str:
+    """Create the model repo if needed and upload the planned files; returns the commit URL."""
+    from huggingface_hub import HfApi
+
+    folder = Path(folder)
+    for required in (CONFIG_NAME, WEIGHTS_NAME):
+        if not (folder / required).is_file():
+            raise WeightsError(f"{folder} has no {required}: nothing to push")
+    api = HfApi(token=token)
+    api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+    info = api.upload_folder(repo_id=repo_id, folder_path=folder, allow_patterns=upload_plan(folder),
+                             commit_message=commit_message)
+    return str(info)

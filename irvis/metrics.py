@@ -1,0 +1,100 @@
+"""Image-quality metrics with stated conventions, and the baselines every score is compared with.
+
+Conventions (also written into every evaluation JSON as its protocol):
+- Images are float in [0, 1] (data range 1.0), compared at the resolution given, no border cropped.
+- Infrared is compared in one channel (LLVIP's 3-channel gray infrared is folded to luma first);
+  visible is compared in RGB, PSNR over all three channels' pixels, SSIM averaged over channels.
+- SSIM: Gaussian window 11, sigma 1.5, K1 0.01, K2 0.03 (Wang et al. 2004), via torchmetrics.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+
+from irvis.directions import get_direction
+from irvis.images import luminance
+
+PROTOCOL = {
+    "data_range": 1.0,
+    "infrared": "1 channel (ITU-R 601 luma of the stored image)",
+    "visible": "RGB",
+    "psnr": "10*log10(1/MSE) over all pixels and channels, per image, then the mean over images",
+    "ssim": "Gaussian window 11, sigma 1.5, K1=0.01, K2=0.03, mean over channels and pixels, per image",
+}
+
+
+def _batched(x: torch.Tensor) -> torch.Tensor:
+    return x[None] if x.dim() == 3 else x
+
+
+def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-image PSNR in dB of (N, C, H, W) or (C, H, W) tensors in [0, 1]; identical images give inf."""
+    pred, target = _batched(pred).float(), _batched(target).float()
+    return peak_signal_noise_ratio(pred, target, data_range=1.0, reduction="none", dim=(1, 2, 3))
+
+
+def ssim(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-image SSIM; images smaller than the 11-pixel window use the largest odd window that fits."""
+    pred, target = _batched(pred).float(), _batched(target).float()
+    side = min(pred.shape[-2:])
+    kernel = min(11, side if side % 2 else side - 1)
+    if kernel < 3:
+        raise ValueError(f"SSIM needs images at least 3 pixels on a side, got {tuple(pred.shape[-2:])}")
+    return structural_similarity_index_measure(
+        pred, target, data_range=1.0, kernel_size=kernel, sigma=1.5 * kernel / 11, reduction="none"
+    )
+
+
+def score(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+    """{"psnr": (N,), "ssim": (N,)} for a batch; the unit every report is built from."""
+    if pred.shape != target.shape:
+        raise ValueError(f"prediction {tuple(pred.shape)} and truth {tuple(target.shape)} differ in shape")
+    return {"psnr": psnr(pred, target), "ssim": ssim(pred, target)}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Baselines: what a trivial rule scores, so no model number stands alone. Each maps the source image
+# (batch, [0, 1]) to a prediction of the target modality, with no access to the truth.
+
+def _gray(source: torch.Tensor) -> torch.Tensor:
+    return source if source.shape[-3] == 1 else luminance(source)
+
+
+def _as_rgb(x: torch.Tensor) -> torch.Tensor:
+    return x.expand(*x.shape[:-3], 3, *x.shape[-2:])
+
+
+BASELINES: dict[str, dict[str, Callable[[torch.Tensor], torch.Tensor]]] = {
+    "vis2ir": {
+        # "bright in visible is hot": the rule the original experiment tested
+        "luminance": lambda v: luminance(v),
+        # "dark is hot": people and engines at night are dark in visible, bright in thermal
+        "inverted_luminance": lambda v: 1 - luminance(v),
+        "mid_gray": lambda v: torch.full_like(v[..., :1, :, :], 0.5),
+    },
+    "ir2vis": {
+        "infrared_as_rgb": lambda ir: _as_rgb(_gray(ir)),
+        "inverted_infrared_as_rgb": lambda ir: _as_rgb(1 - _gray(ir)),
+        "mid_gray": lambda ir: torch.full((*ir.shape[:-3], 3, *ir.shape[-2:]), 0.5, dtype=ir.dtype),
+    },
+}
+
+
+def baseline_predictions(direction: str, source: torch.Tensor) -> dict[str, torch.Tensor]:
+    return {name: fn(source) for name, fn in BASELINES[get_direction(direction).name].items()}
+
+
+def oracle_affine(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The best per-image affine map from the source's channels to each target channel (least squares
+    on the image itself). It sees the truth, so it is an oracle, not a baseline: an upper bound for
+    any global 'brightness/colour predicts temperature' rule. A model beating it has learned more
+    than a global intensity rule."""
+    x, y = _batched(source).float(), _batched(target).float()
+    n, c_in, h, w = x.shape
+    design = torch.cat([x.flatten(2), torch.ones(n, 1, h * w)], dim=1).transpose(1, 2)  # (N, HW, C_in+1)
+    coef = torch.linalg.lstsq(design, y.flatten(2).transpose(1, 2)).solution  # (N, C_in+1, C_out)
+    pred = (design @ coef).transpose(1, 2).reshape(n, -1, h, w)
+    return pred.clamp(0, 1)

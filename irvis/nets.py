@@ -1,0 +1,260 @@
+"""Generators and the PatchGAN discriminator.
+
+Two generator architectures share one class, `Generator`, so a folder's config.json says which one it
+holds and loading is one call:
+
+- "irvis-unet" (default): a U-Net designed for any-size translation on CPU and GPU: bilinear upsampling
+  followed by convolution (no transposed convolutions, hence no checkerboard artifacts), GroupNorm
+  (statistics per image, so results do not depend on batch size or on how a batch is split across
+  GPUs), residual blocks at 1/16 resolution, and few channels at full resolution where CPU time goes.
+- "pix2pix-unet256": the original Pix2Pix generator (Isola et al. 2017; U-Net with 8 down-samplings,
+  ngf 64, batch norm, dropout), kept as the reference every result is compared with.
+
+Both take images in [0, 1] and return images in [0, 1]; the [-1, 1] scaling Pix2Pix uses lives inside.
+Weights are config.json + model.safetensors, loaded strictly (see `load_generator`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from huggingface_hub import PyTorchModelHubMixin
+from safetensors.torch import load_model
+from torch import nn
+
+from irvis.directions import get_direction
+
+ARCHITECTURES = ("irvis-unet", "pix2pix-unet256")
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+
+class WeightsError(ValueError):
+    """Weights that cannot be loaded as asked, with the reason."""
+
+
+def _norm(kind: str, channels: int) -> nn.Module:
+    if kind == "group":
+        return nn.GroupNorm(min(8, channels // 2), channels)
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=True)
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"unknown norm {kind!r}: use group, instance, batch or none")
+
+
+class ConvNormAct(nn.Sequential):
+    def __init__(self, c_in: int, c_out: int, norm: str, stride: int = 1, act: bool = True):
+        super().__init__(
+            nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=norm == "none"),
+            _norm(norm, c_out),
+            nn.LeakyReLU(0.2, inplace=True) if act else nn.Identity(),
+        )
+
+
+class ResBlock(nn.Module):
+    def __init__(self, channels: int, norm: str):
+        super().__init__()
+        self.body = nn.Sequential(ConvNormAct(channels, channels, norm), ConvNormAct(channels, channels, norm, act=False))
+
+    def forward(self, x):
+        return F.leaky_relu(x + self.body(x), 0.2)
+
+
+class UpBlock(nn.Module):
+    """A 1x1 channel reduction, bilinear x2 (both linear, so reducing first is the same map on fewer
+    channels), the skip added (cheaper than concatenation at high resolution), one 3x3 convolution."""
+
+    def __init__(self, c_in: int, c_out: int, norm: str):
+        super().__init__()
+        self.reduce = nn.Conv2d(c_in, c_out, 1)
+        self.fuse = ConvNormAct(c_out, c_out, norm)
+
+    def forward(self, x, skip):
+        x = F.interpolate(self.reduce(x), size=skip.shape[-2:], mode="bilinear", align_corners=False)
+        return self.fuse(x + skip)
+
+
+class IrvisUNet(nn.Module):
+    """Space-to-depth in, so the network's first feature map is at 1/2 resolution (full-resolution
+    convolutions with few channels are memory-bound and cost most CPU time); encoder down to
+    1/2**depth; residual bottleneck; additive-skip decoder back to 1/2; then a light full-resolution
+    head that sees the upsampled features beside the input itself, so edges stay sharp."""
+
+    def __init__(self, in_channels: int, out_channels: int, ngf: int, depth: int, n_res: int, norm: str):
+        super().__init__()
+        widths = [ngf * 2**i for i in range(depth)]  # at 1/2, 1/4, ... 1/2**depth
+        self.stem = nn.Sequential(nn.PixelUnshuffle(2), ConvNormAct(in_channels * 4, widths[0], norm))
+        self.downs = nn.ModuleList(
+            nn.Sequential(ConvNormAct(widths[i], widths[i + 1], norm, stride=2), ConvNormAct(widths[i + 1], widths[i + 1], norm))
+            for i in range(depth - 1)
+        )
+        self.bottleneck = nn.Sequential(*[ResBlock(widths[-1], norm) for _ in range(n_res)])
+        self.ups = nn.ModuleList(UpBlock(widths[i + 1], widths[i], norm) for i in reversed(range(depth - 1)))
+        self.to_full = nn.Conv2d(widths[0], 8, 3, padding=1)
+        self.head = nn.Conv2d(8 + in_channels, out_channels, 3, padding=1)
+
+    def forward(self, x):
+        skips = [self.stem(x)]
+        for down in self.downs:
+            skips.append(down(skips[-1]))
+        h = self.bottleneck(skips.pop())
+        for up in self.ups:
+            h = up(h, skips.pop())
+        h = F.interpolate(F.leaky_relu(self.to_full(h), 0.2), size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return torch.tanh(self.head(torch.cat([h, x], dim=1)))
+
+
+class _UnetSkipBlock(nn.Module):
+    """One level of the original Pix2Pix U-Net (pytorch-CycleGAN-and-pix2pix's UnetSkipConnectionBlock)."""
+
+    def __init__(self, outer: int, inner: int, in_channels: int | None = None, sub: nn.Module | None = None,
+                 outermost: bool = False, innermost: bool = False, dropout: bool = False, norm: str = "batch"):
+        super().__init__()
+        self.outermost = outermost
+        use_bias = norm != "batch"
+        in_channels = outer if in_channels is None else in_channels
+        down_conv = nn.Conv2d(in_channels, inner, 4, 2, 1, bias=use_bias)
+        if outermost:
+            up = [nn.ReLU(True), nn.ConvTranspose2d(inner * 2, outer, 4, 2, 1), nn.Tanh()]
+            layers = [down_conv, sub, *up]
+        elif innermost:
+            up = [nn.ReLU(True), nn.ConvTranspose2d(inner, outer, 4, 2, 1, bias=use_bias), _norm(norm, outer)]
+            layers = [nn.LeakyReLU(0.2, True), down_conv, *up]
+        else:
+            up = [nn.ReLU(True), nn.ConvTranspose2d(inner * 2, outer, 4, 2, 1, bias=use_bias), _norm(norm, outer)]
+            layers = [nn.LeakyReLU(0.2, True), down_conv, _norm(norm, inner), sub, *up]
+            if dropout:
+                layers.append(nn.Dropout(0.5))
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.model(x) if self.outermost else torch.cat([x, self.model(x)], 1)
+
+
+class Pix2PixUNet256(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int, ngf: int = 64, norm: str = "batch"):
+        super().__init__()
+        block = _UnetSkipBlock(ngf * 8, ngf * 8, innermost=True, norm=norm)
+        for _ in range(3):
+            block = _UnetSkipBlock(ngf * 8, ngf * 8, sub=block, dropout=True, norm=norm)
+        for mult in (4, 2, 1):
+            block = _UnetSkipBlock(ngf * mult, ngf * mult * 2, sub=block, norm=norm)
+        self.model = _UnetSkipBlock(out_channels, ngf, in_channels=in_channels, sub=block, outermost=True, norm=norm)
+
+    def forward(self, x):
+        return self.model(x)
+
+
+class Generator(nn.Module, PyTorchModelHubMixin, library_name="irvis", tags=["image-to-image", "infrared", "pix2pix"]):
+    """A translation network for one direction; every constructor argument is saved in config.json."""
+
+    def __init__(self, direction: str = "ir2vis", arch: str = "irvis-unet", ngf: int = 16, depth: int = 5,
+                 n_res: int = 2, norm: str = "group"):
+        super().__init__()
+        d = get_direction(direction)
+        self.direction = d.name
+        self.arch = arch
+        if arch == "irvis-unet":
+            self.net = IrvisUNet(d.in_channels, d.out_channels, ngf=ngf, depth=depth, n_res=n_res, norm=norm)
+            self.size_multiple = 2**depth
+        elif arch == "pix2pix-unet256":
+            self.net = Pix2PixUNet256(d.in_channels, d.out_channels, ngf=ngf, norm=norm)
+            self.size_multiple = 256
+        else:
+            raise ValueError(f"unknown architecture {arch!r}: use one of {', '.join(ARCHITECTURES)}")
+
+    @property
+    def in_channels(self) -> int:
+        return get_direction(self.direction).in_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C_in, H, W) in [0, 1], H and W multiples of size_multiple -> (N, C_out, H, W) in [0, 1]."""
+        return (self.net(x * 2 - 1) + 1) / 2
+
+    @classmethod
+    def _from_pretrained(cls, *, model_id, **kwargs):
+        # The mixin loads non-strictly by default; ours never does (see load_generator).
+        return load_generator(model_id, map_location=kwargs.get("map_location", "cpu"))
+
+
+def reference_config(direction: str) -> dict:
+    """The original Pix2Pix generator: U-Net 256, ngf 64, batch norm (about 54.4 M parameters)."""
+    return {"direction": direction, "arch": "pix2pix-unet256", "ngf": 64, "norm": "batch"}
+
+
+def build_generator(direction: str, arch: str = "irvis-unet", **overrides) -> Generator:
+    config = reference_config(direction) if arch == "pix2pix-unet256" else {"direction": direction, "arch": arch}
+    return Generator(**{**config, **overrides})
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def load_generator(folder: str | os.PathLike, map_location: str | torch.device = "cpu") -> Generator:
+    """Load config.json + model.safetensors from a local folder. Any mismatch (unknown config key,
+    missing or unexpected tensor, wrong shape) is an error: never a silently random generator."""
+    folder = Path(folder)
+    config_path, weights_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
+    for path in (config_path, weights_path):
+        if not path.is_file():
+            raise WeightsError(f"{folder} is not a generator folder: {path.name} is missing")
+    try:
+        config = json.loads(config_path.read_text())
+    except json.JSONDecodeError as e:
+        raise WeightsError(f"{config_path}: not valid JSON ({e})") from None
+    known = {"direction", "arch", "ngf", "depth", "n_res", "norm"}
+    unknown = set(config) - known
+    if unknown:
+        raise WeightsError(f"{config_path}: unknown settings {sorted(unknown)}; this irvis understands {sorted(known)}")
+    try:
+        model = Generator(**config)
+    except ValueError as e:
+        raise WeightsError(f"{config_path}: {e}") from None
+    try:
+        missing, unexpected = load_model(model, weights_path, strict=False, device=str(map_location))
+    except RuntimeError as e:  # shape mismatches
+        raise WeightsError(f"{weights_path} does not match {config_path}: {e}") from None
+    except Exception as e:  # a truncated or foreign file
+        raise WeightsError(f"{weights_path}: cannot be read as safetensors ({e})") from None
+    if missing or unexpected:
+        raise WeightsError(
+            f"{weights_path} does not match {config_path}: "
+            f"{len(missing)} missing tensor(s) {sorted(missing)[:3]}, {len(unexpected)} unexpected {sorted(unexpected)[:3]}"
+        )
+    return model.eval()
+
+
+def save_generator(model: Generator, folder: str | os.PathLike, half: bool = False) -> Path:
+    """config.json + model.safetensors; half=True stores float16 (loads back into float32)."""
+    import copy
+
+    to_save = copy.deepcopy(model).cpu().half() if half else model
+    to_save.save_pretrained(folder)
+    return Path(folder)
+
+
+class PatchDiscriminator(nn.Module):
+    """The 70x70 PatchGAN of Pix2Pix, conditional: it sees (input, output) concatenated, in [0, 1]."""
+
+    def __init__(self, in_channels: int, ndf: int = 64, n_layers: int = 3, norm: str = "instance"):
+        super().__init__()
+        use_bias = norm in ("instance", "none")
+        layers = [nn.Conv2d(in_channels, ndf, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+        mult = 1
+        for n in range(1, n_layers + 1):
+            prev, mult = mult, min(2**n, 8)
+            stride = 2 if n < n_layers else 1
+            layers += [nn.Conv2d(ndf * prev, ndf * mult, 4, stride, 1, bias=use_bias), _norm(norm, ndf * mult), nn.LeakyReLU(0.2, True)]
+        layers.append(nn.Conv2d(ndf * mult, 1, 4, 1, 1))
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, source: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        return self.model(torch.cat([source, image], dim=1) * 2 - 1)
