@@ -128,16 +128,15 @@ def discover_pairs(roots: Iterable[str | os.PathLike], split: str = "train") -> 
 
 
 def _check_pair(pair: Pair) -> list[str]:
-    sizes = []
-    problems = []
+    sizes, problems = [], []
     for path in (pair.infrared, pair.visible):
         try:
-            with Image.open(path) as img:
-                sizes.append(img.size)
             # draft decoding still reads every entropy-coded block, so truncation is caught, quickly
             open_image(path, draft_size=(64, 64))
-        except (ImageError, OSError) as e:
-            problems.append(str(e) if isinstance(e, ImageError) else f"{path}: cannot be read ({e})")
+            with Image.open(path) as img:
+                sizes.append(img.size)
+        except ImageError as e:
+            problems.append(str(e))
     if not problems and sizes[0] != sizes[1]:
         problems.append(
             f"{pair.infrared} is {sizes[0][0]}x{sizes[0][1]} but {pair.visible} is {sizes[1][0]}x{sizes[1][1]}: "

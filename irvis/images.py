@@ -63,7 +63,7 @@ def open_image(source: ImageSource, draft_size: tuple[int, int] | None = None, l
     except UnidentifiedImageError:
         raise ImageError(f"{name}: not an image this tool can read (use JPEG, PNG, BMP or TIFF)") from None
     except OSError as e:
-        raise ImageError(f"{name}: cannot be read ({e})") from None
+        raise ImageError(f"{name}: corrupt or truncated image, cannot be read ({e})") from None
     w, h = img.size
     if w < 1 or h < 1:
         raise ImageError(f"{name}: empty image ({w}x{h})")
@@ -94,7 +94,7 @@ def _high_bit_depth_to_unit(arr: np.ndarray) -> np.ndarray:
     lo, hi = np.percentile(arr, [0.1, 99.9])
     if hi - lo < 1e-6:
         return np.zeros_like(arr)
-    return np.clip((arr - lo) / (hi - lo), 0.0, 1.0)
+    return np.clip((arr - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
 
 
 def to_tensor(img: Image.Image, modality: str) -> torch.Tensor:

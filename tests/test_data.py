@@ -1,0 +1,100 @@
+"""Dataset discovery, the problem report, paired transforms and the prepared cache, on real pairs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from PIL import Image
+
+from conftest import REPO, copy_pairs
+from irvis.data import DataError, PairedDataset, check_data, discover_pairs, load_pair, load_pairs, prepare_cache
+
+
+def test_llvip_pairs_are_found_by_stem(llvip):
+    train, test = discover_pairs([llvip], "train"), discover_pairs([llvip], "test")
+    assert (len(train.pairs), len(test.pairs)) == (59, 12)
+    assert all(p.infrared.stem == p.visible.stem == p.name for p in train.pairs)
+    assert {p.set_name for p in train.pairs} == {"llvip"}
+    assert not set(p.name for p in train.pairs) & set(p.name for p in test.pairs)
+
+
+def test_several_roots_mix_and_keep_their_set_names(data_dir):
+    report = check_data([data_dir / "llvip", data_dir / "msrs", data_dir / "tno"], "test")
+    assert report.ok
+    assert report.sets() == {"llvip": 12, "msrs": 4}
+    assert any("tno" in note and "no 'test' split" in note for note in report.notes)
+
+
+def test_every_problem_is_reported_at_once(llvip, tmp_path):
+    root = copy_pairs(llvip, tmp_path / "broken", ["010001.jpg", "010002.jpg", "010003.jpg", "010004.jpg"])
+    (root / "visible/train/010001.jpg").unlink()  # unmatched infrared
+    data = (root / "infrared/train/010002.jpg").read_bytes()
+    (root / "infrared/train/010002.jpg").write_bytes(data[: len(data) // 3])  # truncated JPEG
+    Image.open(root / "visible/train/010003.jpg").resize((640, 512)).save(root / "visible/train/010003.jpg")
+    (root / "infrared/train/orphan.png").write_bytes(b"not a png at all")
+    (root / "visible/train/orphan.png").write_bytes(b"not a png at all")
+
+    with pytest.raises(DataError) as err:
+        load_pairs([root, tmp_path / "missing"], "train")
+    message = str(err.value)
+    assert "010001.jpg: no visible image named 010001" in message
+    assert "010002.jpg: corrupt or truncated" in message
+    assert "010003.jpg is 1280x1024 but" in message and "is 640x512" in message
+    assert "orphan.png" in message and "not an image" in message
+    assert f"{tmp_path / 'missing'}: no such folder" in message
+    assert "010004" not in message  # the good pair is not blamed
+
+
+def test_check_data_cli_lists_problems_and_fails(llvip, tmp_path):
+    root = copy_pairs(llvip, tmp_path / "broken", ["200002.jpg"], split="test")
+    (root / "visible/test/200002.jpg").unlink()
+    run = subprocess.run([sys.executable, "-m", "irvis", "check-data", str(root), "--split", "test"],
+                         cwd=REPO, capture_output=True, text=True)
+    assert run.returncode == 1
+    assert "no visible image named 200002" in run.stdout
+    ok = subprocess.run([sys.executable, "-m", "irvis", "check-data", str(llvip), "--split", "test"],
+                        cwd=REPO, capture_output=True, text=True)
+    assert ok.returncode == 0 and "12 pairs" in ok.stdout
+
+
+def test_not_llvip_layout_is_explained(tmp_path):
+    (tmp_path / "images").mkdir()
+    report = discover_pairs([tmp_path], "train")
+    assert not report.ok
+    assert "not in LLVIP layout" in report.text()
+
+
+def test_paired_transform_draws_one_crop_and_flip_for_both(llvip):
+    """With the visible image replaced by the infrared itself, any crop/flip/scale mismatch shows."""
+    pair = discover_pairs([llvip], "train").pairs[0]
+    ir, _ = load_pair(pair, short_side=96)
+    ds = PairedDataset([pair], load_size=96, crop_size=64)
+    ds_pairs_loader = ds.transform
+    from torchvision import tv_tensors
+
+    torch.manual_seed(0)
+    flips = set()
+    for _ in range(12):
+        a, b = ds_pairs_loader(tv_tensors.Image(ir), tv_tensors.Image(ir.expand(3, -1, -1).clone()))
+        assert a.shape == (1, 64, 64) and b.shape == (3, 64, 64)
+        assert torch.equal(a[0], b[1])
+        flips.add(bool(torch.equal(a, ir[:, :64, :64])))
+    sample = ds[0]
+    assert sample["infrared"].shape == (1, 64, 64) and sample["visible"].shape == (3, 64, 64)
+    assert 0 <= float(sample["visible"].min()) and float(sample["visible"].max()) <= 1
+
+
+def test_prepared_cache_is_an_ordinary_smaller_root(data_dir, tmp_path):
+    roots = prepare_cache([data_dir / "msrs"], tmp_path / "cache", size=96, splits=("test",), progress=False)
+    assert [r.name for r in roots] == ["msrs"]
+    pairs = load_pairs(roots, "test")
+    assert len(pairs) == 4
+    ir, vis = load_pair(pairs[0])
+    assert min(ir.shape[-2:]) == 96 and ir.shape[-2:] == vis.shape[-2:]
+    # same content as resizing the original on the fly
+    original = load_pairs([data_dir / "msrs"], "test")[0]
+    ref_ir, _ = load_pair(original, short_side=96)
+    assert (ir - ref_ir).abs().mean() < 1 / 255

@@ -1,0 +1,123 @@
+"""Generators: the reference's size, the default's design properties, strict save/load."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from irvis.nets import (Generator, PatchDiscriminator, Pix2PixUNet256, WeightsError, build_generator, count_parameters,
+                        load_generator, save_generator)
+
+
+def test_reference_is_the_original_pix2pix_unet256():
+    # pytorch-CycleGAN-and-pix2pix prints "Total number of parameters : 54.414 M" for unet_256 (3->3, ngf 64)
+    assert round(count_parameters(Pix2PixUNet256(3, 3)) / 1e6, 3) == 54.414
+    ref = build_generator("ir2vis", "pix2pix-unet256")
+    assert ref.size_multiple == 256
+    assert any(isinstance(m, nn.BatchNorm2d) for m in ref.modules())
+
+
+def test_default_design_has_no_transposed_convs_and_no_batch_norm():
+    g = build_generator("vis2ir")
+    kinds = {type(m) for m in g.modules()}
+    assert nn.ConvTranspose2d not in kinds  # the source of checkerboard artifacts
+    assert nn.BatchNorm2d not in kinds and nn.GroupNorm in kinds
+    assert count_parameters(g) < count_parameters(build_generator("vis2ir", "pix2pix-unet256")) / 10
+
+
+def test_default_output_does_not_depend_on_the_batch():
+    """GroupNorm: an image's translation is the same alone or in a batch, in training mode too,
+    so multi-GPU sharding and batch size do not change results."""
+    torch.manual_seed(0)
+    g = build_generator("ir2vis").train()
+    x = torch.rand(4, 1, 64, 96)
+    alone = g(x[:1])
+    together = g(x)[:1]
+    assert torch.allclose(alone, together, atol=1e-5)
+
+
+def test_constant_input_gives_no_periodic_pattern():
+    """Checkerboard artifacts show as a 2-pixel periodic pattern on a flat input."""
+    torch.manual_seed(0)
+    g = build_generator("vis2ir").eval()
+    with torch.no_grad():
+        y = g(torch.full((1, 3, 128, 128), 0.4))[0, 0, 16:-16, 16:-16]
+    even, odd = y[::2, ::2].mean(), y[1::2, 1::2].mean()
+    assert abs(float(even - odd)) < 1e-3
+
+
+@pytest.mark.parametrize("direction,channels", [("ir2vis", (1, 3)), ("vis2ir", (3, 1))])
+def test_channels_and_range(direction, channels):
+    g = build_generator(direction).eval()
+    y = g(torch.rand(2, channels[0], 64, 64))
+    assert y.shape == (2, channels[1], 64, 64)
+    assert float(y.min()) >= 0 and float(y.max()) <= 1
+
+
+def test_save_load_round_trip_is_exact(tmp_path):
+    torch.manual_seed(1)
+    g = build_generator("ir2vis").eval()
+    folder = save_generator(g, tmp_path / "g")
+    assert {p.name for p in folder.iterdir()} >= {"config.json", "model.safetensors"}
+    loaded = load_generator(folder)
+    x = torch.rand(1, 1, 64, 64)
+    assert torch.equal(g(x), loaded(x))
+    assert isinstance(Generator.from_pretrained(folder), Generator)
+
+
+def test_half_precision_export_loads_into_float32(tmp_path):
+    torch.manual_seed(2)
+    g = build_generator("vis2ir").eval()
+    folder = save_generator(g, tmp_path / "half", half=True)
+    full = save_generator(g, tmp_path / "full")
+    assert (folder / "model.safetensors").stat().st_size < 0.6 * (full / "model.safetensors").stat().st_size
+    loaded = load_generator(folder)
+    assert next(loaded.parameters()).dtype == torch.float32
+    x = torch.rand(1, 3, 64, 64)
+    assert (g(x) - loaded(x)).abs().max() < 1e-2
+
+
+def test_loading_is_strict(tmp_path, generators):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    def variant(name):
+        dst = tmp_path / name
+        shutil.copytree(generators["ir2vis"], dst)
+        return dst
+
+    missing = variant("missing")
+    tensors = load_file(missing / "model.safetensors")
+    tensors.pop(next(iter(tensors)))
+    save_file(tensors, missing / "model.safetensors")
+    with pytest.raises(WeightsError, match="missing tensor"):
+        load_generator(missing)
+
+    wider = variant("wider")
+    config = json.loads((wider / "config.json").read_text())
+    (wider / "config.json").write_text(json.dumps({**config, "ngf": 32}))
+    with pytest.raises(WeightsError, match="does not match"):
+        load_generator(wider)
+
+    unknown = variant("unknown")
+    (unknown / "config.json").write_text(json.dumps({**config, "mystery": 1}))
+    with pytest.raises(WeightsError, match="unknown settings"):
+        load_generator(unknown)
+
+    corrupt = variant("corrupt")
+    (corrupt / "model.safetensors").write_bytes(b"\x00" * 64)
+    with pytest.raises(WeightsError, match="cannot be read"):
+        load_generator(corrupt)
+
+    with pytest.raises(WeightsError, match="is missing"):
+        load_generator(tmp_path)
+
+
+def test_patch_discriminator_is_70x70_patchgan():
+    d = PatchDiscriminator(in_channels=4)
+    out = d(torch.rand(2, 1, 256, 256), torch.rand(2, 3, 256, 256))
+    assert out.shape == (2, 1, 30, 30)  # the 30x30 map of 70x70 patches of Pix2Pix

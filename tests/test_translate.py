@@ -1,0 +1,108 @@
+"""Translation at the input's own size, any mode, batched, from the command line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import REPO
+from irvis.hub import resolve_weights, upload_plan
+from irvis.images import ImageError
+from irvis.nets import WeightsError
+from irvis.translate import Translator, pad_to_multiple, resolve_device
+
+
+@pytest.fixture(scope="module")
+def ir2vis(generators):
+    return Translator.from_pretrained(generators["ir2vis"], device="cpu")
+
+
+@pytest.fixture(scope="module")
+def vis2ir(generators):
+    return Translator.from_pretrained(generators["vis2ir"], device="cpu")
+
+
+@pytest.mark.parametrize("size", [(333, 517), (17, 9), (1, 1), (1280, 1024)])
+def test_output_keeps_the_input_size(ir2vis, vis2ir, llvip, size):
+    ir = Image.open(llvip / "infrared/test/200002.jpg").resize(size)
+    vis = Image.open(llvip / "visible/test/200002.jpg").resize(size)
+    a, b = ir2vis(ir), vis2ir(vis)
+    assert (a.size, a.mode) == (size, "RGB")
+    assert (b.size, b.mode) == (size, "L")  # infrared output is single-channel
+
+
+def test_one_and_three_channel_infrared_give_the_same_result(ir2vis, llvip):
+    rgb = Image.open(llvip / "infrared/test/200002.jpg").resize((320, 256))
+    assert rgb.mode == "RGB"
+    a = torch.from_numpy(np.asarray(ir2vis(rgb), dtype=np.float32))
+    b = torch.from_numpy(np.asarray(ir2vis(rgb.convert("L")), dtype=np.float32))
+    assert (a - b).abs().mean() < 1.0
+
+
+def test_batch_matches_single_and_mixes_sizes(vis2ir, llvip):
+    imgs = [Image.open(p).resize(s) for p, s in zip(sorted((llvip / "visible/test").iterdir())[:3],
+                                                     [(96, 64), (96, 64), (50, 70)])]
+    batch = vis2ir.translate_batch(imgs, batch_size=2)
+    for img, out in zip(imgs, batch):
+        single = vis2ir(img)
+        assert out.size == img.size
+        diff = torch.from_numpy(np.asarray(out, dtype=np.int16) - np.asarray(single, dtype=np.int16))
+        assert diff.abs().max() <= 1
+
+
+def test_padding_is_cropped_back():
+    x = torch.rand(1, 3, 17, 9)
+    padded, (h, w) = pad_to_multiple(x, 32)
+    assert padded.shape[-2:] == (32, 32) and (h, w) == (17, 9)
+    assert torch.equal(padded[..., :17, :9], x)
+
+
+def test_bad_input_is_refused_clearly(ir2vis):
+    with pytest.raises(ImageError):
+        ir2vis(b"GIF89a broken")
+
+
+def test_device_auto_is_cpu_here():
+    assert resolve_device("auto").type in ("cpu", "cuda", "mps")
+    assert resolve_device("cpu").type == "cpu"
+
+
+def test_cli_translates_and_checks_direction(generators, llvip, tmp_path):
+    src = llvip / "infrared/test/200002.jpg"
+    small = tmp_path / "small.png"
+    Image.open(src).resize((333, 267)).save(small)
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"nope")
+    run = subprocess.run([sys.executable, "-m", "irvis", "translate", "--direction", "ir2vis", "--weights",
+                          str(generators["ir2vis"]), str(small), str(bad), "--out", str(tmp_path / "out")],
+                         cwd=REPO, capture_output=True, text=True)
+    assert run.returncode == 1, run.stderr  # one input was bad
+    assert "bad.jpg" in run.stderr and "not an image" in run.stderr
+    out = Image.open(tmp_path / "out/small_ir2vis.png")
+    assert (out.size, out.mode) == ((333, 267), "RGB")
+    wrong = subprocess.run([sys.executable, "-m", "irvis", "translate", "--direction", "vis2ir", "--weights",
+                            str(generators["ir2vis"]), str(small), "--out", str(tmp_path / "o2")],
+                           cwd=REPO, capture_output=True, text=True)
+    assert wrong.returncode != 0 and "holds a ir2vis generator" in wrong.stderr
+
+
+def test_hub_ids_offline_fail_clearly(tmp_path):
+    with pytest.raises(WeightsError, match="cannot be reached"):
+        resolve_weights("irvis/does-not-exist-here")
+    with pytest.raises(WeightsError, match="no such folder"):
+        resolve_weights(str(tmp_path / "a/b/c"))
+
+
+def test_upload_plan_is_weights_and_card_only(generators, tmp_path):
+    import shutil
+
+    folder = tmp_path / "export"
+    shutil.copytree(generators["vis2ir"], folder)
+    (folder / "checkpoints").mkdir()
+    (folder / "checkpoints/optimizer.bin").write_bytes(b"state")
+    assert upload_plan(folder) == ["README.md", "config.json", "model.safetensors"]
