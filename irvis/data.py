@@ -103,7 +103,7 @@ def discover_pairs(roots: Iterable[str | os.PathLike], split: str = "train") -> 
     taken: set[str] = set()
     for root in roots:
         if not root.is_dir():
-            report.problems.append(f"{root}: no such folder")
+            report.problems.append(f"{root}: " + ("a file, not a dataset folder" if root.exists() else "no such folder"))
             continue
         ir_dir, vis_dir = root / "infrared" / split, root / "visible" / split
         if not ir_dir.is_dir() and not vis_dir.is_dir():
@@ -125,6 +125,20 @@ def discover_pairs(roots: Iterable[str | os.PathLike], split: str = "train") -> 
             report.problems.append(f"{vis[stem]}: no infrared image named {stem}.* in {ir_dir}")
         report.pairs += [Pair(ir[s], vis[s], set_name, s) for s in sorted(ir.keys() & vis.keys())]
     return report
+
+
+def expand_roots(roots: Iterable[str | os.PathLike]) -> list[Path]:
+    """A folder that is not itself in LLVIP layout but holds LLVIP-layout folders (such as ../shared/data)
+    stands for those folders, in name order; any other path is kept as given for discover_pairs to judge."""
+    expanded: list[Path] = []
+    for root in map(Path, roots):
+        if root.is_dir() and not (root / "infrared").exists() and not (root / "visible").exists():
+            sets = sorted(p for p in root.iterdir() if (p / "infrared").is_dir() and (p / "visible").is_dir())
+            if sets:
+                expanded += sets
+                continue
+        expanded.append(root)
+    return expanded
 
 
 def _check_pair(pair: Pair) -> list[str]:
