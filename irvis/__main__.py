@@ -1,4 +1,4 @@
-"""python -m irvis <command>: translate, evaluate, check-data, prepare, bench, push, info."""
+"""python -m irvis <command>: translate, evaluate, analyze, check-data, prepare, bench, push, info."""
 
 from __future__ import annotations
 
@@ -38,12 +38,28 @@ def cmd_evaluate(args) -> int:
 
     size = None if args.size == "full" else int(args.size)
     result, samples = evaluate_dataset(args.weights, args.data, split=args.split, direction=args.direction,
-                                       short_side=size, device=args.device)
+                                       short_side=size, device=args.device, lpips=args.lpips, fid=args.fid)
     paths = write_report(result, samples, args.json)
     table = {"model": result["model"], **{f"baseline:{k}": v for k, v in result["baselines"].items()}}
     for name, m in table.items():
         if m:
-            print(f"{name:34s} PSNR {m['psnr']:7.3f}  SSIM {m['ssim']:.4f}")
+            perceptual = "".join(f"  {k.upper()} {m[k]:.4f}" for k in ("lpips", "fid") if k in m)
+            print(f"{name:34s} PSNR {m['psnr']:7.3f}  SSIM {m['ssim']:.4f}{perceptual}")
+    for name, state in result["perceptual"].items():
+        if state.startswith("unavailable"):
+            print(f"{name.upper()} {state}", file=sys.stderr)
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+def cmd_analyze(args) -> int:
+    from irvis.analysis import run
+
+    size = None if args.size == "full" else int(args.size)
+    result, paths = run(args.data, args.out, split=args.split, test_split=args.test_split or None, short_side=size,
+                        pixels_per_image=args.pixels, seed=args.seed)
+    for line in result["conclusions"]:
+        print(f"- {line}")
     print("wrote " + ", ".join(str(p) for p in paths.values()))
     return 0
 
@@ -124,7 +140,21 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--size", default="256", help="shorter side in pixels, or 'full' for native resolution")
     e.add_argument("--json", required=True, help="OUT.json; OUT.md and OUT.png are written beside it")
     e.add_argument("--device", default="auto")
+    for metric in ("lpips", "fid"):
+        e.add_argument(f"--{metric}", action=argparse.BooleanOptionalAction, default=None,
+                       help=f"{metric.upper()}: --{metric} requires it, --no-{metric} skips it; by default it is "
+                            "computed when its weights are on disk (see irvis/perceptual.py)")
     e.set_defaults(func=cmd_evaluate)
+
+    a = sub.add_parser("analyze", help="the infrared/visible correlation study: statistics, rules, report, plots")
+    a.add_argument("--data", nargs="+", required=True, metavar="ROOT")
+    a.add_argument("--split", default="train", help="split for the statistics and for fitting the rules")
+    a.add_argument("--test-split", default="test", help="held-out split the rules are scored on ('' for none)")
+    a.add_argument("--size", default="256", help="shorter side in pixels, or 'full' for native resolution")
+    a.add_argument("--pixels", type=int, default=4096, help="pixels sampled per image")
+    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--out", required=True, help="folder for analysis.json, analysis.md and the PNG figures")
+    a.set_defaults(func=cmd_analyze)
 
     c = sub.add_parser("check-data", help="report every problem in LLVIP-layout datasets")
     c.add_argument("roots", nargs="+", metavar="ROOT")

@@ -18,6 +18,8 @@ from irvis.data import Pair, load_pair, load_pairs
 from irvis.directions import get_direction
 from irvis.images import to_pil
 from irvis.metrics import PROTOCOL, baseline_predictions, oracle_affine, score
+from irvis.perceptual import PROTOCOL as PERCEPTUAL_PROTOCOL
+from irvis.perceptual import open_metrics
 from irvis.translate import Translator
 
 GRID_ROWS = 6
@@ -52,9 +54,12 @@ def _finite(metrics: dict[str, torch.Tensor]) -> dict[str, float]:
 
 
 def evaluate(translator: Translator | None, pairs: Sequence[Pair], direction: str | None = None,
-             short_side: int | None = 256, progress: bool = True, grid_rows: int = GRID_ROWS) -> tuple[dict, list]:
+             short_side: int | None = 256, progress: bool = True, grid_rows: int = GRID_ROWS,
+             lpips: bool | None = None, fid: bool | None = None) -> tuple[dict, list]:
     """Score the translator (if any), the baselines and the oracle on every pair.
 
+    lpips / fid: None = computed when their weights are on disk (irvis.perceptual), True = required,
+    False = skipped (FID costs an Inception pass per image and method: pass False in training loops).
     Returns (result dict, grid samples); the samples are (name, source, prediction, truth, baseline)
     tensors for the first grid_rows pairs."""
     from tqdm.auto import tqdm
@@ -64,6 +69,11 @@ def evaluate(translator: Translator | None, pairs: Sequence[Pair], direction: st
     d = translator.direction if translator is not None else get_direction(direction)
     if not pairs:
         raise ValueError("no pairs to evaluate")
+    if len(pairs) < 2 and fid is not False:  # a set-level statistic needs a set
+        if fid:
+            raise ValueError("FID needs at least 2 pairs")
+        fid = False
+    perceptual, perceptual_status = open_metrics(lpips, fid, translator.device if translator is not None else "cpu")
     means, per_pair, samples = _Means(), [], []
     for pair in tqdm(pairs, desc=f"evaluate {d.name}", disable=not progress):
         ir, vis = load_pair(pair, short_side=short_side)
@@ -74,8 +84,14 @@ def evaluate(translator: Translator | None, pairs: Sequence[Pair], direction: st
         if prediction is not None:
             methods["model"] = prediction
         row = {"name": pair.name, "set": pair.set_name}
+        if "fid" in perceptual:
+            perceptual["fid"].add_real(truth)
         for method, pred in methods.items():
             metrics = _finite(score(pred, truth))
+            if "lpips" in perceptual:
+                metrics["lpips"] = float(perceptual["lpips"](pred, truth)[0])
+            if "fid" in perceptual:
+                perceptual["fid"].add(method, pred)
             means.add(pair.set_name, method, metrics)
             row[method] = metrics
         means.count(pair.set_name)
@@ -90,7 +106,11 @@ def evaluate(translator: Translator | None, pairs: Sequence[Pair], direction: st
                "oracles": {k.split(":", 1)[1]: v for k, v in m.items() if k.startswith("oracle:")}}
         return out
 
-    overall = split_methods(means.means("__all__"))
+    overall_means = means.means("__all__")
+    if "fid" in perceptual:  # set-level: one number per method over all pairs, overall only
+        for method, value in perceptual["fid"].compute().items():
+            overall_means[method]["fid"] = round(value, 4)
+    overall = split_methods(overall_means)
     per_set = {}
     for set_name in sorted(k for k in means.counts if k != "__all__"):
         entry = split_methods(means.means(set_name))
@@ -105,7 +125,9 @@ def evaluate(translator: Translator | None, pairs: Sequence[Pair], direction: st
             "frame": "whole frame translated at once, padded to the network's multiple and cropped back",
             "psnr_cap_db": 100.0,
             "oracle": "affine: per-image least-squares affine map source->target channels; sees the truth",
+            **{k: v for k, v in PERCEPTUAL_PROTOCOL.items() if k in perceptual},
         },
+        "perceptual": perceptual_status,
         "model": overall["model"],
         "baselines": overall["baselines"],
         "oracles": overall["oracles"],
@@ -152,10 +174,10 @@ def sample_grid(samples: list, direction: str, height: int = GRID_HEIGHT) -> Ima
     return grid
 
 
-def _fmt(m: dict | None) -> str:
-    if not m:
-        return "| - | - |"
-    return f"| {m['psnr']:.2f} | {m['ssim']:.4f} |"
+def _fmt(m: dict | None, extra: tuple[str, ...] = ()) -> str:
+    cells = [f"{m['psnr']:.2f}", f"{m['ssim']:.4f}"] if m else ["-", "-"]
+    cells += [f"{m[k]:.4f}" if m and k in m else "-" for k in extra]
+    return "| " + " | ".join(cells) + " |"
 
 
 def markdown_report(result: dict, grid_name: str | None = None) -> str:
@@ -168,13 +190,21 @@ def markdown_report(result: dict, grid_name: str | None = None) -> str:
               "PSNR in dB (higher is better), SSIM (higher is better). Means over pairs.", ""]
 
     def table(entry: dict) -> list[str]:
-        rows = ["| method | PSNR | SSIM |", "|---|---|---|"]
+        methods = [entry.get("model") or {}, *entry["baselines"].values(), *entry["oracles"].values()]
+        extra = tuple(k for k in ("lpips", "fid") if any(k in m for m in methods))
+        names = {"lpips": "LPIPS", "fid": "FID (set)"}
+        rows = ["| method | PSNR | SSIM |" + "".join(f" {names[k]} |" for k in extra),
+                "|---|---|---|" + "---|" * len(extra)]
         if entry.get("model"):
-            rows.append(f"| **model** {_fmt(entry['model'])}")
-        rows += [f"| baseline: {k} {_fmt(v)}" for k, v in entry["baselines"].items()]
-        rows += [f"| oracle: {k} (sees the truth) {_fmt(v)}" for k, v in entry["oracles"].items()]
+            rows.append(f"| **model** {_fmt(entry['model'], extra)}")
+        rows += [f"| baseline: {k} {_fmt(v, extra)}" for k, v in entry["baselines"].items()]
+        rows += [f"| oracle: {k} (sees the truth) {_fmt(v, extra)}" for k, v in entry["oracles"].items()]
         return rows
 
+    notes = [f"{name.upper()}: {p[name]}." if state == "ok" else f"{name.upper()} {state}"
+             for name, state in result.get("perceptual", {}).items() if state != "off"]
+    if notes:
+        lines += [n + "  " for n in notes] + [""]
     lines += ["## Overall", ""] + table(result) + [""]
     if result.get("model"):
         best = max(result["baselines"].items(), key=lambda kv: kv[1]["psnr"])
@@ -203,10 +233,12 @@ def write_report(result: dict, samples: list, json_path: str | os.PathLike) -> d
 
 
 def evaluate_dataset(weights: str | None, roots: Sequence[str], split: str = "test", direction: str | None = None,
-                     short_side: int | None = 256, device: str = "auto", progress: bool = True) -> tuple[dict, list]:
+                     short_side: int | None = 256, device: str = "auto", progress: bool = True,
+                     lpips: bool | None = None, fid: bool | None = None) -> tuple[dict, list]:
     """The CLI's entry: load weights (checking they match the direction), check data, evaluate."""
     translator = Translator.from_pretrained(weights, device=device) if weights else None
     if translator is not None and direction is not None and translator.direction.name != get_direction(direction).name:
         raise ValueError(f"{weights} holds a {translator.direction.name} generator, but --direction is {direction}")
     pairs = load_pairs(roots, split)
-    return evaluate(translator, pairs, direction=direction, short_side=short_side, progress=progress)
+    return evaluate(translator, pairs, direction=direction, short_side=short_side, progress=progress,
+                    lpips=lpips, fid=fid)
