@@ -1,0 +1,438 @@
+"""irvis in the browser: thermal infrared <-> visible translation, compared with the truth, on a gallery.
+
+    python app.py [--host H] [--port P] [--gallery DIR] [--weights-ir2vis W] [--weights-vis2ir W]
+
+UI wiring only: decoding, translation, scores, error maps, the gallery and the model cards all come
+from irvis. Scripts use the endpoints /ir2vis, /vis2ir and /gallery through gradio_client.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+try:  # On a Hugging Face ZeroGPU Space, spaces.GPU lends a GPU per call; it must be imported before torch.
+    import spaces
+
+    gpu = spaces.GPU
+except ImportError:
+    def gpu(fn):
+        return fn
+
+import gradio as gr
+
+from irvis.compare import (ERROR_MAP_MAX, Gallery, GalleryError, GeneratorCard, MethodScore, best_baseline,
+                           compare, error_map, load_truth, open_gallery, read_card, sample_tensors, thumbnails)
+from irvis.directions import DIRECTIONS, Direction, get_direction
+from irvis.evaluate import markdown_report
+from irvis.hub import resolve_weights
+from irvis.images import ImageError, to_pil
+from irvis.nets import WeightsError, count_parameters
+from irvis.translate import Translator
+
+ROOT = Path(__file__).resolve().parent
+DEFAULT_WEIGHTS = {name: ROOT / "weights" / name for name in DIRECTIONS}
+DEFAULT_SHORT_SIDE = 256  # irvis.evaluate's default protocol, used when a generator has no evaluation.json
+LLVIP_URL = "https://bupt-ai-cz.github.io/LLVIP/"
+TABLE_HEADERS = ["method", "PSNR (dB)", "SSIM"]
+OUTPUT_MAX_AGE_S = 3600
+
+
+# ---------------------------------------------------------------------------------------------------
+# Loading
+
+
+@dataclass
+class Loaded:
+    """One direction's generator, or why there is none (shown in the page instead of failing)."""
+
+    direction: Direction
+    translator: Translator | None = None
+    card: GeneratorCard | None = None
+    problem: str | None = None
+
+    @property
+    def short_side(self) -> int | None:
+        """The size the generator was evaluated at, so gallery scores compare with the About figures."""
+        protocol = (self.card.evaluation or {}).get("protocol", {}) if self.card else {}
+        side = protocol.get("short_side", DEFAULT_SHORT_SIDE)
+        return None if side == "native" else int(side)
+
+
+def load_direction(name: str, spec: str | os.PathLike | None) -> Loaded:
+    d = get_direction(name)
+    spec = spec or DEFAULT_WEIGHTS[name]
+    if spec == DEFAULT_WEIGHTS[name] and not Path(spec).is_dir():
+        return Loaded(d, problem=f"No {d.label} generator yet: `{spec.relative_to(ROOT)}` does not exist. Train one "
+                                 f"(see the README), or start the app with `--weights-{name} FOLDER_OR_HUB_REPO`.")
+    try:
+        folder = resolve_weights(spec)
+        translator = Translator.from_pretrained(folder, device="auto")
+    except (WeightsError, OSError) as e:
+        return Loaded(d, problem=f"No {d.label} generator: {e}")
+    if translator.direction.name != name:
+        return Loaded(d, problem=f"`{spec}` holds a {translator.direction.name} generator, not {name}: "
+                                 f"give it to `--weights-{translator.direction.name}`.")
+    translator.source = str(spec)
+    return Loaded(d, translator, read_card(folder, name))
+
+
+def load_gallery(spec: str | None) -> tuple[Gallery | None, list, str | None]:
+    """(gallery, thumbnails, problem); no spec is no gallery, not a problem."""
+    if not spec:
+        return None, [], None
+    try:
+        gallery = open_gallery(spec)
+        return gallery, thumbnails(gallery), None
+    except GalleryError as e:
+        return None, [], str(e)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Handlers: decode, call irvis, shape the results for the components
+
+
+def upload_image(**kwargs) -> gr.Image:
+    """A gr.Image whose upload reaches irvis untouched: Gradio's own decoding would fail on a non-image
+    with a bare PIL message and would squash 16-bit infrared to 8 bits; irvis.images handles both.
+    (Not a subclass: Gradio writes a .pyi stub beside any module that defines a component class.)"""
+    component = gr.Image(type="filepath", image_mode=None, **kwargs)
+    stock = component.preprocess
+
+    def preprocess(payload):
+        if payload is not None and payload.path and not (payload.url or "").startswith("data:"):
+            return payload.path  # already checked by Gradio to be an upload of this server
+        return stock(payload)
+
+    component.preprocess = preprocess
+    return component
+
+
+def _decode(what: str, fn, path: str):
+    """Run a decoder; an ImageError becomes a message naming the upload by its file name, not its temp path."""
+    try:
+        return fn()
+    except ImageError as e:
+        message = str(e).replace(str(path), Path(path).name)
+        raise gr.Error(f"{what}: {message}", title="This image cannot be used") from None
+
+
+def _a(word: str) -> str:
+    return ("an " if word[0] in "aeiou" else "a ") + word
+
+
+def _table(rows: list[MethodScore]) -> list[list]:
+    label = {"model": "model (this generator)", "oracle: affine": "oracle: affine (sees the truth)"}
+    return [[label.get(r.method, r.method), round(r.psnr, 2), round(r.ssim, 4)] for r in rows]
+
+
+def _verdict(rows: list[MethodScore]) -> str:
+    model = next((r for r in rows if r.method == "model"), None)
+    base = best_baseline(rows)
+    if model is None:
+        return f"Best baseline on this image: {base.method.removeprefix('baseline: ')} ({base.psnr:.2f} dB)."
+    return (f"On this image the model scores {model.psnr:.2f} dB PSNR / {model.ssim:.3f} SSIM, "
+            f"{model.psnr - base.psnr:+.2f} dB against the best baseline ({base.method.removeprefix('baseline: ')}).")
+
+
+class Outputs:
+    """Where prediction PNGs are written for download: one folder shared by every run of the app, pruned
+    of entries older than an hour at each write, so a killed server leaves nothing that grows."""
+
+    def __init__(self, root: Path | None = None):
+        self.root = root or Path(tempfile.gettempdir()) / "irvis-app"
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def save_png(self, image, name: str) -> str:
+        now = time.time()
+        for old in self.root.iterdir():
+            try:
+                if now - old.stat().st_mtime > OUTPUT_MAX_AGE_S:
+                    shutil.rmtree(old, ignore_errors=True)
+            except FileNotFoundError:  # another app instance pruned it first
+                pass
+        path = Path(tempfile.mkdtemp(dir=self.root)) / name
+        image.save(path, compress_level=1)  # fast; PNG stays lossless at the input's resolution
+        return str(path)
+
+
+def make_translate(loaded: Loaded, outputs: Outputs):
+    d = loaded.direction
+
+    @gpu
+    def translate(image: str | None, truth: str | None = None, progress=gr.Progress()):
+        """Translate one image; with a ground truth, also score it against the truth and the baselines.
+        Returns (prediction PNG, before/after pair, download PNG, error map, scores table, summary)."""
+        if image is None:
+            raise gr.Error(f"Upload, paste or capture {_a(d.source)} image first.", title="No input")
+        if loaded.translator is None:
+            raise gr.Error(loaded.problem, title="No generator")
+        progress(0.05, desc="decoding")
+        source = _decode("Input", lambda: loaded.translator.load(image), image)
+        target = None
+        if truth is not None:
+            target = _decode("Ground truth", lambda: load_truth(truth, d.name, source.shape[-2:]), truth)
+        h, w = source.shape[-2:]
+        progress(0.2, desc=f"translating {w}x{h} on {loaded.translator.device}")
+        start = time.perf_counter()
+        prediction = loaded.translator.translate_tensor(source)
+        seconds = time.perf_counter() - start
+        png = outputs.save_png(to_pil(prediction), f"{Path(image).stem}_{d.name}.png")
+        summary = f"Translated {w}x{h} {d.source} to {d.target} in {seconds:.1f} s on {loaded.translator.device}."
+        emap, table = None, []
+        if target is not None:
+            progress(0.6, desc="scoring against the ground truth and the baselines")
+            rows = compare(d.name, source, target, prediction)
+            emap, table = error_map(prediction, target), _table(rows)
+            summary += " " + _verdict(rows)
+        return png, (to_pil(source), png), png, emap, table, summary
+
+    return translate
+
+
+def make_show_sample(generators: dict[str, Loaded], gallery: Gallery):
+    @gpu
+    def show_sample(key: str | None, direction: str = "ir2vis", progress=gr.Progress()):
+        """One gallery pair in one direction: (input, prediction, truth, error map, scores table, summary)."""
+        if not key:
+            raise gr.Error("Pick a pair in the gallery first.", title="No sample")
+        loaded = generators[get_direction(direction).name]
+        try:
+            sample = gallery.get(key)
+            progress(0.1, desc="loading the pair")
+            source, truth = sample_tensors(sample, direction, loaded.short_side)
+        except ValueError as e:  # GalleryError, ImageError, DataError: a message for the page
+            raise gr.Error(str(e), title="This sample cannot be shown") from None
+        prediction = None
+        if loaded.translator is not None:
+            progress(0.3, desc="translating")
+            prediction = loaded.translator.translate_tensor(source)
+        progress(0.6, desc="scoring")
+        rows = compare(direction, source, truth, prediction)
+        h, w = source.shape[-2:]
+        size = (f"at {w}x{h}, native size" if loaded.short_side is None
+                else f"at {w}x{h} (shorter side {loaded.short_side}, as evaluated)")
+        summary = f"**{key}** ({sample.split} split), {loaded.direction.label} {size}. " + _verdict(rows)
+        if prediction is None:
+            summary += f" {loaded.problem}"
+        return (to_pil(source), to_pil(prediction) if prediction is not None else None, to_pil(truth),
+                error_map(prediction, truth) if prediction is not None else None, _table(rows), summary)
+
+    return show_sample
+
+
+# ---------------------------------------------------------------------------------------------------
+# Page
+
+
+INTRO = """# irvis: thermal infrared ⇄ visible
+Translate a **thermal-infrared** photograph into a **visible-light** one, or the reverse, with Pix2Pix-style
+generators trained on registered infrared/visible pairs (LLVIP and similar). Upload your own image in the first
+two tabs (optionally with its ground truth, to score the result), or pick a paired sample in **Gallery**."""
+
+LEGEND = f"""Higher is better. **Baselines** are simple rules that see only the input (e.g. *infrared_as_rgb*: the
+infrared image itself shown as gray); a model is worth something where it beats them. The **oracle** fits the best
+global brightness/colour map on the truth itself: an upper bound for any such rule. Error map: |prediction − truth|,
+black = 0, pale yellow = {ERROR_MAP_MAX} or more."""
+
+
+def _status_line(loaded: Loaded) -> str:
+    if loaded.translator is None:
+        return f"**{loaded.direction.label}**: not loaded"
+    g = loaded.translator.generator
+    return f"**{loaded.direction.label}**: `{loaded.translator.source}` ({g.arch}) on {loaded.translator.device}"
+
+
+def translate_tab(loaded: Loaded, outputs: Outputs, examples: list[list[str]]):
+    d = loaded.direction
+    with gr.Tab(d.label, id=d.name):
+        if loaded.problem:
+            gr.Markdown(f"⚠️ {loaded.problem}")
+        gr.Markdown(f"Give {_a(d.source).split()[0]} **{d.source}** image (upload, paste, or webcam) and press "
+                    f"**Translate**. Optionally add the registered **{d.target}** image of the same scene as ground "
+                    "truth, to see where and by how much the prediction errs.")
+        with gr.Row(equal_height=True):
+            image = upload_image(label=f"Input ({d.source})", height=340, elem_id=f"{d.name}-input")
+            prediction = gr.Image(label=f"Prediction ({d.target})", type="filepath", format="png", interactive=False,
+                                  height=340, elem_id=f"{d.name}-prediction")
+            truth = upload_image(label=f"Ground truth ({d.target}, optional)", sources=["upload", "clipboard"],
+                                 height=340, elem_id=f"{d.name}-truth")
+        with gr.Row():
+            button = gr.Button("Translate", variant="primary", elem_id=f"{d.name}-translate")
+            download = gr.DownloadButton("Download prediction (PNG, full resolution)", elem_id=f"{d.name}-download")
+        summary = gr.Markdown(elem_id=f"{d.name}-summary")
+        slider = gr.ImageSlider(label="Before / after: drag the handle", type="filepath", format="jpeg",
+                                max_height=520, elem_id=f"{d.name}-slider")
+        with gr.Row():
+            emap = gr.Image(label="Error map (needs a ground truth)", interactive=False, format="jpeg", height=300)
+            with gr.Column():
+                table = gr.Dataframe(headers=TABLE_HEADERS, label="Scores on this image (needs a ground truth)",
+                                     interactive=False, elem_id=f"{d.name}-table")
+                gr.Markdown(LEGEND)
+        if examples:
+            gr.Examples(examples, inputs=[image, truth],
+                        label="Examples from the gallery data: click one, then Translate")
+        results = [prediction, slider, download, emap, table, summary]
+        button.click(make_translate(loaded, outputs), inputs=[image, truth], outputs=results,
+                     api_name=d.name, concurrency_id="generator")
+        # a new input makes the old results wrong: clear them rather than show them beside it
+        image.change(lambda: (None, None, None, None, [], ""), outputs=results, api_visibility="private",
+                     queue=False)
+
+
+def gallery_tab(generators: dict[str, Loaded], gallery: Gallery | None, thumbs: list, problem: str | None):
+    with gr.Tab("Gallery", id="gallery"):
+        if gallery is None:
+            why = f"⚠️ The gallery source cannot be shown: {problem}\n\n" if problem else ""
+            gr.Markdown(why + f"""**No gallery data yet.** The gallery shows registered infrared/visible pairs from a
+folder in LLVIP's layout (`DIR/infrared/test/NAME.jpg` ↔ `DIR/visible/test/NAME.jpg`).
+
+1. Get LLVIP from [{LLVIP_URL}]({LLVIP_URL}) (free for non-commercial research; cite Jia et al., ICCV-W 2021)
+   and unpack it, or use any dataset in the same layout.
+2. Start the app with `python app.py --gallery /path/to/LLVIP`, or set `IRVIS_GALLERY=/path/to/LLVIP`.
+   A Hugging Face dataset in that layout works too: `--gallery hf://datasets/OWNER/NAME`.""",
+                        elem_id="gallery-help")
+            return
+        notes = "; ".join(gallery.notes)
+        gr.Markdown(f"{len(gallery.samples)} pairs from `{gallery.source}`" + (f" ({notes})" if notes else "") +
+                    ". Each thumbnail shows a pair split down the middle: **infrared left, visible right**; test-split "
+                    "pairs come first (the generators never saw them). Pick one to translate it in the chosen "
+                    "direction and compare with its ground truth.")
+        with gr.Row():
+            direction = gr.Radio([(g.direction.label, name) for name, g in generators.items()], value="ir2vis",
+                                 label="Direction", elem_id="gallery-direction")
+            key = gr.Dropdown([s.key for s in gallery.samples], value=None, label="Sample", elem_id="gallery-sample")
+        thumbs_view = gr.Gallery(thumbs, label="Pairs (left half infrared, right half visible)", columns=6,
+                                 height=380, allow_preview=False, object_fit="contain", elem_id="gallery-thumbs")
+        summary = gr.Markdown(elem_id="gallery-summary")
+        with gr.Row(equal_height=True):
+            shown = [gr.Image(label=label, interactive=False, format="png", height=300, elem_id=f"gallery-{eid}")
+                     for label, eid in (("Input", "input"), ("Prediction", "prediction"), ("Ground truth", "truth"))]
+        with gr.Row():
+            emap = gr.Image(label="Error map", interactive=False, format="jpeg", height=300)
+            with gr.Column():
+                table = gr.Dataframe(headers=TABLE_HEADERS, label="Scores on this pair", interactive=False,
+                                     elem_id="gallery-table")
+                gr.Markdown(LEGEND)
+        thumbs_view.select(_pick(gallery), outputs=key, api_visibility="private", queue=False)
+        show = make_show_sample(generators, gallery)
+        outputs = [shown[0], shown[1], shown[2], emap, table, summary]
+        key.change(show, inputs=[key, direction], outputs=outputs, api_name="gallery", concurrency_id="generator")
+        direction.change(_unless_no_key(show), inputs=[key, direction], outputs=outputs,
+                         api_visibility="private", concurrency_id="generator")
+
+
+def _unless_no_key(show):
+    """Switching direction before any pair is picked changes nothing (and raises no error)."""
+
+    def on_direction(key: str | None, direction: str, progress=gr.Progress()):
+        return show(key, direction, progress) if key else [gr.skip()] * 6
+
+    return on_direction
+
+
+def _pick(gallery: Gallery):
+    def pick(evt: gr.SelectData) -> str:
+        return gallery.samples[evt.index].key
+
+    return pick
+
+
+def generator_about(loaded: Loaded):
+    d = loaded.direction
+    gr.Markdown(f"## {d.label} (`{d.name}`)")
+    if loaded.translator is None:
+        gr.Markdown(f"⚠️ {loaded.problem}")
+        return
+    t, card = loaded.translator, loaded.card
+    data, license_ = card.metadata.get("datasets"), card.metadata.get("license")
+    lines = [f"Weights: `{t.source}`, architecture {t.generator.arch}, "
+             f"{count_parameters(t.generator) / 1e6:.2f} M parameters, running on {t.device}.",
+             f"Trained on: {', '.join(map(str, data)) if isinstance(data, list) else data}." if data
+             else "Training data: not stated in the model card.",
+             f"License: {license_}." if license_ else ""]
+    gr.Markdown("  \n".join(line for line in lines if line))
+    if card.evaluation:
+        report = markdown_report(card.evaluation)
+        demoted = "\n".join("###" + line if line.startswith("#") else line for line in report.splitlines())
+        with gr.Accordion(f"Evaluation against the baselines (from {card.evaluation_file})", open=True):
+            gr.Markdown(demoted)
+    else:
+        gr.Markdown("No evaluation.json beside these weights: write one with "
+                    f"`python -m irvis evaluate --direction {d.name} --weights WEIGHTS --data ROOT "
+                    "--json WEIGHTS/evaluation.json`.")
+    if card.text:
+        with gr.Accordion("Model card", open=False):
+            gr.Markdown(card.text)
+
+
+def about_tab(generators: dict[str, Loaded]):
+    with gr.Tab("About", id="about"):
+        with gr.Row():
+            for loaded in generators.values():
+                with gr.Column():
+                    generator_about(loaded)
+        gr.Markdown("Source, training and evaluation commands: the project README. Per-image scores in this app use "
+                    "the same metrics as the evaluation (irvis.metrics: PSNR and SSIM, data range 1, infrared in one "
+                    "channel, visible in RGB).")
+
+
+def _example(sample, d: Direction) -> list[str]:
+    files = {"infrared": str(sample.pair.infrared), "visible": str(sample.pair.visible)}
+    return [files[d.source], files[d.target]]
+
+
+def build_demo(generators: dict[str, Loaded], gallery_spec: str | None = None) -> gr.Blocks:
+    gallery, thumbs, problem = load_gallery(gallery_spec)
+    examples = []
+    if gallery is not None:  # three pairs spread over the test split: consecutive frames look alike
+        pool = [s for s in gallery.samples if s.split == "test"] or gallery.samples
+        examples = pool[::max(1, len(pool) // 3)][:3]
+    outputs = Outputs()
+    with gr.Blocks(title="irvis: infrared ⇄ visible", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
+        gr.Markdown(INTRO)
+        gr.Markdown("Generators: " + " · ".join(_status_line(g) for g in generators.values()), elem_id="status")
+        with gr.Tabs():
+            for loaded in generators.values():
+                translate_tab(loaded, outputs, [_example(s, loaded.direction) for s in examples])
+            gallery_tab(generators, gallery, thumbs, problem)
+            about_tab(generators)
+    return demo
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="irvis web app: thermal infrared <-> visible translation.")
+    p.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+                   help="address to listen on (0.0.0.0 to serve the network)")
+    p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    p.add_argument("--gallery", default=os.environ.get("IRVIS_GALLERY"),
+                   help="folder in LLVIP layout (or holding such folders), or hf://datasets/OWNER/NAME; "
+                        "default: $IRVIS_GALLERY")
+    for name in DIRECTIONS:
+        env = f"IRVIS_WEIGHTS_{name.upper()}"
+        p.add_argument(f"--weights-{name}", dest=f"weights_{name}", default=os.environ.get(env) or None,
+                       help=f"{name} generator folder or Hub repo id (default: ${env}, else weights/{name})")
+    p.add_argument("--concurrency", type=int, default=1,
+                   help="translations run at once (each uses every CPU core; raise it on a GPU)")
+    p.add_argument("--max-file-size", default="50mb", help="largest upload accepted, e.g. 20mb")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    generators = {name: load_direction(name, getattr(args, f"weights_{name}")) for name in DIRECTIONS}
+    for g in generators.values():
+        print(_status_line(g).replace("**", "") + (f" ({g.problem})" if g.problem else ""), flush=True)
+    demo = build_demo(generators, args.gallery)
+    demo.queue(default_concurrency_limit=args.concurrency, max_size=64)
+    demo.launch(server_name=args.host, server_port=args.port, max_file_size=args.max_file_size, show_error=True,
+                footer_links=["api"])
+
+
+if __name__ == "__main__":
+    main()

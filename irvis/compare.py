@@ -1,0 +1,285 @@
+"""One image at a time, as a person looks at it: a prediction against its truth and the baselines, an
+error map, the paired samples a gallery shows, and what a generator folder says about itself.
+
+The app (app.py) is a view on these; the numbers come from irvis.metrics, the pairs from irvis.data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from irvis.data import DataError, Pair, discover_pairs, load_pair
+from irvis.directions import get_direction
+from irvis.images import ImageError, ImageSource, load_image, to_pil
+from irvis.metrics import baseline_predictions, oracle_affine, score
+
+# Identical images have infinite PSNR; reports cap it at 100 dB (irvis.evaluate does the same).
+PSNR_CAP_DB = 100.0
+# Error maps share one fixed scale, so a colour means the same error on every image: an absolute
+# error of ERROR_MAP_MAX (half the range) or more is the brightest colour.
+ERROR_MAP_MAX = 0.5
+# Anchors of matplotlib's "inferno" (perceptually uniform, readable in grayscale), interpolated to a
+# 256-entry table so the map needs no plotting library.
+_INFERNO = [(0.0, (0, 0, 4)), (0.25, (87, 16, 110)), (0.5, (188, 55, 84)), (0.75, (249, 142, 9)),
+            (1.0, (252, 255, 164))]
+GALLERY_LIMIT = 60
+GALLERY_SPLITS = ("test", "train")  # pairs the model never saw come first
+HUB_DATASET_PREFIX = "hf://datasets/"
+
+
+# ---------------------------------------------------------------------------------------------------
+# One prediction against its truth
+
+
+@dataclass(frozen=True)
+class MethodScore:
+    method: str  # "model", "baseline: <name>" or "oracle: affine"
+    psnr: float
+    ssim: float
+
+
+def load_truth(image: ImageSource, direction: str, size: Sequence[int]) -> torch.Tensor:
+    """Decode a ground truth for `direction` (it is of the target modality) and check that it is
+    registered with an input of `size` (H, W): a truth of another size is another scene."""
+    d = get_direction(direction)
+    truth = load_image(image, d.target)
+    h, w = size
+    if tuple(truth.shape[-2:]) != (h, w):
+        th, tw = truth.shape[-2:]
+        raise ImageError(
+            f"the ground truth is {tw}x{th} but the input is {w}x{h}: give the {d.target} image of the same "
+            "scene, registered with the input at the same size"
+        )
+    return truth
+
+
+def compare(direction: str, source: torch.Tensor, truth: torch.Tensor,
+            prediction: torch.Tensor | None = None) -> list[MethodScore]:
+    """PSNR and SSIM of the prediction (if any), every baseline of the direction and the affine oracle,
+    each against the truth, at the resolution given: the per-image view of irvis.evaluate.
+
+    source (C_in, H, W), truth and prediction (C_out, H, W), all in [0, 1]."""
+    d = get_direction(direction)
+    if truth.shape[0] != d.out_channels or source.shape[0] != d.in_channels:
+        raise ValueError(f"{d.name} compares {d.in_channels}-channel sources with {d.out_channels}-channel truths, "
+                         f"got {tuple(source.shape)} and {tuple(truth.shape)}")
+    methods: dict[str, torch.Tensor] = {}
+    if prediction is not None:
+        methods["model"] = prediction
+    methods.update({f"baseline: {k}": v[0] for k, v in baseline_predictions(d.name, source[None]).items()})
+    methods["oracle: affine"] = oracle_affine(source, truth)[0]
+    rows = []
+    for name, pred in methods.items():  # one at a time: SSIM of a batch of large frames needs gigabytes
+        m = score(pred, truth)
+        rows.append(MethodScore(name, min(float(m["psnr"][0]), PSNR_CAP_DB), float(m["ssim"][0])))
+    return rows
+
+
+def best_baseline(rows: Sequence[MethodScore]) -> MethodScore:
+    return max((r for r in rows if r.method.startswith("baseline: ")), key=lambda r: r.psnr)
+
+
+def _colormap() -> np.ndarray:
+    xs = np.linspace(0.0, 1.0, 256)
+    stops = np.array([s for s, _ in _INFERNO])
+    colors = np.array([c for _, c in _INFERNO], dtype=np.float64)
+    return np.stack([np.interp(xs, stops, colors[:, i]) for i in range(3)], axis=1).round().astype(np.uint8)
+
+
+_LUT = _colormap()
+
+
+def error_map(prediction: torch.Tensor, truth: torch.Tensor, vmax: float = ERROR_MAP_MAX) -> Image.Image:
+    """|prediction - truth| averaged over channels, coloured with inferno on the fixed scale [0, vmax]."""
+    if prediction.shape != truth.shape:
+        raise ValueError(f"prediction {tuple(prediction.shape)} and truth {tuple(truth.shape)} differ in shape")
+    err = (prediction.float() - truth.float()).abs().mean(dim=0)
+    index = (err / vmax).clamp(0, 1).mul(255).round().to(torch.uint8).numpy()
+    return Image.fromarray(_LUT[index], mode="RGB")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Gallery: paired samples from a folder in LLVIP layout, or from a Hub dataset repo in that layout
+
+
+class GalleryError(ValueError):
+    """A gallery source that cannot be shown, with the reason."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    pair: Pair
+    split: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.pair.set_name}/{self.split}/{self.pair.name}"
+
+
+@dataclass
+class Gallery:
+    source: str
+    samples: list[Sample] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def get(self, key: str) -> Sample:
+        for s in self.samples:
+            if s.key == key:
+                return s
+        raise GalleryError(f"no sample {key!r} in the gallery")
+
+
+def _is_llvip_root(folder: Path) -> bool:
+    return (folder / "infrared").is_dir() and (folder / "visible").is_dir()
+
+
+def _download_dataset(spec: str) -> Path:
+    """hf://datasets/owner/name[/sub/folder] -> a local snapshot folder (the cache when offline)."""
+    parts = spec[len(HUB_DATASET_PREFIX):].strip("/").split("/")
+    if len(parts) < 2 or not all(parts[:2]):
+        raise GalleryError(f"{spec}: a Hub dataset is written hf://datasets/OWNER/NAME[/FOLDER]")
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    repo_id, sub = "/".join(parts[:2]), "/".join(parts[2:])
+    try:
+        folder = Path(snapshot_download(repo_id, repo_type="dataset"))
+    except LocalEntryNotFoundError:
+        raise GalleryError(f"{spec}: not in the Hugging Face cache and the Hub cannot be reached "
+                           "(offline, or HF_HUB_OFFLINE=1); give a local folder instead") from None
+    except (RepositoryNotFoundError, HFValidationError) as e:
+        raise GalleryError(f"{spec}: no such dataset on the Hub ({type(e).__name__})") from None
+    return folder / sub if sub else folder
+
+
+def gallery_roots(spec: str | os.PathLike) -> list[Path]:
+    """The LLVIP-layout roots of a gallery source: the folder itself when it has infrared/ and visible/,
+    else its subfolders that do (so ../shared/data shows every set)."""
+    spec = str(spec)
+    folder = _download_dataset(spec) if spec.startswith(HUB_DATASET_PREFIX) else Path(spec).expanduser()
+    if not folder.is_dir():
+        raise GalleryError(f"{spec}: no such folder")
+    if _is_llvip_root(folder):
+        return [folder]
+    roots = sorted(p for p in folder.iterdir() if p.is_dir() and _is_llvip_root(p))
+    if not roots:
+        raise GalleryError(f"{spec}: not in LLVIP layout: expected {spec}/infrared/<split>/NAME.jpg and "
+                           f"{spec}/visible/<split>/NAME.jpg (or subfolders laid out so)")
+    return roots
+
+
+def _interleave_sets(samples: list[Sample]) -> list[Sample]:
+    """Round-robin over sets (keeping split order), so a limit still shows every set."""
+    rank: dict[tuple[str, str], int] = {}
+    keyed = []
+    for s in samples:
+        k = (s.split, s.pair.set_name)
+        rank[k] = rank.get(k, -1) + 1
+        keyed.append((GALLERY_SPLITS.index(s.split) if s.split in GALLERY_SPLITS else len(GALLERY_SPLITS), rank[k], s))
+    return [s for *_, s in sorted(keyed, key=lambda t: (t[0], t[1]))]
+
+
+def open_gallery(spec: str | os.PathLike, limit: int = GALLERY_LIMIT,
+                 splits: Sequence[str] = GALLERY_SPLITS) -> Gallery:
+    """The samples a gallery shows, test split first; pairs with problems are left out and noted."""
+    roots = gallery_roots(spec)
+    gallery = Gallery(source=str(spec))
+    found = []
+    for split in splits:
+        report = discover_pairs(roots, split)
+        found += [Sample(p, split) for p in report.pairs]
+        if report.problems:
+            gallery.notes.append(f"{len(report.problems)} problem(s) in the {split} split; those files are not shown")
+    if not found:
+        raise GalleryError(f"{spec}: no infrared/visible pairs in the {' or '.join(splits)} split")
+    ordered = _interleave_sets(found)
+    if len(ordered) > limit:
+        gallery.notes.append(f"showing {limit} of {len(ordered)} pairs")
+    gallery.samples = ordered[:limit]
+    return gallery
+
+
+def thumbnail(sample: Sample, height: int = 128, gap: int = 2) -> Image.Image:
+    """The pair in one frame: infrared on the left half, visible on the right, split by a white line.
+    The frame keeps the pair's aspect ratio, so it fills a gallery tile. JPEGs decode at reduced size."""
+    ir, vis = load_pair(sample.pair, short_side=height)
+    left, right = to_pil(ir).convert("RGB"), to_pil(vis)
+    scale = height / left.height
+    size = (max(2, round(left.width * scale)), height)
+    left, right = left.resize(size, Image.BICUBIC), right.resize(size, Image.BICUBIC)
+    half = size[0] // 2
+    out = left.copy()
+    out.paste(right.crop((half, 0, size[0], height)), (half, 0))
+    out.paste((255, 255, 255), (max(0, half - gap // 2), 0, min(size[0], half + (gap + 1) // 2), height))
+    return out
+
+
+def thumbnails(gallery: Gallery, height: int = 128) -> list[tuple[Image.Image, str]]:
+    """(image, caption) for every sample that decodes; broken ones are dropped from the gallery, noted."""
+    shown, kept = [], []
+    for s in gallery.samples:
+        try:
+            shown.append((thumbnail(s, height), s.key))
+            kept.append(s)
+        except (ImageError, DataError) as e:
+            gallery.notes.append(f"left out {s.key}: {e}")
+    gallery.samples = kept
+    return shown
+
+
+def sample_tensors(sample: Sample, direction: str, short_side: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(source, truth) of a sample for `direction`, resized as the evaluation protocol does."""
+    ir, vis = load_pair(sample.pair, short_side=short_side)
+    return (ir, vis) if get_direction(direction).source == "infrared" else (vis, ir)
+
+
+# ---------------------------------------------------------------------------------------------------
+# What a generator folder says about itself: model card and evaluation
+
+
+@dataclass
+class GeneratorCard:
+    metadata: dict  # the model card's front matter
+    text: str  # the model card's body (Markdown)
+    evaluation: dict | None  # the JSON `python -m irvis evaluate` wrote, when it is beside the weights
+    evaluation_file: str | None = None
+
+
+def read_evaluation(folder: str | os.PathLike, direction: str) -> tuple[dict | None, str | None]:
+    """evaluation.json beside the weights (or eval/*.json), for this direction; None when absent."""
+    folder = Path(folder)
+    candidates = [folder / "evaluation.json", *sorted((folder / "eval").glob("*.json"))]
+    for path in candidates:
+        if not path.is_file():
+            continue
+        try:
+            result = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if isinstance(result, dict) and result.get("direction") == direction and "baselines" in result:
+            return result, path.name if path.parent == folder else f"eval/{path.name}"
+    return None, None
+
+
+def read_card(folder: str | os.PathLike, direction: str) -> GeneratorCard:
+    from huggingface_hub import ModelCard
+
+    folder = Path(folder)
+    metadata, text = {}, ""
+    readme = folder / "README.md"
+    if readme.is_file():
+        try:
+            card = ModelCard(readme.read_text(encoding="utf-8"), ignore_metadata_errors=True)
+            metadata, text = card.data.to_dict(), card.text
+        except Exception:  # broken YAML or encoding: the card is decoration, the weights still load
+            metadata, text = {}, ""
+    evaluation, name = read_evaluation(folder, direction)
+    return GeneratorCard(metadata, text.strip(), evaluation, name)
