@@ -10,11 +10,15 @@ from pathlib import Path
 from irvis.directions import DIRECTIONS
 
 
+def _working_size(value: str):
+    return {"auto": "auto", "native": None}.get(value) or int(value)
+
+
 def cmd_translate(args) -> int:
     from irvis.images import ImageError
     from irvis.translate import Translator
 
-    translator = Translator.from_pretrained(args.weights, device=args.device)
+    translator = Translator.from_pretrained(args.weights, device=args.device, working_size=_working_size(args.working_size))
     if args.direction and translator.direction.name != args.direction:
         raise SystemExit(f"error: {args.weights} holds a {translator.direction.name} generator, not {args.direction}")
     out = Path(args.out)
@@ -130,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--direction", choices=directions, help="checked against the weights")
     t.add_argument("--out", required=True, help="output folder (PNG files)")
     t.add_argument("--device", default="auto")
+    t.add_argument("--working-size", default="auto", metavar="auto|native|N",
+                   help="translate at this shorter side and resize back (auto: the size the generator was trained "
+                        "at, recorded beside its weights; native: the input's own resolution)")
     t.set_defaults(func=cmd_translate)
 
     e = sub.add_parser("evaluate", help="score a generator and the baselines on a split")

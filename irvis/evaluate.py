@@ -137,6 +137,7 @@ def evaluate(translator: Translator | None, pairs: Sequence[Pair], direction: st
     if translator is not None:
         result["weights"] = translator.source
         result["protocol"]["device"] = str(translator.device)
+        result["protocol"]["working_size"] = translator.working_size or "native"
     return result, samples
 
 

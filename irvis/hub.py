@@ -12,7 +12,9 @@ from pathlib import Path
 from irvis.nets import CONFIG_NAME, WEIGHTS_NAME, WeightsError
 
 # What a generator folder publishes; training state (optimizers, checkpoints) never leaves the machine.
-UPLOAD_PATTERNS = (CONFIG_NAME, WEIGHTS_NAME, "README.md", "samples/*.png", "eval/*.json", "eval/*.md", "training_config.json")
+# evaluation.png stays local: it shows dataset frames, which this project does not republish.
+UPLOAD_PATTERNS = (CONFIG_NAME, WEIGHTS_NAME, "README.md", "samples/*.png", "eval/*.json", "eval/*.md", "training_config.json",
+                   "evaluation.json", "evaluation.md")
 
 
 def resolve_weights(path_or_repo_id: str | os.PathLike, revision: str | None = None) -> Path:
@@ -29,7 +31,8 @@ def resolve_weights(path_or_repo_id: str | os.PathLike, revision: str | None = N
     from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError, RepositoryNotFoundError
 
     try:
-        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, "README.md"]))
+        wanted = [CONFIG_NAME, WEIGHTS_NAME, "README.md", "training_config.json", "evaluation.json"]
+        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=wanted))
     except LocalEntryNotFoundError:
         raise WeightsError(
             f"{repo_id}: not a local folder, not in the Hugging Face cache, and the Hub cannot be reached "

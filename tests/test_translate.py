@@ -106,3 +106,24 @@ def test_upload_plan_is_weights_and_card_only(generators, tmp_path):
     (folder / "checkpoints").mkdir()
     (folder / "checkpoints/optimizer.bin").write_bytes(b"state")
     assert upload_plan(folder) == ["README.md", "config.json", "model.safetensors"]
+
+
+def test_working_size_translates_large_inputs_at_the_trained_scale(generators, llvip, tmp_path):
+    import json
+    import shutil
+
+    folder = tmp_path / "trained"
+    shutil.copytree(generators["vis2ir"], folder)
+    (folder / "training_config.json").write_text(json.dumps({"val_short_side": 64}))
+    auto = Translator.from_pretrained(folder, device="cpu")
+    native = Translator.from_pretrained(folder, device="cpu", working_size=None)
+    assert (auto.working_size, native.working_size) == (64, None)
+    frame = Image.open(llvip / "visible/test/200002.jpg").resize((320, 256))
+    out = auto(frame)
+    assert (out.size, out.mode) == ((320, 256), "L")
+    # the same as translating a 64-pixel-high copy and enlarging it
+    small = native(frame.resize((80, 64), Image.BICUBIC))
+    ref = np.asarray(small.resize((320, 256), Image.BICUBIC), dtype=np.float32)
+    assert np.abs(np.asarray(out, dtype=np.float32) - ref).mean() < 4
+    tiny = auto(frame.resize((40, 32)))  # smaller than the working size: native
+    assert tiny.size == (40, 32)
