@@ -1,0 +1,353 @@
+"""The trainer on the real sample data, at tiny size on the CPU: runs per direction that export loadable
+generators, exact resume after an interruption, a 2-process (gloo) run, the Hub upload plan, export from
+a checkpoint, and the errors a user meets before any training starts."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file
+
+from conftest import DATA, REPO, copy_pairs
+from irvis.hub import upload_plan
+from irvis.images import load_image
+from irvis.translate import Translator
+
+MSRS, LLVIP, VIFB = DATA / "msrs", DATA / "llvip", DATA / "vifb"
+# 64-pixel crops, batches of 2, 64-pixel validation frames: seconds per run on two CPU cores
+TINY = ["--crop-size", "64", "--load-size", "72", "--batch-size", "2", "--num-workers", "0", "--val-short-side", "64",
+        "--log-every", "2"]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_accelerate_state():
+    """Each in-process run gets its own Accelerator, as each command-line run does."""
+    yield
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+
+
+def run(argv: list[str]) -> tuple[int, str]:
+    """python -m train ARGV in this process; returns (exit code, everything it printed)."""
+    from train.__main__ import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        code = main(argv)
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    return code, out.getvalue()
+
+
+def tensorboard_tags(run_dir: Path) -> dict[str, list]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"images": 0, "scalars": 0}).Reload()
+    return {"scalars": acc.Tags()["scalars"], "images": acc.Tags()["images"],
+            "steps": {t: [e.step for e in acc.Scalars(t)] for t in acc.Tags()["scalars"]}}
+
+
+# ---------------------------------------------------------------------------------------------------
+# One vis2ir run (GAN on) shared by several tests: 6 steps, a checkpoint every 2 (keep 2), samples and
+# validation at step 3, on two real sets.
+
+
+@pytest.fixture(scope="module")
+def vis2ir_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("train") / "vis2ir"
+    code, log = run(["--direction", "vis2ir", "--data", str(MSRS), str(LLVIP), "--output-dir", str(out), *TINY,
+                     "--max-steps", "6", "--checkpoint-every", "2", "--checkpoints-total-limit", "2",
+                     "--sample-every", "3", "--eval-every", "3", "--val-max-pairs", "3", "--resume", "latest"])
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    assert code == 0, log
+    return out, log
+
+
+def test_vis2ir_run_exports_a_generator_that_translates(vis2ir_run):
+    out, log = vis2ir_run
+    final = out / "final"
+    assert sorted(p.name for p in final.iterdir()) == [
+        "README.md", "config.json", "evaluation.json", "evaluation.md", "evaluation.png", "model.safetensors",
+        "training_config.json"]
+    translator = Translator.from_pretrained(final, device="cpu")
+    frame = LLVIP / "visible" / "test" / sorted(os.listdir(LLVIP / "visible" / "test"))[0]
+    result = translator(frame)
+    assert result.mode == "L" and result.size == (1280, 1024)  # one infrared channel, at the input's own size
+    evaluation = json.loads((final / "evaluation.json").read_text())
+    assert evaluation["direction"] == "vis2ir" and evaluation["n_pairs"] == 3
+    assert set(evaluation["per_set"]) == {"msrs", "llvip"}  # the capped validation set still spans both sets
+    assert 0 < evaluation["model"]["psnr"] < 100
+    card = (final / "README.md").read_text()
+    assert card.startswith("---\nlibrary_name: irvis\n")
+    for text in ("vis2ir", "| steps | 6 of 6", "msrs (18), llvip (59)", "non-commercial research", "baseline: luminance",
+                 "oracle: affine", "Margin to the best baseline", 'Translator.from_pretrained("'):
+        assert text in card, text
+    saved = json.loads((final / "training_config.json").read_text())
+    assert saved["direction"] == "vis2ir" and saved["max_steps"] == 6 and saved["data"] == [str(MSRS), str(LLVIP)]
+    assert "starting fresh" in log  # --resume latest with nothing to resume
+
+
+def test_vis2ir_run_rotates_checkpoints_and_logs_to_tensorboard(vis2ir_run):
+    out, _ = vis2ir_run
+    checkpoints = sorted(p.name for p in (out / "checkpoints").iterdir())
+    assert checkpoints == ["checkpoint-000004", "checkpoint-000006"]  # every 2 steps, the 2 newest kept
+    newest = out / "checkpoints" / "checkpoint-000006"
+    state = json.loads((newest / "trainer_state.json").read_text())
+    assert state["step"] == 6 and state["batch_in_epoch"] == 6 and state["num_processes"] == 1
+    assert {"generator", "discriminator.safetensors", "optimizer.bin", "optimizer_1.bin", "random_states_0.pkl",
+            "training_config.json"} <= {p.name for p in newest.iterdir()}
+    tags = tensorboard_tags(out)
+    for tag in ("loss/l1", "loss/d", "loss/g_gan", "lr/g", "lr/d", "perf/steps_per_s", "val/psnr", "val/ssim",
+                "val_baseline/luminance/psnr"):
+        assert tag in tags["scalars"], tag
+    assert tags["steps"]["loss/l1"] == [2, 4, 6]
+    assert tags["steps"]["val/psnr"] == [3, 6]  # mid-run validation, then the exported generator's
+    assert tags["images"] == ["samples"]
+    assert sorted(p.name for p in (out / "samples").iterdir()) == ["step-000003.png", "step-000006.png"]
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert lines[0]["step"] == 3 and lines[0]["n_images"] == 3 and "val/llvip/psnr" in lines[0]
+
+
+def test_irvis_evaluate_scores_the_exported_generator(vis2ir_run, tmp_path):
+    from irvis.__main__ import main as irvis_main
+
+    out, _ = vis2ir_run
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        code = irvis_main(["evaluate", "--direction", "vis2ir", "--weights", str(out / "final"), "--data", str(MSRS),
+                           "--size", "64", "--json", str(tmp_path / "eval.json")])
+    assert code == 0
+    assert json.loads((tmp_path / "eval.json").read_text())["model"]["psnr"] > 0
+
+
+def test_hub_upload_plan_is_the_generator_and_its_card_only(vis2ir_run, tmp_path):
+    out, _ = vis2ir_run
+    # what push_folder would upload: never the dataset grid, never training state
+    assert upload_plan(out / "final") == ["README.md", "config.json", "evaluation.json", "evaluation.md",
+                                          "model.safetensors", "training_config.json"]
+    from train.loop import push
+
+    err = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+        assert push(out / "final", "someone/irvis-vis2ir") is False  # offline in tests
+    assert "the generator is safe in" in err.getvalue() and "python -m irvis push" in err.getvalue()
+    assert (out / "final" / "model.safetensors").is_file()
+
+
+def test_push_to_hub_offline_fails_before_training(tmp_path):
+    out = tmp_path / "run"
+    code, log = run(["--direction", "vis2ir", "--data", str(MSRS), "--output-dir", str(out), *TINY, "--max-steps", "2",
+                     "--push-to-hub", "someone/irvis-vis2ir"])
+    assert code == 2 and "HF_HUB_OFFLINE" in log
+    assert not out.exists()
+
+
+def test_export_a_checkpoint_in_float16(vis2ir_run, tmp_path):
+    out, _ = vis2ir_run
+    checkpoint = out / "checkpoints" / "checkpoint-000004"
+    code, log = run(["export", "--checkpoint", str(checkpoint), "--output", str(tmp_path / "exp"), "--export-half"])
+    assert code == 0, log
+    exported = tmp_path / "exp" / "model.safetensors"
+    with safe_open(exported, "pt") as f:
+        assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float16}
+    trained = load_file(checkpoint / "generator" / "model.safetensors")
+    halved = load_file(exported)
+    assert trained.keys() == halved.keys()
+    assert all(torch.equal(trained[k].half(), halved[k]) for k in trained)
+    card = (tmp_path / "exp" / "README.md").read_text()
+    assert "| steps | 4 of 6" in card and "stored in float16" in card
+    assert json.loads((tmp_path / "exp" / "evaluation.json").read_text())["n_pairs"] == 3
+
+
+def test_a_run_folder_is_never_silently_reused(vis2ir_run):
+    out, _ = vis2ir_run
+    base = ["--data", str(MSRS), str(LLVIP), "--output-dir", str(out), *TINY, "--max-steps", "8", "--val-max-pairs", "3"]
+    code, log = run(["--direction", "vis2ir", *base])
+    assert code == 2 and "--resume latest" in log and "already holds checkpoints" in log
+    code, log = run(["--direction", "ir2vis", *base, "--resume", "latest"])
+    assert code == 2 and "--direction: checkpoint 'vis2ir', now 'ir2vis'" in log
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["checkpoint-000004", "checkpoint-000006"]
+
+
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_ir2vis_l1_only_run_with_ema_on_a_set_without_test_split(tmp_path):
+    out = tmp_path / "ir2vis"
+    code, log = run(["--direction", "ir2vis", "--data", str(VIFB), "--output-dir", str(out), *TINY, "--max-steps", "4",
+                     "--gan-weight", "0", "--ema-decay", "0.99", "--checkpoint-every", "4", "--sample-every", "4",
+                     "--report-to", "none"])
+    assert code == 0, log
+    assert "L1 (no discriminator)" in log and "0 validation pairs" in log
+    checkpoint = out / "checkpoints" / "checkpoint-000004"
+    assert not (checkpoint / "discriminator.safetensors").exists() and (checkpoint / "generator_ema").is_dir()
+    final = out / "final"
+    assert not (final / "evaluation.json").exists()  # nothing to score on: said so in the card
+    card = (final / "README.md").read_text()
+    assert "has not been scored" in card and "EMA of the generator" in card
+    # the export is the EMA, not the raw generator
+    assert torch.equal(load_file(final / "model.safetensors")["net.head.weight"],
+                       load_file(checkpoint / "generator_ema" / "model.safetensors")["net.head.weight"])
+    translator = Translator.from_pretrained(final, device="cpu")
+    infrared = load_image(sorted((VIFB / "infrared" / "train").iterdir())[0], "infrared")
+    rgb = translator.translate_tensor(infrared)
+    assert rgb.shape == (3, *infrared.shape[-2:]) and 0 <= rgb.min() and rgb.max() <= 1
+    assert (out / "samples" / "step-000004.png").is_file()  # samples from training frames when there is no test split
+
+
+def test_ssim_loss_and_repeated_sets(tmp_path):
+    out = tmp_path / "vis2ir"
+    code, log = run(["--direction", "vis2ir", "--data", str(MSRS), str(VIFB), "--output-dir", str(out), *TINY,
+                     "--max-steps", "2", "--gan-weight", "0", "--ssim-weight", "50", "--repeat-sets", "msrs=3",
+                     "--checkpoint-every", "2", "--sample-every", "0", "--eval-every", "0", "--val-max-pairs", "1",
+                     "--report-to", "none"])
+    assert code == 0, log
+    assert "L1 + SSIM (no discriminator)" in log
+    assert "75 training pairs {'msrs': 54, 'vifb': 21}" in log  # 18 msrs pairs, three times each
+    saved = json.loads((out / "final" / "training_config.json").read_text())
+    assert saved["repeat_sets"] == ["msrs=3"] and saved["ssim_weight"] == 50
+
+
+def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path):
+    """Interrupted at step 4 (after the step-3 checkpoint), resumed with --resume latest: the same final
+    weights, EMA, discriminator, schedule and data position as a run that was never stopped."""
+    from train.config import from_args
+    from train.loop import Trainer
+
+    def argv(out):
+        return ["--direction", "ir2vis", "--data", str(MSRS), "--output-dir", str(out), *TINY, "--max-steps", "6",
+                "--checkpoint-every", "3", "--ema-decay", "0.9", "--eval-every", "0", "--sample-every", "0",
+                "--val-max-pairs", "1", "--report-to", "none"]
+
+    code, log = run(argv(tmp_path / "straight"))
+    assert code == 0, log
+
+    def interrupt(trainer, step):
+        if step == 4:
+            raise KeyboardInterrupt
+
+    with contextlib.redirect_stdout(io.StringIO()) as printed, contextlib.redirect_stderr(io.StringIO()):
+        with pytest.raises(KeyboardInterrupt):
+            Trainer(from_args(argv(tmp_path / "resumed")), callbacks=[interrupt]).train()
+    assert "interrupted at step 4" in printed.getvalue() and "checkpoint-000003" in printed.getvalue()
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    # what a kill during the next save would leave behind: hidden, and never taken for a checkpoint
+    partial = tmp_path / "resumed" / "checkpoints" / ".tmp-checkpoint-000006"
+    partial.mkdir()
+    (partial / "optimizer.bin").write_bytes(b"half")
+    code, log = run([*argv(tmp_path / "resumed"), "--resume", "latest"])
+    assert code == 0, log
+    assert "resumed from" in log and "checkpoint-000003 at step 3" in log
+    assert not partial.exists()
+
+    a, b = (tmp_path / run_name / "checkpoints" / "checkpoint-000006" for run_name in ("straight", "resumed"))
+    for name in ("generator/model.safetensors", "generator_ema/model.safetensors", "discriminator.safetensors"):
+        first, second = load_file(a / name), load_file(b / name)
+        assert first.keys() == second.keys()
+        for key in first:
+            torch.testing.assert_close(second[key], first[key], rtol=0, atol=1e-7, msg=f"{name}: {key}")
+    state_a, state_b = (json.loads((x / "trainer_state.json").read_text()) for x in (a, b))
+    for key in ("step", "epoch", "batch_in_epoch", "scheduler_g", "scheduler_d", "ema_updates"):
+        assert state_a[key] == state_b[key], key
+
+
+def test_broken_dataset_fails_before_training_with_the_full_report(tmp_path):
+    names = sorted(os.listdir(MSRS / "visible" / "train"))[:2]
+    root = copy_pairs(MSRS, tmp_path / "broken", names)
+    (root / "visible" / "train" / names[0]).unlink()
+    truncated = root / "infrared" / "train" / names[1]
+    truncated.write_bytes(truncated.read_bytes()[:2000])
+    out = tmp_path / "run"
+    code, log = run(["--direction", "ir2vis", "--data", str(root), "--output-dir", str(out), *TINY, "--max-steps", "2"])
+    assert code == 2
+    assert "2 problem(s)" in log
+    assert f"{names[0].rsplit('.', 1)[0]}" in log and "no visible image" in log  # the missing partner
+    assert str(truncated) in log  # the truncated file, by path
+    assert "Traceback" not in log
+    assert not out.exists()  # nothing was built
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--crop-size", "80", "--load-size", "96"], "--crop-size must be a multiple of 32"),
+    (["--arch", "pix2pix-unet256", "--crop-size", "64"], "multiple of 256"),
+    (["--max-steps", "5", "--epochs", "1"], "not both"),
+    (["--crop-size", "128", "--load-size", "64"], "larger than --load-size"),
+    (["--gan-weight", "0", "--l1-weight", "0"], "nothing to learn"),
+    (["--batch-size", "64"], "cannot fill one batch"),
+    (["--resume", "/no/such/checkpoint"], "no such checkpoint folder"),
+    (["--repeat-sets", "msrs"], "expected SET=N"),
+    (["--repeat-sets", "llvip=3"], "the training sets are ['msrs']"),
+])
+def test_bad_settings_are_refused_with_a_reason(tmp_path, flags, message):
+    code, log = run(["--direction", "ir2vis", "--data", str(MSRS), "--output-dir", str(tmp_path / "run"),
+                     "--num-workers", "0", "--max-steps", "2", *flags])
+    assert code == 2 and message in log, log
+    assert "Traceback" not in log
+
+
+def test_help_documents_every_setting():
+    from dataclasses import fields
+
+    from train.__main__ import export_parser
+    from train.config import TrainConfig, build_parser
+
+    text = build_parser().format_help()
+    for f in fields(TrainConfig):
+        assert "--" + f.name.replace("_", "-") in text, f.name
+    for flag in ("--direction", "--data", "--output-dir", "--max-steps", "--batch-size", "--resume", "--push-to-hub",
+                 "accelerate launch"):
+        assert flag in text
+    assert "--checkpoint" in export_parser().format_help()
+
+
+# ---------------------------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.multiprocess
+@pytest.mark.timeout(240)
+def test_two_process_cpu_run_with_accelerate_launch(tmp_path):
+    """The same command under `accelerate launch` with 2 processes (torchrun + gloo on the CPU): gradients
+    synchronised, every process's RNG checkpointed, validation gathered without the padding duplicates."""
+    out = tmp_path / "ddp"
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
+           "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+           "--main_process_port", str(_free_port()), "-m", "train", "--cpu",
+           "--direction", "ir2vis", "--data", str(MSRS), "--output-dir", str(out), *TINY, "--max-steps", "4",
+           "--checkpoint-every", "2", "--eval-every", "2", "--sample-every", "0", "--val-max-pairs", "3"]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=220)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "batch 4 (2 x 2 process(es)" in proc.stdout
+    checkpoint = out / "checkpoints" / "checkpoint-000004"
+    assert json.loads((checkpoint / "trainer_state.json").read_text())["num_processes"] == 2
+    assert (checkpoint / "random_states_0.pkl").is_file() and (checkpoint / "random_states_1.pkl").is_file()
+    # 3 frames over 2 processes: one is padded in, and gather_for_metrics drops it again
+    assert json.loads((out / "metrics.jsonl").read_text().splitlines()[0])["n_images"] == 3
+    assert Translator.from_pretrained(out / "final", device="cpu").direction.name == "ir2vis"

@@ -1,0 +1,237 @@
+"""One dataclass behind the flags: `python -m train --help` is generated from it, and every run saves
+it as training_config.json (beside the checkpoints and in the exported generator folder)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from pathlib import Path
+
+from irvis.directions import DIRECTIONS
+from irvis.nets import ARCHITECTURES
+
+CONFIG_FILE = "training_config.json"
+GROUP_TITLES = {"data": "data", "model": "models", "optimisation": "optimisation", "schedule": "logging, samples, "
+                "validation, checkpoints", "output": "resume, export and the Hub"}
+
+
+class ConfigError(ValueError):
+    """Flags that cannot make a run, with the reason."""
+
+
+def _opt(help: str, **kwargs):
+    """A dataclass field with its argparse settings in metadata (flag name = field name with dashes)."""
+    default = kwargs.pop("default", MISSING)
+    factory = kwargs.pop("default_factory", MISSING)
+    extra = {} if default is MISSING else {"default": default}
+    if factory is not MISSING:
+        extra = {"default_factory": factory}
+    return field(metadata={"help": help, **kwargs}, **extra)
+
+
+@dataclass
+class TrainConfig:
+    # what to learn, from what
+    direction: str = _opt("translation direction", choices=list(DIRECTIONS), group="data")
+    data: list[str] = _opt("LLVIP-layout roots (ROOT/infrared/train <-> ROOT/visible/train); a folder of such roots "
+                           "(e.g. ../shared/data) stands for all of them", nargs="+", metavar="ROOT", group="data")
+    val_data: list[str] | None = _opt("validation roots (their 'test' split); default: the test split of --data, "
+                                      "roots without one skipped", default=None, nargs="+", metavar="ROOT", group="data")
+    output_dir: str | None = _opt("run folder: checkpoints/, tensorboard/, samples/, final/ (default runs/DIRECTION)",
+                                  default=None, group="data")
+    load_size: int = _opt("training pairs: shorter side drawn in [crop, load] before the random crop", default=286, group="data")
+    crop_size: int = _opt("training crop side (a multiple of the generator's size multiple: 32, or 256 for the reference)",
+                          default=256, group="data")
+    repeat_sets: list[str] | None = _opt("repeat a set's training pairs N times per epoch, e.g. llvip=4 (a set is "
+                                         "named after its root folder)", default=None, nargs="+", metavar="SET=N",
+                                         group="data")
+    num_workers: int = _opt("DataLoader worker processes per training process (0: load in the training process)",
+                            default=min(2, os.cpu_count() or 1), group="data")
+    # models
+    arch: str = _opt("generator: irvis-unet (default) or pix2pix-unet256 (the Pix2Pix reference)",
+                     default="irvis-unet", choices=list(ARCHITECTURES), group="model")
+    ngf: int | None = _opt("generator base width (default: the architecture's)", default=None, group="model")
+    ndf: int = _opt("discriminator base width", default=64, group="model")
+    d_layers: int = _opt("PatchGAN depth (3: 70x70 patches)", default=3, group="model")
+    ema_decay: float = _opt("keep an exponential moving average of the generator with this decay and export it "
+                            "(0: off; e.g. 0.999)", default=0.0, group="model")
+    # optimisation
+    max_steps: int | None = _opt("optimizer steps to train (default 10000 unless --epochs is given)", default=None,
+                                 group="optimisation")
+    epochs: int | None = _opt("passes over the training pairs, instead of --max-steps", default=None, group="optimisation")
+    batch_size: int = _opt("pairs per batch per process (total batch = this x processes x accumulation)", default=4,
+                           group="optimisation")
+    gradient_accumulation_steps: int = _opt("micro-batches per optimizer step", default=1, group="optimisation")
+    lr_g: float = _opt("generator learning rate (Adam)", default=2e-4, group="optimisation")
+    lr_d: float = _opt("discriminator learning rate (Adam)", default=2e-4, group="optimisation")
+    beta1: float = _opt("Adam beta1", default=0.5, group="optimisation")
+    beta2: float = _opt("Adam beta2", default=0.999, group="optimisation")
+    lr_schedule: str = _opt("linear: constant, then linear decay to 0 over the second half (Pix2Pix); cosine; constant",
+                            default="linear", choices=["linear", "cosine", "constant"], group="optimisation")
+    ssim_weight: float = _opt("weight of an SSIM loss, 1 - SSIM(prediction, truth) (0: off); SSIM rewards "
+                              "flat where the truth is flat, which L1 alone learns slowly", default=0.0, group="optimisation")
+    l1_weight: float = _opt("weight of the L1 loss (measured on the [-1, 1] scale, as Pix2Pix)", default=100.0,
+                            group="optimisation")
+    gan_weight: float = _opt("weight of the conditional PatchGAN loss; 0 trains pure L1 regression without a "
+                             "discriminator (much faster on CPU)", default=1.0, group="optimisation")
+    gan_mode: str = _opt("adversarial loss: vanilla (BCE, Pix2Pix's) or lsgan (least squares)", default="vanilla",
+                         choices=["vanilla", "lsgan"], group="optimisation")
+    mixed_precision: str = _opt("no, fp16 (CUDA) or bf16", default="no", choices=["no", "fp16", "bf16"],
+                                group="optimisation")
+    seed: int = _opt("seed for initialisation, data order and augmentation", default=0, group="optimisation")
+    cpu: bool = _opt("train on the CPU even when a GPU is present", default=False, group="optimisation")
+    # when to do what
+    log_every: int = _opt("steps between logged losses and learning rates", default=10, group="schedule")
+    checkpoint_every: int = _opt("steps between checkpoints (an interrupted run loses at most this many)", default=500,
+                                 group="schedule")
+    checkpoints_total_limit: int = _opt("checkpoints kept (oldest deleted first)", default=3, group="schedule")
+    sample_every: int = _opt("steps between sample grids (input | prediction | truth) in TensorBoard and samples/; "
+                             "0: off", default=250, group="schedule")
+    eval_every: int = _opt("steps between validation PSNR/SSIM (0: only at the end)", default=500, group="schedule")
+    val_short_side: int = _opt("validation frames are whole, resized to this shorter side", default=256, group="schedule")
+    val_max_pairs: int = _opt("validate on at most this many pairs (0: all)", default=0, group="schedule")
+    report_to: str = _opt("tensorboard or none", default="tensorboard", choices=["tensorboard", "none"], group="schedule")
+    # run control and output
+    resume: str | None = _opt("'latest' (the newest checkpoint in OUTPUT_DIR; starts fresh if there is none) or a "
+                              "checkpoint folder", default=None, metavar="latest|PATH", group="output")
+    export_half: bool = _opt("store the exported generator in float16 (half the size)", default=False, group="output")
+    push_to_hub: str | None = _opt("upload OUTPUT_DIR/final to this Hugging Face model repo at the end",
+                                   default=None, metavar="REPO_ID", group="output")
+    hub_private: bool = _opt("create the Hub repo as private", default=False, group="output")
+
+    # ---------------------------------------------------------------------------------------------
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.output_dir or f"runs/{self.direction}")
+
+    def validate(self) -> "TrainConfig":
+        """Every check that needs no data and no model, so a bad flag fails in a second."""
+        from irvis.nets import build_generator
+
+        if self.max_steps is not None and self.epochs is not None:
+            raise ConfigError("give --max-steps or --epochs, not both")
+        positive = ["batch_size", "gradient_accumulation_steps", "load_size", "crop_size", "log_every",
+                    "checkpoint_every", "checkpoints_total_limit", "val_short_side", "ndf", "d_layers"]
+        positive += [n for n in ("max_steps", "epochs", "ngf") if getattr(self, n) is not None]
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        for name in ("num_workers", "sample_every", "eval_every", "val_max_pairs", "l1_weight", "gan_weight", "lr_g", "lr_d"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"--{name.replace('_', '-')} cannot be negative, got {getattr(self, name)}")
+        self.set_repeats()  # format check
+        if self.ssim_weight < 0:
+            raise ConfigError(f"--ssim-weight cannot be negative, got {self.ssim_weight}")
+        if self.l1_weight == 0 and self.gan_weight == 0 and self.ssim_weight == 0:
+            raise ConfigError("--l1-weight and --gan-weight are both 0: there is nothing to learn")
+        if not 0 <= self.ema_decay < 1:
+            raise ConfigError(f"--ema-decay must be in [0, 1), got {self.ema_decay}")
+        if self.crop_size > self.load_size:
+            raise ConfigError(f"--crop-size {self.crop_size} is larger than --load-size {self.load_size}")
+        try:
+            multiple = build_generator(self.direction, self.arch, **self.generator_overrides()).size_multiple
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        if self.crop_size % multiple:
+            raise ConfigError(f"--crop-size must be a multiple of {multiple} for {self.arch}, got {self.crop_size}")
+        if self.resume is not None and self.resume != "latest" and not Path(self.resume).is_dir():
+            raise ConfigError(f"--resume {self.resume}: no such checkpoint folder (or use --resume latest)")
+        return self
+
+    def set_repeats(self) -> dict[str, int]:
+        repeats = {}
+        for item in self.repeat_sets or []:
+            name, _, count = item.partition("=")
+            if not name or not count.isdigit() or int(count) < 1:
+                raise ConfigError(f"--repeat-sets {item!r}: expected SET=N with N a whole number >= 1, e.g. llvip=4")
+            repeats[name] = int(count)
+        return repeats
+
+    def generator_overrides(self) -> dict:
+        return {} if self.ngf is None else {"ngf": self.ngf}
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def save(self, path: str | os.PathLike) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "TrainConfig":
+        try:
+            values = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise ConfigError(f"{path}: not a readable training config ({e})") from None
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ConfigError(f"{path}: unknown settings {sorted(unknown)}")
+        return cls(**values)
+
+
+# Settings that may differ when resuming: they change when and how long, never what is being learnt.
+RESUMABLE_CHANGES = {"max_steps", "epochs", "num_workers", "log_every", "checkpoint_every", "checkpoints_total_limit",
+                     "sample_every", "eval_every", "val_data", "val_short_side", "val_max_pairs", "report_to", "resume",
+                     "export_half", "push_to_hub", "hub_private", "output_dir", "cpu"}
+
+
+def resume_conflicts(saved: TrainConfig, current: TrainConfig) -> list[str]:
+    """The settings that differ from the checkpoint's run in ways that would not continue it."""
+    a, b = saved.to_dict(), current.to_dict()
+    return [f"--{k.replace('_', '-')}: checkpoint {a[k]!r}, now {b[k]!r}"
+            for k in a if k not in RESUMABLE_CHANGES and a[k] != b[k]]
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Shows a default only where there is one worth reading (not None, not a switch's False)."""
+
+    def _get_help_string(self, action):
+        help = action.help or ""
+        if action.default not in (None, False, argparse.SUPPRESS) and not action.required and "%(default)" not in help:
+            help += " (default: %(default)s)"
+        return help
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m train",
+        description="Train an irvis generator (Pix2Pix: conditional PatchGAN + L1) with Hugging Face Accelerate. "
+                    "Runs on one CPU, one GPU, or many: `accelerate launch [--multi_gpu] -m train ...`.",
+        epilog="Export a checkpoint: python -m train export --checkpoint OUTPUT_DIR/checkpoints/checkpoint-000500 "
+               "--output DIR  (see python -m train export --help).",
+        formatter_class=_HelpFormatter,
+    )
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for f in fields(TrainConfig):
+        meta = dict(f.metadata)
+        name = meta.pop("group")
+        if name not in groups:
+            groups[name] = parser.add_argument_group(GROUP_TITLES[name])
+        group = groups[name]
+        flag = "--" + f.name.replace("_", "-")
+        required = f.default is MISSING and f.default_factory is MISSING
+        kwargs = {"help": meta.pop("help"), "dest": f.name, **meta}
+        if f.type in ("bool", bool):
+            group.add_argument(flag, action="store_true", **kwargs)
+            continue
+        kwargs["type"] = _arg_type(f.type)
+        if required:
+            kwargs["required"] = True
+        else:
+            kwargs["default"] = f.default
+        group.add_argument(flag, **kwargs)
+    return parser
+
+
+def _arg_type(annotation: str):
+    for name, kind in (("int", int), ("float", float)):
+        if annotation.startswith(name):
+            return kind
+    return str
+
+
+def from_args(argv: list[str] | None = None) -> TrainConfig:
+    args = build_parser().parse_args(argv)
+    return TrainConfig(**vars(args)).validate()

@@ -1,0 +1,85 @@
+"""Export a generator: config.json + model.safetensors + training_config.json + evaluation + model card,
+the folder `Translator.from_pretrained` loads and `python -m irvis push` uploads. Used at the end of
+training and by `python -m train export` for any checkpoint."""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from irvis.data import Pair
+from irvis.evaluate import evaluate, write_report
+from irvis.nets import Generator, WeightsError, count_parameters, load_generator, save_generator
+from irvis.translate import Translator
+from train.card import model_card
+from train.config import CONFIG_FILE, ConfigError, TrainConfig
+
+EVALUATION_JSON = "evaluation.json"
+
+
+def export_generator(generator: Generator, out: str | os.PathLike, config: TrainConfig, state: dict,
+                     val_pairs: Sequence[Pair], half: bool = False, device: str | torch.device = "cpu",
+                     repo_id: str | None = None, progress: bool = True) -> dict | None:
+    """Write the folder atomically (built beside it, then renamed); returns the evaluation result, or
+    None when there are no validation pairs. The evaluation scores the weights as written (float16 too)."""
+    out = Path(out)
+    tmp = out.parent / f".tmp-{out.name}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    save_generator(copy.deepcopy(generator).float().cpu(), tmp, half=half)
+    config.save(tmp / CONFIG_FILE)
+    result = None
+    if val_pairs:
+        translator = Translator(load_generator(tmp), device=device, source=str(out))
+        result, samples = evaluate(translator, list(val_pairs), short_side=config.val_short_side, progress=progress)
+        write_report(result, samples, tmp / EVALUATION_JSON)  # .json, .md and the .png grid (never uploaded)
+    card = model_card(config, state, result, count_parameters(generator), half=half, load_path=repo_id or str(out))
+    (tmp / "README.md").write_text(card)
+    _replace_dir(tmp, out)
+    return result
+
+
+def _replace_dir(new: Path, dst: Path) -> None:
+    old = dst.parent / f".old-{dst.name}"
+    shutil.rmtree(old, ignore_errors=True)
+    if dst.exists():
+        os.replace(dst, old)
+    os.replace(new, dst)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def export_checkpoint(checkpoint: str | os.PathLike, output: str | os.PathLike, half: bool = False,
+                      val_data: list[str] | None = None, use_ema: bool = True, device: str = "cpu",
+                      repo_id: str | None = None) -> dict | None:
+    """A checkpoint folder (or a run folder: its latest checkpoint) -> an exported generator folder."""
+    from train.loop import EMA_DIR, GENERATOR_DIR, list_checkpoints, read_checkpoint, validation_pairs
+
+    path = Path(checkpoint)
+    if not path.is_dir():
+        raise ConfigError(f"--checkpoint {path}: no such folder")
+    if not (path / "trainer_state.json").is_file():
+        found = list_checkpoints(path)
+        if not found:
+            raise ConfigError(f"--checkpoint {path}: neither a checkpoint nor a run folder with checkpoints")
+        path = found[-1]
+    config, state = read_checkpoint(path)
+    if val_data is not None:
+        config.val_data = val_data
+    folder = path / EMA_DIR if use_ema and (path / EMA_DIR).is_dir() else path / GENERATOR_DIR
+    try:
+        generator = load_generator(folder)
+    except WeightsError as e:
+        raise ConfigError(f"{path}: {e}") from None
+    print(f"exporting {folder} (step {state['step']}) to {output}")
+    result = export_generator(generator, output, config, {**state, "exported_from": str(path), "weights": folder.name},
+                              validation_pairs(config), half=half, device=device, repo_id=repo_id)
+    if result is not None:
+        m = result["model"]
+        print(f"validation ({result['n_pairs']} pairs): PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f}")
+    return result
+
