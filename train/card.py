@@ -118,6 +118,8 @@ def model_card(config: TrainConfig, state: dict, result: dict | None, n_params: 
     gan = "L1 only (no discriminator)" if config.gan_weight == 0 else (
         f"conditional PatchGAN ({config.gan_mode}, weight {config.gan_weight:g}, {config.d_layers} layers, ndf {config.ndf}) "
         f"+ L1 (weight {config.l1_weight:g})")
+    if config.ssim_weight > 0:
+        gan += f" + SSIM loss (weight {config.ssim_weight:g})"
     train_sets = state.get("train_sets", {})
     n_train = sum(train_sets.values())
     processes = state.get("num_processes", 1)
@@ -133,6 +135,7 @@ def model_card(config: TrainConfig, state: dict, result: dict | None, n_params: 
               f"| architecture | {config.arch}, {n_params / 1e6:.2f} M parameters"
               + (", stored in float16" if half else "") + " |",
               f"| training data | {n_train} pairs: " + ", ".join(f"{k} ({v})" for k, v in train_sets.items())
+              + (f" (pair draws per epoch; repeated: {', '.join(config.repeat_sets)})" if config.repeat_sets else "")
               + f"; roots `{' '.join(config.data)}` |",
               "| validation data | " + (", ".join(f"{k} ({v})" for k, v in state.get("val_sets", {}).items()) or "none")
               + " |",
