@@ -20,7 +20,7 @@ BASE="--data $SETS --batch-size 4 --crop-size 256 --load-size 286 --gan-weight 0
 # 2. Architecture comparison at one budget: default and reference, same recipe (L1, constant learning
 #    rate, so the default's step-200 checkpoint is what a 200-step run gives), 200 steps of batch 4.
 for d in vis2ir ir2vis; do
-  python -m train --direction $d --output-dir "$RUNS/$d-default" --max-steps 1600 --lr-schedule constant \
+  python -m train --direction $d --output-dir "$RUNS/$d-default" --max-steps 200 --lr-schedule constant \
     --checkpoints-total-limit 20 $BASE &
   python -m train --direction $d --arch pix2pix-unet256 --output-dir "$RUNS/$d-reference" --max-steps 200 \
     --lr-schedule constant $BASE &
@@ -38,10 +38,8 @@ for d in vis2ir ir2vis; do
 done
 wait
 
-# 4. Evaluation on the original test splits (not the cache): the model cards' tables.
+# 4. weights/: the shipped runs exported in float16 with model cards whose tables are computed on the
+#    original test splits, and the same-budget comparison with the reference.
 for d in vis2ir ir2vis; do
-  for run in "$d-shipped/final" "$d-default-at-200" "$d-reference/final"; do
-    python -m irvis evaluate --direction $d --weights "$RUNS/$run" --data $TEST_SETS --split test \
-      --json "$RUNS/eval/${run//\//-}.json"
-  done
+  python -m train.publish $d --runs "$RUNS" --data "$DATA_DIR" --out weights/$d
 done

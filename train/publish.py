@@ -1,0 +1,115 @@
+"""Assemble a shipped generator folder (weights/DIRECTION) from the recipe's runs, with the model card's
+tables regenerated on the original test splits and the same-budget comparison with the Pix2Pix reference.
+
+    python -m train.publish vis2ir --runs runs --data ../shared/data --out weights/vis2ir
+
+Reads runs/DIRECTION-shipped (the shipped run), runs/DIRECTION-default (the default architecture under the
+comparison recipe) and runs/DIRECTION-reference (pix2pix-unet256, same recipe and budget); see train/recipe.sh."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from irvis.data import expand_roots, load_pairs
+from irvis.evaluate import evaluate
+from irvis.translate import Translator
+from train.export import export_checkpoint
+
+LIMITATIONS = {
+    "ir2vis": [
+        "Colour is not in the infrared signal. Cars, clothes, signs and façades come out in the average colour "
+        "of what the training sets showed in similar thermal contexts: mostly grays and browns. A red car "
+        "or a blue jacket cannot be recovered, and no amount of data will change that for a single frame.",
+        "Lighting is not in the infrared signal either: street lamps, headlights and lit windows, which "
+        "dominate LLVIP's night frames, are guessed from context, so bright spots appear in plausible "
+        "places rather than where the lamps were.",
+        "Outputs are smooth: the losses (L1 + SSIM) reward the mean of the plausible images, and texture that "
+        "infrared does not carry (road markings, text) is blurred or missing.",
+    ],
+    "vis2ir": [
+        "Heat is not in the visible signal. People and running engines are found by their shape (and, on "
+        "LLVIP, by the fixed cameras' context); parked cars that are cold, or warm surfaces that look like "
+        "their surroundings (sun-heated walls, recently driven-over asphalt) are predicted wrongly.",
+        "At night much of the visible frame is dark noise; the generator fills it with the typical thermal "
+        "background of the training scenes.",
+        "Outputs are smooth: thermal texture is averaged out, and relative brightness is learnt per set, so "
+        "a camera with a different thermal gain gives a different overall level.",
+    ],
+}
+
+
+def _scores(weights: Path, pairs) -> dict:
+    result, _ = evaluate(Translator.from_pretrained(weights, device="cpu"), pairs, progress=False, lpips=False, fid=False)
+    return result
+
+
+def _row(name: str, m: dict) -> str:
+    return f"| {name} | {m['psnr']:.2f} | {m['ssim']:.4f} |"
+
+
+def comparison_section(default: dict, reference: dict, budget: str) -> list[str]:
+    lines = ["## Compared with the original Pix2Pix generator", "",
+             f"The same recipe ({budget}) trained for both architectures on the same data, evaluated the same way "
+             "(test splits, whole frames, shorter side 256):", "",
+             "| generator | set | PSNR (dB) | SSIM |", "|---|---|---|---|"]
+    for label, result in (("irvis-unet (default, 3.8 M parameters)", default),
+                          ("pix2pix-unet256 (reference, 54.4 M parameters)", reference)):
+        lines.append(_row(f"{label} | overall", result["model"]))
+        if "llvip" in result["per_set"]:
+            lines.append(_row(f"{label} | llvip", result["per_set"]["llvip"]["model"]))
+    gain = default["model"]["psnr"] - reference["model"]["psnr"]
+    ssim = default["model"]["ssim"] - reference["model"]["ssim"]
+    lines += ["", f"At this budget the default is {gain:+.2f} dB PSNR and {ssim:+.4f} SSIM against the reference overall, "
+              "with 14x fewer parameters and several times less CPU time per frame (`python -m irvis bench`).", ""]
+    return lines
+
+
+def publish(direction: str, runs: Path, data: list[str], out: Path, budget_step: int = 200) -> None:
+    roots = [str(r) for r in expand_roots(data) if (Path(r) / "infrared" / "test").is_dir()]
+    export_checkpoint(runs / f"{direction}-shipped", out, half=True, val_data=roots)
+    (out / "evaluation.png").unlink(missing_ok=True)  # made of dataset frames: never shipped
+    md = out / "evaluation.md"
+    md.write_text(md.read_text().replace("![input, prediction, truth, baseline](evaluation.png)",
+                                         "(sample grid: rerun the command below to draw it from your copy of the data)"))
+    pairs = load_pairs(roots, "test")
+    budget_dir = runs / f"{direction}-default-at-{budget_step}"
+    if not budget_dir.is_dir():
+        export_checkpoint(runs / f"{direction}-default" / "checkpoints" / f"checkpoint-{budget_step:06d}", budget_dir)
+    default, reference = _scores(budget_dir, pairs), _scores(runs / f"{direction}-reference" / "final", pairs)
+    config = json.loads((runs / f"{direction}-reference" / "final" / "training_config.json").read_text())
+    budget = (f"{budget_step} steps of batch {config['batch_size']}, {config['crop_size']}-pixel crops, L1 only, "
+              f"constant learning rate {config['lr_g']:g}")
+    card = (out / "README.md").read_text()
+    extra = comparison_section(default, reference, budget)
+    extra += ["## Where it fails", ""] + [f"- {text}" for text in LIMITATIONS[direction]] + [""]
+    extra += ["## Regenerate", "", "The weights, these tables and the comparison: `bash train/recipe.sh "
+              "../shared/data` (the runs), then `python -m train.publish " + direction + " --runs runs --data "
+              "../shared/data --out weights/" + direction + "`. The sample grids: `python -m irvis evaluate --direction "
+              + direction + " --weights weights/" + direction + " --data " + " ".join(roots) + " --json eval/" + direction
+              + ".json` (writes eval/" + direction + ".png).", ""]
+    (out / "README.md").write_text(card.replace("## Use\n", "\n".join(extra) + "\n## Use\n", 1))
+    (out / "comparison.json").write_text(json.dumps({"budget": budget, "default": default["model"],
+                                                     "reference": reference["model"],
+                                                     "default_llvip": default["per_set"].get("llvip", {}).get("model"),
+                                                     "reference_llvip": reference["per_set"].get("llvip", {}).get("model")},
+                                                    indent=2))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m train.publish", description=__doc__.split("\n\n")[0])
+    p.add_argument("direction", choices=["ir2vis", "vis2ir"])
+    p.add_argument("--runs", default="runs", type=Path)
+    p.add_argument("--data", nargs="+", default=["../shared/data"])
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--budget-step", type=int, default=200)
+    args = p.parse_args(argv)
+    publish(args.direction, args.runs, args.data, args.out, args.budget_step)
+    print(f"wrote {args.out}: " + ", ".join(sorted(os.listdir(args.out))))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
