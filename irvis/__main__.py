@@ -69,11 +69,11 @@ def cmd_analyze(args) -> int:
 
 
 def cmd_check_data(args) -> int:
-    from irvis.data import check_data, expand_roots
+    from irvis.data import check_data
 
     ok = True
     for split in args.split:
-        report = check_data(expand_roots(args.roots), split)
+        report = check_data(args.roots, split)
         print(report.text())
         ok &= not report.problems
     return 0 if ok else 1

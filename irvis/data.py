@@ -97,8 +97,9 @@ def _images_by_stem(folder: Path, problems: list[str]) -> dict[str, Path]:
 
 
 def discover_pairs(roots: Iterable[str | os.PathLike], split: str = "train") -> DataReport:
-    """Pair files by stem under each root's infrared/<split> and visible/<split>; no decoding."""
-    roots = [Path(r) for r in roots]
+    """Pair files by stem under each root's infrared/<split> and visible/<split>; no decoding. A folder
+    of such roots (e.g. ../shared/data) stands for all of them (see expand_roots)."""
+    roots = expand_roots(roots)
     report = DataReport(roots=[str(r) for r in roots], split=split)
     taken: set[str] = set()
     for root in roots:

@@ -14,7 +14,7 @@ from typing import Sequence
 import torch
 from PIL import Image, ImageDraw
 
-from irvis.data import Pair, expand_roots, load_pair, load_pairs
+from irvis.data import Pair, load_pair, load_pairs
 from irvis.directions import get_direction
 from irvis.images import to_pil
 from irvis.metrics import PROTOCOL, baseline_predictions, oracle_affine, score
@@ -240,6 +240,6 @@ def evaluate_dataset(weights: str | None, roots: Sequence[str], split: str = "te
     translator = Translator.from_pretrained(weights, device=device) if weights else None
     if translator is not None and direction is not None and translator.direction.name != get_direction(direction).name:
         raise ValueError(f"{weights} holds a {translator.direction.name} generator, but --direction is {direction}")
-    pairs = load_pairs(expand_roots(roots), split)
+    pairs = load_pairs(roots, split)
     return evaluate(translator, pairs, direction=direction, short_side=short_side, progress=progress,
                     lpips=lpips, fid=fid)

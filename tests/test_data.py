@@ -28,6 +28,11 @@ def test_several_roots_mix_and_keep_their_set_names(data_dir):
     assert any("tno" in note and "no 'test' split" in note for note in report.notes)
 
 
+def test_a_folder_of_sets_stands_for_all_of_them(data_dir):
+    report = discover_pairs([data_dir], "test")
+    assert report.ok and report.sets() == {"llvip": 12, "m3fd": 4, "m3svd": 20, "msrs": 4, "roadscene": 30}
+
+
 def test_every_problem_is_reported_at_once(llvip, tmp_path):
     root = copy_pairs(llvip, tmp_path / "broken", ["010001.jpg", "010002.jpg", "010003.jpg", "010004.jpg"])
     (root / "visible/train/010001.jpg").unlink()  # unmatched infrared

@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from torchmetrics.functional.image import structural_similarity_index_measure
 
 import irvis
-from irvis.data import DataError, Pair, PairedDataset, check_data, expand_roots, load_pair, load_pairs
+from irvis.data import DataError, Pair, PairedDataset, check_data, load_pair, load_pairs
 from irvis.directions import get_direction
 from irvis.metrics import baseline_predictions, score
 from irvis.nets import Generator, PatchDiscriminator, build_generator, count_parameters
@@ -128,8 +128,7 @@ def _spread(pairs: list[Pair], k: int) -> list[Pair]:
 def validation_pairs(config: TrainConfig) -> list[Pair]:
     """The 'test' split of --val-data, or of --data where it has one; problems raise DataError."""
     explicit = config.val_data is not None
-    roots = expand_roots(config.val_data if explicit else config.data)
-    report = check_data(roots, "test")
+    report = check_data(config.val_data if explicit else config.data, "test")
     if report.problems or (explicit and not report.pairs):
         report.raise_if_problems()
     return _spread(report.pairs, config.val_max_pairs)
@@ -263,7 +262,7 @@ class Trainer:
         self.push_failed = False
         self.direction = get_direction(config.direction)
         # 1. data and resume target first: nothing is built for a run that cannot start
-        self.train_pairs = repeat_sets(load_pairs(expand_roots(config.data), "train"), config.set_repeats())
+        self.train_pairs = repeat_sets(load_pairs(config.data, "train"), config.set_repeats())
         self.val_pairs = validation_pairs(config)
         self.resume_dir = resolve_resume(config)
         if self.resume_dir is not None:
