@@ -225,6 +225,22 @@ def test_ssim_loss_and_repeated_sets(tmp_path):
     assert saved["repeat_sets"] == ["msrs=3"] and saved["ssim_weight"] == 50
 
 
+def test_init_from_fine_tunes_an_exported_generator(vis2ir_run, generators, tmp_path):
+    from train.config import TrainConfig
+    from train.loop import initial_weights
+    from irvis.nets import build_generator, load_generator
+
+    out, _ = vis2ir_run
+    config = TrainConfig(direction="vis2ir", data=[str(MSRS)], init_from=str(out / "final"))
+    start = initial_weights(config, build_generator("vis2ir"))
+    exported = load_generator(out / "final")
+    assert all(torch.equal(a, b) for a, b in zip(start.state_dict().values(), exported.state_dict().values()))
+    code, log = run(["--direction", "vis2ir", "--data", str(MSRS), "--output-dir", str(tmp_path / "ft"), *TINY,
+                     "--max-steps", "1", "--gan-weight", "0", "--init-from", str(generators["ir2vis"]),
+                     "--report-to", "none"])
+    assert code == 2 and "holds a ir2vis irvis-unet generator" in log, log
+
+
 def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path):
     """Interrupted at step 4 (after the step-3 checkpoint), resumed with --resume latest: the same final
     weights, EMA, discriminator, schedule and data position as a run that was never stopped."""

@@ -55,6 +55,9 @@ class TrainConfig:
     ngf: int | None = _opt("generator base width (default: the architecture's)", default=None, group="model")
     ndf: int = _opt("discriminator base width", default=64, group="model")
     d_layers: int = _opt("PatchGAN depth (3: 70x70 patches)", default=3, group="model")
+    init_from: str | None = _opt("start the generator from these weights (a generator folder or Hub repo id of the "
+                                 "same direction and architecture): fine-tuning", default=None, metavar="WEIGHTS",
+                                 group="model")
     ema_decay: float = _opt("keep an exponential moving average of the generator with this decay and export it "
                             "(0: off; e.g. 0.999)", default=0.0, group="model")
     # optimisation

@@ -134,6 +134,23 @@ def validation_pairs(config: TrainConfig) -> list[Pair]:
     return _spread(report.pairs, config.val_max_pairs)
 
 
+def initial_weights(config: TrainConfig, like: Generator) -> Generator:
+    """The --init-from generator, checked to be the same network as the one this run trains."""
+    from irvis.hub import resolve_weights
+    from irvis.nets import WeightsError, load_generator
+
+    try:
+        loaded = load_generator(resolve_weights(config.init_from))
+    except WeightsError as e:
+        raise ConfigError(f"--init-from: {e}") from None
+    ours, theirs = like.state_dict(), loaded.state_dict()
+    if loaded.direction != like.direction or loaded.arch != like.arch or ours.keys() != theirs.keys() or any(
+            theirs[k].shape != v.shape for k, v in ours.items()):
+        raise ConfigError(f"--init-from {config.init_from} holds a {loaded.direction} {loaded.arch} generator of another "
+                          f"shape; this run trains {like.direction} {like.arch} (set --arch/--ngf to match)")
+    return loaded
+
+
 def repeat_sets(pairs: list[Pair], repeats: dict[str, int]) -> list[Pair]:
     """Each pair of a set listed in repeats appears that many times per epoch (each draw gets its own crop)."""
     unknown = set(repeats) - {p.set_name for p in pairs}
@@ -294,7 +311,9 @@ class Trainer:
         # identical initial weights on every process (and in the EMA copy); per-process randomness later
         set_seed(cfg.seed)
         generator = build_generator(cfg.direction, cfg.arch, **cfg.generator_overrides())
-        if cfg.arch == "pix2pix-unet256":
+        if cfg.init_from:
+            generator.load_state_dict(initial_weights(cfg, generator).state_dict())
+        elif cfg.arch == "pix2pix-unet256":
             init_pix2pix(generator)
         self.ema = EMA(generator, cfg.ema_decay) if cfg.ema_decay > 0 else None
         betas = (cfg.beta1, cfg.beta2)
