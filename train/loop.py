@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from torchmetrics.functional.image import structural_similarity_index_measure
 
 import irvis
-from irvis.data import DataError, Pair, PairedDataset, check_data, load_pair, load_pairs
+from irvis.data import Pair, PairedDataset, check_data, load_pair, load_pairs
 from irvis.directions import get_direction
 from irvis.metrics import baseline_predictions, score
 from irvis.nets import Generator, PatchDiscriminator, build_generator, count_parameters
