@@ -16,13 +16,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from irvis.data import DataError, Pair, discover_pairs, load_pair
+from irvis.data import DataError, Pair, discover_pairs, expand_roots, load_pair
 from irvis.directions import get_direction
 from irvis.images import ImageError, ImageSource, load_image, to_pil
-from irvis.metrics import baseline_predictions, oracle_affine, score
+from irvis.metrics import method_predictions, score_image
 
 # Identical images have infinite PSNR; reports cap it at 100 dB (irvis.evaluate does the same).
-PSNR_CAP_DB = 100.0
 # Error maps share one fixed scale, so a colour means the same error on every image: an absolute
 # error of ERROR_MAP_MAX (half the range) or more is the brightest colour.
 ERROR_MAP_MAX = 0.5
@@ -71,15 +70,11 @@ def compare(direction: str, source: torch.Tensor, truth: torch.Tensor,
     if truth.shape[0] != d.out_channels or source.shape[0] != d.in_channels:
         raise ValueError(f"{d.name} compares {d.in_channels}-channel sources with {d.out_channels}-channel truths, "
                          f"got {tuple(source.shape)} and {tuple(truth.shape)}")
-    methods: dict[str, torch.Tensor] = {}
-    if prediction is not None:
-        methods["model"] = prediction
-    methods.update({f"baseline: {k}": v[0] for k, v in baseline_predictions(d.name, source[None]).items()})
-    methods["oracle: affine"] = oracle_affine(source, truth)[0]
     rows = []
-    for name, pred in methods.items():  # one at a time: SSIM of a batch of large frames needs gigabytes
-        m = score(pred, truth)
-        rows.append(MethodScore(name, min(float(m["psnr"][0]), PSNR_CAP_DB), float(m["ssim"][0])))
+    # one at a time: SSIM of a batch of large frames needs gigabytes
+    for name, pred in method_predictions(d.name, source, truth, prediction).items():
+        m = score_image(pred, truth)
+        rows.append(MethodScore(name.replace(":", ": ", 1), m["psnr"], m["ssim"]))
     return rows
 
 
@@ -137,10 +132,6 @@ class Gallery:
         raise GalleryError(f"no sample {key!r} in the gallery")
 
 
-def _is_llvip_root(folder: Path) -> bool:
-    return (folder / "infrared").is_dir() and (folder / "visible").is_dir()
-
-
 def _download_dataset(spec: str) -> Path:
     """hf://datasets/owner/name[/sub/folder] -> a local snapshot folder (the cache when offline)."""
     parts = spec[len(HUB_DATASET_PREFIX):].strip("/").split("/")
@@ -167,9 +158,7 @@ def gallery_roots(spec: str | os.PathLike) -> list[Path]:
     folder = _download_dataset(spec) if spec.startswith(HUB_DATASET_PREFIX) else Path(spec).expanduser()
     if not folder.is_dir():
         raise GalleryError(f"{spec}: no such folder")
-    if _is_llvip_root(folder):
-        return [folder]
-    roots = sorted(p for p in folder.iterdir() if p.is_dir() and _is_llvip_root(p))
+    roots = [r for r in expand_roots([folder]) if (r / "infrared").is_dir() and (r / "visible").is_dir()]
     if not roots:
         raise GalleryError(f"{spec}: not in LLVIP layout: expected {spec}/infrared/<split>/NAME.jpg and "
                            f"{spec}/visible/<split>/NAME.jpg (or subfolders laid out so)")

@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw
 from irvis.data import Pair, load_pair, load_pairs
 from irvis.directions import get_direction
 from irvis.images import to_pil
-from irvis.metrics import PROTOCOL, baseline_predictions, oracle_affine, score
+from irvis.metrics import PROTOCOL, PSNR_CAP_DB, baseline_predictions, method_predictions, score_image
 from irvis.perceptual import PROTOCOL as PERCEPTUAL_PROTOCOL
 from irvis.perceptual import open_metrics
 from irvis.translate import Translator
@@ -48,11 +48,6 @@ class _Means:
         return {m: {k: round(v / n, 4) for k, v in ms.items()} for m, ms in self.sums[key].items()}
 
 
-def _finite(metrics: dict[str, torch.Tensor]) -> dict[str, float]:
-    # identical images have infinite PSNR; cap at 100 dB so means stay numbers (stated in the protocol)
-    return {k: min(float(v), 100.0) if k == "psnr" else float(v) for k, v in metrics.items()}
-
-
 def evaluate(translator: Translator | None, pairs: Sequence[Pair], direction: str | None = None,
              short_side: int | None = 256, progress: bool = True, grid_rows: int = GRID_ROWS,
              lpips: bool | None = None, fid: bool | None = None) -> tuple[dict, list]:
@@ -78,16 +73,13 @@ def evaluate(translator: Translator | None, pairs: Sequence[Pair], direction: st
     for pair in tqdm(pairs, desc=f"evaluate {d.name}", disable=not progress):
         ir, vis = load_pair(pair, short_side=short_side)
         source, truth = (ir, vis) if d.source == "infrared" else (vis, ir)
-        methods = {f"baseline:{k}": v[0] for k, v in baseline_predictions(d.name, source[None]).items()}
-        methods["oracle:affine"] = oracle_affine(source, truth)[0]
         prediction = translator.translate_tensor(source) if translator is not None else None
-        if prediction is not None:
-            methods["model"] = prediction
+        methods = method_predictions(d.name, source, truth, prediction)
         row = {"name": pair.name, "set": pair.set_name}
         if "fid" in perceptual:
             perceptual["fid"].add_real(truth)
         for method, pred in methods.items():
-            metrics = _finite(score(pred, truth))
+            metrics = score_image(pred, truth)
             if "lpips" in perceptual:
                 metrics["lpips"] = float(perceptual["lpips"](pred, truth)[0])
             if "fid" in perceptual:
@@ -97,7 +89,7 @@ def evaluate(translator: Translator | None, pairs: Sequence[Pair], direction: st
         means.count(pair.set_name)
         per_pair.append(row)
         if len(samples) < grid_rows:
-            first_baseline = next(iter(baseline_predictions(d.name, source[None]).values()))[0]
+            first_baseline = next(v for k, v in methods.items() if k.startswith("baseline:"))
             samples.append((f"{pair.set_name}/{pair.name}", source, prediction, truth, first_baseline))
 
     def split_methods(m: dict) -> dict:
@@ -123,7 +115,7 @@ def evaluate(translator: Translator | None, pairs: Sequence[Pair], direction: st
             **PROTOCOL,
             "short_side": short_side if short_side is not None else "native",
             "frame": "whole frame translated at once, padded to the network's multiple and cropped back",
-            "psnr_cap_db": 100.0,
+            "psnr_cap_db": PSNR_CAP_DB,
             "oracle": "affine: per-image least-squares affine map source->target channels; sees the truth",
             **{k: v for k, v in PERCEPTUAL_PROTOCOL.items() if k in perceptual},
         },

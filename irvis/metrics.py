@@ -48,6 +48,10 @@ def ssim(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     )
 
 
+# Identical images have infinite PSNR; reports cap it so that means stay numbers.
+PSNR_CAP_DB = 100.0
+
+
 def score(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
     """{"psnr": (N,), "ssim": (N,)} for a batch; the unit every report is built from."""
     if pred.shape != target.shape:
@@ -98,3 +102,19 @@ def oracle_affine(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     coef = torch.linalg.lstsq(design, y.flatten(2).transpose(1, 2)).solution  # (N, C_in+1, C_out)
     pred = (design @ coef).transpose(1, 2).reshape(n, -1, h, w)
     return pred.clamp(0, 1)
+
+
+def score_image(pred: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+    """score() of one (C, H, W) image as plain numbers, PSNR capped at PSNR_CAP_DB."""
+    m = score(pred, target)
+    return {"psnr": min(float(m["psnr"][0]), PSNR_CAP_DB), "ssim": float(m["ssim"][0])}
+
+
+def method_predictions(direction: str, source: torch.Tensor, truth: torch.Tensor,
+                       prediction: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Everything a report scores for one (C, H, W) image, by name: "model" (when given), then
+    "baseline:NAME" for each baseline of the direction, then "oracle:affine"."""
+    methods = {"model": prediction} if prediction is not None else {}
+    methods.update({f"baseline:{k}": v[0] for k, v in baseline_predictions(direction, source[None]).items()})
+    methods["oracle:affine"] = oracle_affine(source, truth)[0]
+    return methods
