@@ -31,7 +31,7 @@ from torchmetrics.functional.image import structural_similarity_index_measure
 import irvis
 from irvis.data import Pair, PairedDataset, check_data, load_pair, load_pairs
 from irvis.directions import get_direction
-from irvis.metrics import baseline_predictions, score
+from irvis.metrics import PSNR_CAP_DB, baseline_predictions, score
 from irvis.nets import Generator, PatchDiscriminator, build_generator, count_parameters
 from irvis.translate import pad_to_multiple
 from train.config import CONFIG_FILE, ConfigError, TrainConfig, resume_conflicts
@@ -704,7 +704,7 @@ class Trainer:
 
 def _psnr_ssim(pred: torch.Tensor, target: torch.Tensor) -> list[torch.Tensor]:
     m = score(pred.float(), target.float())
-    return [m["psnr"].clamp(max=100.0), m["ssim"]]  # identical images: inf dB, capped as irvis.evaluate does
+    return [m["psnr"].clamp(max=PSNR_CAP_DB), m["ssim"]]  # identical images: inf dB, capped as irvis.evaluate does
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
