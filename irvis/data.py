@@ -204,14 +204,17 @@ class PairedDataset(Dataset):
     """Pairs as training samples. train=True draws one random scale/crop/flip for both images, so
     they stay registered; train=False only resizes (whole frames, for validation)."""
 
-    def __init__(self, pairs: Sequence[Pair], load_size: int = 286, crop_size: int = 256, train: bool = True):
-        if crop_size > load_size:
-            raise ValueError(f"crop size {crop_size} is larger than load size {load_size}")
+    def __init__(self, pairs: Sequence[Pair], load_size: int = 286, crop_size: int = 256, train: bool = True,
+                 min_load_size: int | None = None):
+        min_load_size = crop_size if min_load_size is None else min_load_size
+        if not crop_size <= min_load_size <= load_size:
+            raise ValueError(f"need crop size {crop_size} <= smallest load size {min_load_size} <= load size {load_size}")
         self.pairs = list(pairs)
         self.load_size = load_size
         self.train = train
-        # scale: shorter side drawn in [crop_size, load_size]; then crop and flip, one draw for both
-        ops = [v2.RandomResize(crop_size, load_size + 1, antialias=True), v2.RandomCrop(crop_size),
+        # scale: shorter side drawn in [min_load_size, load_size] (small crops can thus keep the scale
+        # frames are translated at); then crop and flip, one draw for both
+        ops = [v2.RandomResize(min_load_size, load_size + 1, antialias=True), v2.RandomCrop(crop_size),
                v2.RandomHorizontalFlip()] if train else []
         self.transform = v2.Compose(ops)
 

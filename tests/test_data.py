@@ -92,6 +92,24 @@ def test_paired_transform_draws_one_crop_and_flip_for_both(llvip):
     assert 0 <= float(sample["visible"].min()) and float(sample["visible"].max()) <= 1
 
 
+def test_small_crops_can_keep_the_translation_scale(llvip):
+    """--min-load-size: a 64-pixel crop of a frame resized to 96..100, never to 64 (which would show
+    the whole frame shrunk, at a scale the model never translates at)."""
+    pair = discover_pairs([llvip], "train").pairs[0]
+    ir, _ = load_pair(pair, short_side=100)
+    ds = PairedDataset([pair], load_size=100, crop_size=64, min_load_size=96)
+    from torchvision import tv_tensors
+
+    torch.manual_seed(0)
+    for _ in range(8):
+        a, _ = ds.transform(tv_tensors.Image(ir), tv_tensors.Image(ir.expand(3, -1, -1).clone()))
+        assert a.shape == (1, 64, 64)
+    sizes = {int(ds.transform.transforms[0].make_params([tv_tensors.Image(ir)])["size"][0]) for _ in range(50)}
+    assert sizes and min(sizes) >= 96 and max(sizes) <= 100
+    with pytest.raises(ValueError, match="smallest load size"):
+        PairedDataset([pair], load_size=100, crop_size=64, min_load_size=48)
+
+
 def test_prepared_cache_is_an_ordinary_smaller_root(data_dir, tmp_path):
     roots = prepare_cache([data_dir / "msrs"], tmp_path / "cache", size=96, splits=("test",), progress=False)
     assert [r.name for r in roots] == ["msrs"]

@@ -307,6 +307,7 @@ def test_broken_dataset_fails_before_training_with_the_full_report(tmp_path):
     (["--arch", "pix2pix-unet256", "--crop-size", "64"], "multiple of 256"),
     (["--max-steps", "5", "--epochs", "1"], "not both"),
     (["--crop-size", "128", "--load-size", "64"], "larger than --load-size"),
+    (["--crop-size", "64", "--load-size", "96", "--min-load-size", "32"], "--min-load-size 32 must lie between"),
     (["--gan-weight", "0", "--l1-weight", "0"], "nothing to learn"),
     (["--batch-size", "64"], "cannot fill one batch"),
     (["--resume", "/no/such/checkpoint"], "no such checkpoint folder"),

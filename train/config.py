@@ -41,7 +41,10 @@ class TrainConfig:
                                       "roots without one skipped", default=None, nargs="+", metavar="ROOT", group="data")
     output_dir: str | None = _opt("run folder: checkpoints/, tensorboard/, samples/, final/ (default runs/DIRECTION)",
                                   default=None, group="data")
-    load_size: int = _opt("training pairs: shorter side drawn in [crop, load] before the random crop", default=286, group="data")
+    load_size: int = _opt("training pairs: shorter side drawn in [min-load, load] before the random crop", default=286,
+                          group="data")
+    min_load_size: int | None = _opt("smallest shorter side drawn (default: the crop size); set it near the working size "
+                                     "to train small crops at the scale frames are translated at", default=None, group="data")
     crop_size: int = _opt("training crop side (a multiple of the generator's size multiple: 32, or 256 for the reference)",
                           default=256, group="data")
     repeat_sets: list[str] | None = _opt("repeat a set's training pairs N times per epoch, e.g. llvip=4 (a set is "
@@ -133,6 +136,9 @@ class TrainConfig:
             raise ConfigError(f"--ema-decay must be in [0, 1), got {self.ema_decay}")
         if self.crop_size > self.load_size:
             raise ConfigError(f"--crop-size {self.crop_size} is larger than --load-size {self.load_size}")
+        if self.min_load_size is not None and not self.crop_size <= self.min_load_size <= self.load_size:
+            raise ConfigError(f"--min-load-size {self.min_load_size} must lie between --crop-size {self.crop_size} "
+                              f"and --load-size {self.load_size}")
         try:
             multiple = build_generator(self.direction, self.arch, **self.generator_overrides()).size_multiple
         except ValueError as e:

@@ -82,7 +82,8 @@ class TrainPairs(Dataset):
     flip are drawn from its own seed, so they do not depend on worker processes or on where a run resumed."""
 
     def __init__(self, pairs: Sequence[Pair], config: TrainConfig):
-        self.base = PairedDataset(pairs, load_size=config.load_size, crop_size=config.crop_size, train=True)
+        self.base = PairedDataset(pairs, load_size=config.load_size, crop_size=config.crop_size, train=True,
+                                  min_load_size=config.min_load_size)
         d = get_direction(config.direction)
         self.source, self.target = d.source, d.target
         self.seed, self.epoch = config.seed, 0
