@@ -104,6 +104,16 @@ def test_vis2ir_run_exports_a_generator_that_translates(vis2ir_run):
     assert "starting fresh" in log  # --resume latest with nothing to resume
 
 
+def test_card_margin_compares_each_metric_with_its_own_best_baseline():
+    from train.card import margin_line
+
+    baselines = {"luminance": {"psnr": 11.1, "ssim": 0.25}, "mid_gray": {"psnr": 11.0, "ssim": 0.43}}
+    behind = margin_line({"psnr": 13.9, "ssim": 0.39}, baselines)
+    assert "+2.80 dB PSNR (best baseline: luminance" in behind
+    assert "-0.0400 SSIM (best baseline: mid_gray, 0.4300)" in behind and "behind a baseline on SSIM" in behind
+    assert "ahead of every baseline" in margin_line({"psnr": 13.9, "ssim": 0.45}, baselines)
+
+
 def test_vis2ir_run_rotates_checkpoints_and_logs_to_tensorboard(vis2ir_run):
     out, _ = vis2ir_run
     checkpoints = sorted(p.name for p in (out / "checkpoints").iterdir())

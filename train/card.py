@@ -82,10 +82,20 @@ def _metrics_table(entry: dict) -> list[str]:
     rows += [row(f"baseline: {k}", v) for k, v in entry["baselines"].items()]
     rows += [row(f"oracle: {k} (sees the truth)", v) for k, v in entry["oracles"].items()]
     if model and entry["baselines"]:
-        best_name, best = max(entry["baselines"].items(), key=lambda kv: kv[1]["psnr"])
-        rows += ["", f"Margin to the best baseline ({best_name}): {model['psnr'] - best['psnr']:+.2f} dB PSNR, "
-                     f"{model['ssim'] - best['ssim']:+.4f} SSIM."]
+        rows += ["", margin_line(model, entry["baselines"])]
     return rows
+
+
+def margin_line(model: dict, baselines: dict) -> str:
+    """The model against the best baseline of each metric (often different rules: a constant mid-gray
+    image wins SSIM on flat thermal frames while an intensity rule wins PSNR)."""
+    parts = []
+    for key, unit, fmt in (("psnr", " dB PSNR", "+.2f"), ("ssim", " SSIM", "+.4f")):
+        name, best = max(baselines.items(), key=lambda kv: kv[1][key])
+        parts.append(f"{model[key] - best[key]:{fmt}}{unit} (best baseline: {name}, {best[key]:{fmt[1:]}})")
+    behind = [k.upper() for k in ("psnr", "ssim") if model[k] <= max(b[k] for b in baselines.values())]
+    verdict = "ahead of every baseline" if not behind else f"behind a baseline on {' and '.join(behind)}"
+    return f"Margin to the best baseline: {parts[0]}; {parts[1]}: {verdict}."
 
 
 def _pairs(n: int) -> str:
