@@ -10,6 +10,7 @@ before any training starts.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -231,6 +232,19 @@ class PairedDataset(Dataset):
             "name": pair.name,
             "set": pair.set_name,
         }
+
+
+def photometric_jitter(x: torch.Tensor, strength: float) -> torch.Tensor:
+    """A random exposure change of one (C, H, W) image in [0, 1]: gain, contrast about the mean and gamma,
+    each drawn within +-strength (gamma in [exp(-s), exp(s)]) from torch's generator. Applied to the
+    source image only, it teaches a generator that a darker street lamp or another camera gain is the
+    same scene, instead of a different temperature or colour."""
+    if strength <= 0:
+        return x
+    gain, contrast, log_gamma = ((torch.rand(3) * 2 - 1) * strength).tolist()
+    mean = x.mean()
+    x = ((x - mean) * (1 + contrast) + mean) * (1 + gain)
+    return x.clamp(0, 1).pow(math.exp(log_gamma))
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -10,7 +10,8 @@ import torch
 from PIL import Image
 
 from conftest import REPO, copy_pairs
-from irvis.data import DataError, PairedDataset, check_data, discover_pairs, load_pair, load_pairs, prepare_cache
+from irvis.data import (DataError, PairedDataset, check_data, discover_pairs, load_pair, load_pairs, photometric_jitter,
+                        prepare_cache)
 
 
 def test_llvip_pairs_are_found_by_stem(llvip):
@@ -108,6 +109,21 @@ def test_small_crops_can_keep_the_translation_scale(llvip):
     assert sizes and min(sizes) >= 96 and max(sizes) <= 100
     with pytest.raises(ValueError, match="smallest load size"):
         PairedDataset([pair], load_size=100, crop_size=64, min_load_size=48)
+
+
+def test_photometric_jitter_changes_exposure_not_content(llvip):
+    """A real night frame: jittered copies differ in level, stay in [0, 1], keep the spatial pattern
+    (strongly correlated with the original), and strength 0 is the identity."""
+    _, vis = load_pair(discover_pairs([llvip], "test").pairs[0], short_side=64)
+    assert photometric_jitter(vis, 0.0) is vis
+    torch.manual_seed(0)
+    means = set()
+    for _ in range(6):
+        out = photometric_jitter(vis, 0.3)
+        assert out.shape == vis.shape and 0 <= float(out.min()) and float(out.max()) <= 1
+        assert torch.corrcoef(torch.stack([vis.flatten(), out.flatten()]))[0, 1] > 0.9
+        means.add(round(float(out.mean()), 3))
+    assert len(means) == 6  # each draw a different exposure
 
 
 def test_prepared_cache_is_an_ordinary_smaller_root(data_dir, tmp_path):

@@ -225,13 +225,28 @@ def test_ssim_loss_and_repeated_sets(tmp_path):
     out = tmp_path / "vis2ir"
     code, log = run(["--direction", "vis2ir", "--data", str(MSRS), str(VIFB), "--output-dir", str(out), *TINY,
                      "--max-steps", "2", "--gan-weight", "0", "--ssim-weight", "50", "--repeat-sets", "msrs=3",
-                     "--checkpoint-every", "2", "--sample-every", "0", "--eval-every", "0", "--val-max-pairs", "1",
+                     "--source-jitter", "0.3", "--min-load-size", "68", "--checkpoint-every", "2", "--sample-every", "0", "--eval-every", "0", "--val-max-pairs", "1",
                      "--report-to", "none"])
     assert code == 0, log
     assert "L1 + SSIM (no discriminator)" in log
     assert "75 training pairs {'msrs': 54, 'vifb': 21}" in log  # 18 msrs pairs, three times each
     saved = json.loads((out / "final" / "training_config.json").read_text())
     assert saved["repeat_sets"] == ["msrs=3"] and saved["ssim_weight"] == 50
+    assert saved["source_jitter"] == 0.3 and saved["min_load_size"] == 68
+
+
+def test_source_jitter_changes_the_source_only():
+    from irvis.data import load_pairs
+    from train.config import TrainConfig
+    from train.loop import TrainPairs
+
+    pairs = load_pairs([MSRS], "train", decode=False)[:2]
+    plain = TrainConfig(direction="vis2ir", data=[str(MSRS)], crop_size=64, load_size=72)
+    jittered = TrainConfig(direction="vis2ir", data=[str(MSRS)], crop_size=64, load_size=72, source_jitter=0.3)
+    a, b = TrainPairs(pairs, plain)[1], TrainPairs(pairs, jittered)[1]
+    assert torch.equal(a["target"], b["target"])  # same seeded crop; the truth is never altered
+    assert a["source"].shape == b["source"].shape and not torch.equal(a["source"], b["source"])
+    assert torch.equal(TrainPairs(pairs, jittered)[1]["source"], b["source"])  # reproducible per sample
 
 
 def test_init_from_fine_tunes_an_exported_generator(vis2ir_run, generators, tmp_path):
@@ -318,6 +333,7 @@ def test_broken_dataset_fails_before_training_with_the_full_report(tmp_path):
     (["--max-steps", "5", "--epochs", "1"], "not both"),
     (["--crop-size", "128", "--load-size", "64"], "larger than --load-size"),
     (["--crop-size", "64", "--load-size", "96", "--min-load-size", "32"], "--min-load-size 32 must lie between"),
+    (["--source-jitter", "1.5"], "--source-jitter must be in [0, 1)"),
     (["--gan-weight", "0", "--l1-weight", "0"], "nothing to learn"),
     (["--batch-size", "64"], "cannot fill one batch"),
     (["--resume", "/no/such/checkpoint"], "no such checkpoint folder"),

@@ -50,6 +50,8 @@ class TrainConfig:
     repeat_sets: list[str] | None = _opt("repeat a set's training pairs N times per epoch, e.g. llvip=4 (a set is "
                                          "named after its root folder)", default=None, nargs="+", metavar="SET=N",
                                          group="data")
+    source_jitter: float = _opt("random gain, contrast and gamma of the source image, each within +-this (0: off; "
+                                "e.g. 0.3): robustness to exposure and camera gain", default=0.0, group="data")
     num_workers: int = _opt("DataLoader worker processes per training process (0: load in the training process)",
                             default=min(2, os.cpu_count() or 1), group="data")
     # models
@@ -136,6 +138,8 @@ class TrainConfig:
             raise ConfigError(f"--ema-decay must be in [0, 1), got {self.ema_decay}")
         if self.crop_size > self.load_size:
             raise ConfigError(f"--crop-size {self.crop_size} is larger than --load-size {self.load_size}")
+        if not 0 <= self.source_jitter < 1:
+            raise ConfigError(f"--source-jitter must be in [0, 1), got {self.source_jitter}")
         if self.min_load_size is not None and not self.crop_size <= self.min_load_size <= self.load_size:
             raise ConfigError(f"--min-load-size {self.min_load_size} must lie between --crop-size {self.crop_size} "
                               f"and --load-size {self.load_size}")

@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from torchmetrics.functional.image import structural_similarity_index_measure
 
 import irvis
-from irvis.data import Pair, PairedDataset, check_data, load_pair, load_pairs
+from irvis.data import Pair, PairedDataset, check_data, load_pair, load_pairs, photometric_jitter
 from irvis.directions import get_direction
 from irvis.metrics import PSNR_CAP_DB, baseline_predictions, score
 from irvis.nets import Generator, PatchDiscriminator, build_generator, count_parameters
@@ -87,6 +87,7 @@ class TrainPairs(Dataset):
         d = get_direction(config.direction)
         self.source, self.target = d.source, d.target
         self.seed, self.epoch = config.seed, 0
+        self.jitter = config.source_jitter
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -99,7 +100,8 @@ class TrainPairs(Dataset):
         with torch.random.fork_rng(devices=[]):
             torch.default_generator.manual_seed(_derived_seed(self.seed, self.epoch, i))
             item = self.base[i]
-        return {"source": item[self.source], "target": item[self.target]}
+            source = photometric_jitter(item[self.source], self.jitter)
+        return {"source": source, "target": item[self.target]}
 
 
 class ValFrames(Dataset):

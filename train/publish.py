@@ -4,7 +4,8 @@ tables regenerated on the original test splits and the same-budget comparison wi
     python -m train.publish vis2ir --runs runs --data ../shared/data --out weights/vis2ir
 
 Reads runs/DIRECTION-shipped (the shipped run), runs/DIRECTION-default (the default architecture under the
-comparison recipe) and runs/DIRECTION-reference (pix2pix-unet256, same recipe and budget); see train/recipe.sh."""
+comparison budget) and runs/DIRECTION-reference (pix2pix-unet256, same recipe, steps and pixels per batch);
+see train/recipe.sh."""
 
 from __future__ import annotations
 
@@ -54,13 +55,17 @@ def _row(name: str, m: dict) -> str:
     return f"| {name} | {m['psnr']:.2f} | {m['ssim']:.4f} |"
 
 
-def comparison_section(default: dict, reference: dict, budget: str) -> list[str]:
+def comparison_section(default: dict, reference: dict, budget: str, shipped: dict | None = None) -> list[str]:
     lines = ["## Compared with the original Pix2Pix generator", "",
-             f"The same recipe ({budget}) trained for both architectures on the same data, evaluated the same way "
-             "(test splits, whole frames, shorter side 256):", "",
+             f"Both architectures trained with the same objective, optimiser, schedule, data and number of pixels per "
+             f"step ({budget}; Pix2Pix's U-Net halves the frame eight times, so it needs 256-pixel crops and takes "
+             "a quarter as many per batch), evaluated the same way (test splits, whole frames, shorter side 256):", "",
              "| generator | set | PSNR (dB) | SSIM |", "|---|---|---|---|"]
-    for label, result in (("irvis-unet (default, 3.8 M parameters)", default),
-                          ("pix2pix-unet256 (reference, 54.4 M parameters)", reference)):
+    rows = [("irvis-unet (default, 3.8 M parameters)", default),
+            ("pix2pix-unet256 (reference, 54.4 M parameters)", reference)]
+    if shipped is not None:
+        rows.append(("irvis-unet as shipped (the full recipe above)", shipped))
+    for label, result in rows:
         lines.append(_row(f"{label} | overall", result["model"]))
         if "llvip" in result["per_set"]:
             lines.append(_row(f"{label} | llvip", result["per_set"]["llvip"]["model"]))
@@ -71,7 +76,15 @@ def comparison_section(default: dict, reference: dict, budget: str) -> list[str]
     return lines
 
 
-def publish(direction: str, runs: Path, data: list[str], out: Path, budget_step: int = 200) -> None:
+def _budget(config: dict) -> str:
+    loss = "L1" + (f" + SSIM (weight {config['ssim_weight']:g})" if config.get("ssim_weight") else "")
+    if config.get("gan_weight"):
+        loss += " + PatchGAN"
+    return (f"{config['arch']}: {config['max_steps']} steps of batch {config['batch_size']}, {config['crop_size']}-pixel "
+            f"crops, {loss}, {config['lr_schedule']} learning rate from {config['lr_g']:g}")
+
+
+def publish(direction: str, runs: Path, data: list[str], out: Path) -> None:
     roots = [str(r) for r in expand_roots(data) if (Path(r) / "infrared" / "test").is_dir()]
     export_checkpoint(runs / f"{direction}-shipped", out, half=True, val_data=roots)
     (out / "evaluation.png").unlink(missing_ok=True)  # made of dataset frames: never shipped
@@ -79,15 +92,13 @@ def publish(direction: str, runs: Path, data: list[str], out: Path, budget_step:
     md.write_text(md.read_text().replace("![input, prediction, truth, baseline](evaluation.png)",
                                          "(sample grid: rerun the command below to draw it from your copy of the data)"))
     pairs = load_pairs(roots, "test")
-    budget_dir = runs / f"{direction}-default-at-{budget_step}"
-    if not budget_dir.is_dir():
-        export_checkpoint(runs / f"{direction}-default" / "checkpoints" / f"checkpoint-{budget_step:06d}", budget_dir)
-    default, reference = _scores(budget_dir, pairs), _scores(runs / f"{direction}-reference" / "final", pairs)
-    config = json.loads((runs / f"{direction}-reference" / "final" / "training_config.json").read_text())
-    budget = (f"{budget_step} steps of batch {config['batch_size']}, {config['crop_size']}-pixel crops, L1 only, "
-              f"constant learning rate {config['lr_g']:g}")
+    finals = {name: runs / f"{direction}-{name}" / "final" for name in ("default", "reference")}
+    default, reference = (_scores(finals[name], pairs) for name in ("default", "reference"))
+    configs = {name: json.loads((path / "training_config.json").read_text()) for name, path in finals.items()}
+    budget = "; ".join(_budget(configs[name]) for name in ("default", "reference"))
     card = (out / "README.md").read_text()
-    extra = comparison_section(default, reference, budget)
+    shipped = json.loads((out / "evaluation.json").read_text())
+    extra = comparison_section(default, reference, budget, shipped)
     extra += ["## Where it fails", ""] + [f"- {text}" for text in LIMITATIONS[direction]] + [""]
     extra += ["## Regenerate", "", "The weights, these tables and the comparison: `bash train/recipe.sh "
               "../shared/data` (the runs), then `python -m train.publish " + direction + " --runs runs --data "
@@ -108,9 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", default="runs", type=Path)
     p.add_argument("--data", nargs="+", default=["../shared/data"])
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--budget-step", type=int, default=200)
     args = p.parse_args(argv)
-    publish(args.direction, args.runs, args.data, args.out, args.budget_step)
+    publish(args.direction, args.runs, args.data, args.out)
     print(f"wrote {args.out}: " + ", ".join(sorted(os.listdir(args.out))))
     return 0
 
