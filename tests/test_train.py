@@ -114,6 +114,31 @@ def test_card_margin_compares_each_metric_with_its_own_best_baseline():
     assert "ahead of every baseline" in margin_line({"psnr": 13.9, "ssim": 0.45}, baselines)
 
 
+def test_publish_writes_a_card_with_the_comparison_and_no_dataset_pixels(vis2ir_run, tmp_path):
+    """train.publish on a runs folder laid out as train/recipe.sh leaves it (here one tiny run standing for
+    the shipped, default and reference runs), scored on MSRS's original test split."""
+    from train.publish import main as publish
+
+    out, _ = vis2ir_run
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    for name in ("shipped", "default", "reference"):
+        (runs / f"vis2ir-{name}").symlink_to(out)
+    weights = tmp_path / "weights" / "vis2ir"
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert publish(["vis2ir", "--runs", str(runs), "--data", str(MSRS), "--out", str(weights)]) == 0
+    assert not list(weights.glob("*.png"))  # grids are made of dataset frames: never shipped
+    card = (weights / "README.md").read_text()
+    for text in ("## Compared with the original Pix2Pix generator", "pix2pix-unet256 (reference", "## Where it fails",
+                 "6 steps of batch 2, 64-pixel crops", "Margin to the best baseline", "python -m train.publish vis2ir"):
+        assert text in card, text
+    comparison = json.loads((weights / "comparison.json").read_text())
+    evaluation = json.loads((weights / "evaluation.json").read_text())
+    assert evaluation["n_pairs"] == 4 and set(evaluation["per_set"]) == {"msrs"}
+    assert comparison["default"] == comparison["reference"]  # one run, scored the same way
+    assert comparison["default"]["psnr"] == pytest.approx(evaluation["model"]["psnr"], abs=0.05)  # float16 as shipped
+
+
 def test_vis2ir_run_rotates_checkpoints_and_logs_to_tensorboard(vis2ir_run):
     out, _ = vis2ir_run
     checkpoints = sorted(p.name for p in (out / "checkpoints").iterdir())

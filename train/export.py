@@ -55,8 +55,9 @@ def _replace_dir(new: Path, dst: Path) -> None:
 
 def export_checkpoint(checkpoint: str | os.PathLike, output: str | os.PathLike, half: bool = False,
                       val_data: list[str] | None = None, use_ema: bool = True, device: str = "cpu",
-                      repo_id: str | None = None) -> dict | None:
-    """A checkpoint folder (or a run folder: its latest checkpoint) -> an exported generator folder."""
+                      repo_id: str | None = None, val_max_pairs: int | None = None) -> dict | None:
+    """A checkpoint folder (or a run folder: its latest checkpoint) -> an exported generator folder, scored on
+    val_data (default: the run's validation roots) and at most val_max_pairs of them (default: as the run; 0: all)."""
     from train.loop import EMA_DIR, GENERATOR_DIR, list_checkpoints, read_checkpoint, validation_pairs
 
     path = Path(checkpoint)
@@ -70,6 +71,8 @@ def export_checkpoint(checkpoint: str | os.PathLike, output: str | os.PathLike, 
     config, state = read_checkpoint(path)
     if val_data is not None:
         config.val_data = val_data
+    if val_max_pairs is not None:
+        config.val_max_pairs = val_max_pairs
     folder = path / EMA_DIR if use_ema and (path / EMA_DIR).is_dir() else path / GENERATOR_DIR
     try:
         generator = load_generator(folder)

@@ -46,8 +46,9 @@ LIMITATIONS = {
 }
 
 
-def _scores(weights: Path, pairs) -> dict:
-    result, _ = evaluate(Translator.from_pretrained(weights, device="cpu"), pairs, progress=False, lpips=False, fid=False)
+def _scores(weights: Path, pairs, short_side: int) -> dict:
+    result, _ = evaluate(Translator.from_pretrained(weights, device="cpu"), pairs, short_side=short_side, progress=False,
+                         lpips=False, fid=False)
     return result
 
 
@@ -86,18 +87,19 @@ def _budget(config: dict) -> str:
 
 def publish(direction: str, runs: Path, data: list[str], out: Path) -> None:
     roots = [str(r) for r in expand_roots(data) if (Path(r) / "infrared" / "test").is_dir()]
-    export_checkpoint(runs / f"{direction}-shipped", out, half=True, val_data=roots)
+    export_checkpoint(runs / f"{direction}-shipped", out, half=True, val_data=roots, val_max_pairs=0)
     (out / "evaluation.png").unlink(missing_ok=True)  # made of dataset frames: never shipped
     md = out / "evaluation.md"
     md.write_text(md.read_text().replace("![input, prediction, truth, baseline](evaluation.png)",
                                          "(sample grid: rerun the command below to draw it from your copy of the data)"))
     pairs = load_pairs(roots, "test")
     finals = {name: runs / f"{direction}-{name}" / "final" for name in ("default", "reference")}
-    default, reference = (_scores(finals[name], pairs) for name in ("default", "reference"))
+    shipped = json.loads((out / "evaluation.json").read_text())
+    size = shipped["protocol"]["short_side"]
+    default, reference = (_scores(finals[name], pairs, size) for name in ("default", "reference"))
     configs = {name: json.loads((path / "training_config.json").read_text()) for name, path in finals.items()}
     budget = "; ".join(_budget(configs[name]) for name in ("default", "reference"))
     card = (out / "README.md").read_text()
-    shipped = json.loads((out / "evaluation.json").read_text())
     extra = comparison_section(default, reference, budget, shipped)
     extra += ["## Where it fails", ""] + [f"- {text}" for text in LIMITATIONS[direction]] + [""]
     extra += ["## Regenerate", "", "The weights, these tables and the comparison: `bash train/recipe.sh "
