@@ -258,6 +258,9 @@ def test_ssim_loss_and_repeated_sets(tmp_path):
     saved = json.loads((out / "final" / "training_config.json").read_text())
     assert saved["repeat_sets"] == ["msrs=3"] and saved["ssim_weight"] == 50
     assert saved["source_jitter"] == 0.3 and saved["min_load_size"] == 68
+    card = (out / "final" / "README.md").read_text()
+    assert "64 px from frames with the shorter side drawn in [68, 72]" in card and "jitter 0.3" in card
+    assert "Adam (G 0.0002, betas" in card  # no discriminator, so no discriminator learning rate
 
 
 def test_source_jitter_changes_the_source_only():

@@ -153,8 +153,10 @@ def model_card(config: TrainConfig, state: dict, result: dict | None, n_params: 
               f"| batch | {total_batch} = {config.batch_size} per process x {processes} process(es) x "
               f"{config.gradient_accumulation_steps} accumulation |",
               f"| crops | {config.crop_size} px from frames with the shorter side drawn in "
-              f"[{config.crop_size}, {config.load_size}], random horizontal flips |",
-              f"| optimiser | Adam (G {config.lr_g:g}, D {config.lr_d:g}, betas {config.beta1:g}/{config.beta2:g}), "
+              f"[{config.min_load_size or config.crop_size}, {config.load_size}], random horizontal flips"
+              + (f", source exposure jitter {config.source_jitter:g}" if config.source_jitter else "") + " |",
+              f"| optimiser | Adam (G {config.lr_g:g}" + (f", D {config.lr_d:g}" if config.gan_weight else "")
+              + f", betas {config.beta1:g}/{config.beta2:g}), "
               f"{config.lr_schedule} schedule |",
               f"| weights exported | {_weights_kind(config, state)} |",
               f"| mixed precision | {config.mixed_precision} |",
