@@ -128,6 +128,7 @@ def test_publish_writes_a_card_with_the_comparison_and_no_dataset_pixels(vis2ir_
     with contextlib.redirect_stdout(io.StringIO()):
         assert publish(["vis2ir", "--runs", str(runs), "--data", str(MSRS), "--out", str(weights)]) == 0
     assert not list(weights.glob("*.png"))  # grids are made of dataset frames: never shipped
+    assert "unavailable" not in (weights / "evaluation.md").read_text()  # no machine-specific LPIPS/FID notes
     card = (weights / "README.md").read_text()
     for text in ("## Compared with the original Pix2Pix generator", "pix2pix-unet256 (reference", "## Where it fails",
                  "6 steps of batch 2, 64-pixel crops", "Margin to the best baseline", "python -m train.publish vis2ir"):

@@ -24,9 +24,11 @@ EVALUATION_JSON = "evaluation.json"
 
 def export_generator(generator: Generator, out: str | os.PathLike, config: TrainConfig, state: dict,
                      val_pairs: Sequence[Pair], half: bool = False, device: str | torch.device = "cpu",
-                     repo_id: str | None = None, progress: bool = True) -> dict | None:
+                     repo_id: str | None = None, progress: bool = True, lpips: bool | None = None) -> dict | None:
     """Write the folder atomically (built beside it, then renamed); returns the evaluation result, or
-    None when there are no validation pairs. The evaluation scores the weights as written (float16 too)."""
+    None when there are no validation pairs. The evaluation scores the weights as written (float16 too);
+    LPIPS when its weights are on disk (lpips=None) and never FID: a set-level statistic over a few dozen
+    validation frames says little and costs an Inception pass per image."""
     out = Path(out)
     tmp = out.parent / f".tmp-{out.name}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -36,7 +38,8 @@ def export_generator(generator: Generator, out: str | os.PathLike, config: Train
     result = None
     if val_pairs:
         translator = Translator(load_generator(tmp), device=device, source=str(out))
-        result, samples = evaluate(translator, list(val_pairs), short_side=config.val_short_side, progress=progress)
+        result, samples = evaluate(translator, list(val_pairs), short_side=config.val_short_side, progress=progress,
+                                   lpips=lpips, fid=False)
         write_report(result, samples, tmp / EVALUATION_JSON)  # .json, .md and the .png grid (never uploaded)
     card = model_card(config, state, result, count_parameters(generator), half=half, load_path=repo_id or str(out))
     (tmp / "README.md").write_text(card)
@@ -55,7 +58,8 @@ def _replace_dir(new: Path, dst: Path) -> None:
 
 def export_checkpoint(checkpoint: str | os.PathLike, output: str | os.PathLike, half: bool = False,
                       val_data: list[str] | None = None, use_ema: bool = True, device: str = "cpu",
-                      repo_id: str | None = None, val_max_pairs: int | None = None) -> dict | None:
+                      repo_id: str | None = None, val_max_pairs: int | None = None,
+                      lpips: bool | None = None) -> dict | None:
     """A checkpoint folder (or a run folder: its latest checkpoint) -> an exported generator folder, scored on
     val_data (default: the run's validation roots) and at most val_max_pairs of them (default: as the run; 0: all)."""
     from train.loop import EMA_DIR, GENERATOR_DIR, list_checkpoints, read_checkpoint, validation_pairs
@@ -80,7 +84,7 @@ def export_checkpoint(checkpoint: str | os.PathLike, output: str | os.PathLike, 
         raise ConfigError(f"{path}: {e}") from None
     print(f"exporting {folder} (step {state['step']}) to {output}")
     result = export_generator(generator, output, config, {**state, "exported_from": str(path), "weights": folder.name},
-                              validation_pairs(config), half=half, device=device, repo_id=repo_id)
+                              validation_pairs(config), half=half, device=device, repo_id=repo_id, lpips=lpips)
     if result is not None:
         m = result["model"]
         print(f"validation ({result['n_pairs']} pairs): PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f}")

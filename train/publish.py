@@ -92,7 +92,8 @@ def _budget(config: dict) -> str:
 
 def publish(direction: str, runs: Path, data: list[str], out: Path) -> None:
     roots = [str(r) for r in expand_roots(data) if (Path(r) / "infrared" / "test").is_dir()]
-    export_checkpoint(runs / f"{direction}-shipped", out, half=True, val_data=roots, val_max_pairs=0)
+    # PSNR/SSIM only: the same on every machine (LPIPS would depend on backbone weights being on this one)
+    export_checkpoint(runs / f"{direction}-shipped", out, half=True, val_data=roots, val_max_pairs=0, lpips=False)
     (out / "evaluation.png").unlink(missing_ok=True)  # made of dataset frames: never shipped
     md = out / "evaluation.md"
     md.write_text(md.read_text().replace("![input, prediction, truth, baseline](evaluation.png)",
