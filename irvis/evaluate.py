@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw
 from irvis.data import Pair, load_pair, load_pairs
 from irvis.directions import get_direction
 from irvis.images import to_pil
-from irvis.metrics import PROTOCOL, PSNR_CAP_DB, baseline_predictions, method_predictions, score_image
+from irvis.metrics import PROTOCOL, PSNR_CAP_DB, baseline_predictions, margin_line, method_predictions, score_image
 from irvis.perceptual import PROTOCOL as PERCEPTUAL_PROTOCOL
 from irvis.perceptual import open_metrics
 from irvis.translate import Translator
@@ -200,11 +200,11 @@ def markdown_report(result: dict, grid_name: str | None = None) -> str:
         lines += [n + "  " for n in notes] + [""]
     lines += ["## Overall", ""] + table(result) + [""]
     if result.get("model"):
-        best = max(result["baselines"].items(), key=lambda kv: kv[1]["psnr"])
-        gain = result["model"]["psnr"] - best[1]["psnr"]
-        lines += [f"The model is {gain:+.2f} dB PSNR against the best baseline ({best[0]}).", ""]
+        lines += [margin_line(result["model"], result["baselines"]), ""]
     for set_name, entry in result["per_set"].items():
         lines += [f"## {set_name} ({entry['n_pairs']} pairs)", ""] + table(entry) + [""]
+        if entry.get("model"):
+            lines += [margin_line(entry["model"], entry["baselines"]), ""]
     if grid_name:
         lines += ["## Samples", "", f"![input, prediction, truth, baseline]({grid_name})", ""]
     lines += ["Regenerate: `python -m irvis evaluate` with the same arguments; the JSON beside this file holds per-pair figures.", ""]

@@ -110,6 +110,18 @@ def score_image(pred: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
     return {"psnr": min(float(m["psnr"][0]), PSNR_CAP_DB), "ssim": float(m["ssim"][0])}
 
 
+def margin_line(model: dict, baselines: dict) -> str:
+    """The model against the best baseline of each metric, in one sentence (often different rules: a
+    constant mid-gray image wins SSIM on flat thermal frames while an intensity rule wins PSNR)."""
+    parts = []
+    for key, unit, fmt in (("psnr", " dB PSNR", "+.2f"), ("ssim", " SSIM", "+.4f")):
+        name, best = max(baselines.items(), key=lambda kv: kv[1][key])
+        parts.append(f"{model[key] - best[key]:{fmt}}{unit} ({name}, {best[key]:{fmt[1:]}})")
+    behind = [k.upper() for k in ("psnr", "ssim") if model[k] <= max(b[k] for b in baselines.values())]
+    verdict = "ahead of every baseline" if not behind else f"behind a baseline on {' and '.join(behind)}"
+    return f"Margin against the best baseline: {parts[0]}; {parts[1]}: {verdict}."
+
+
 def method_predictions(direction: str, source: torch.Tensor, truth: torch.Tensor,
                        prediction: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Everything a report scores for one (C, H, W) image, by name: "model" (when given), then

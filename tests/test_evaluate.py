@@ -99,6 +99,7 @@ def test_evaluate_cli_writes_json_report_and_grid(generators, llvip, tmp_path):
     assert result["per_set"]["llvip"]["n_pairs"] == 12 and len(result["pairs"]) == 12
     report = out.with_suffix(".md").read_text()
     assert "baseline: infrared_as_rgb" in report and "**model**" in report
+    assert report.count("Margin against the best baseline: ") == 2  # overall, then the one set
     grid = Image.open(out.with_suffix(".png"))
     assert grid.width > grid.height / 6 * 3  # rows of input | prediction | truth | baseline
 

@@ -97,7 +97,7 @@ def test_vis2ir_run_exports_a_generator_that_translates(vis2ir_run):
     card = (final / "README.md").read_text()
     assert card.startswith("---\nlibrary_name: irvis\n")
     for text in ("vis2ir", "| steps | 6 of 6", "msrs (18), llvip (59)", "non-commercial research", "baseline: luminance",
-                 "oracle: affine", "Margin to the best baseline", 'Translator.from_pretrained("'):
+                 "oracle: affine", "Margin against the best baseline", 'Translator.from_pretrained("'):
         assert text in card, text
     saved = json.loads((final / "training_config.json").read_text())
     assert saved["direction"] == "vis2ir" and saved["max_steps"] == 6 and saved["data"] == [str(MSRS), str(LLVIP)]
@@ -105,12 +105,12 @@ def test_vis2ir_run_exports_a_generator_that_translates(vis2ir_run):
 
 
 def test_card_margin_compares_each_metric_with_its_own_best_baseline():
-    from train.card import margin_line
+    from irvis.metrics import margin_line
 
     baselines = {"luminance": {"psnr": 11.1, "ssim": 0.25}, "mid_gray": {"psnr": 11.0, "ssim": 0.43}}
     behind = margin_line({"psnr": 13.9, "ssim": 0.39}, baselines)
-    assert "+2.80 dB PSNR (best baseline: luminance" in behind
-    assert "-0.0400 SSIM (best baseline: mid_gray, 0.4300)" in behind and "behind a baseline on SSIM" in behind
+    assert "+2.80 dB PSNR (luminance, 11.10)" in behind
+    assert "-0.0400 SSIM (mid_gray, 0.4300)" in behind and "behind a baseline on SSIM" in behind
     assert "ahead of every baseline" in margin_line({"psnr": 13.9, "ssim": 0.45}, baselines)
 
 
@@ -131,7 +131,7 @@ def test_publish_writes_a_card_with_the_comparison_and_no_dataset_pixels(vis2ir_
     assert "unavailable" not in (weights / "evaluation.md").read_text()  # no machine-specific LPIPS/FID notes
     card = (weights / "README.md").read_text()
     for text in ("## Compared with the original Pix2Pix generator", "pix2pix-unet256 (reference", "## Where it fails",
-                 "6 steps of batch 2, 64-pixel crops", "Margin to the best baseline", "python -m train.publish vis2ir"):
+                 "6 steps of batch 2, 64-pixel crops", "Margin against the best baseline", "python -m train.publish vis2ir"):
         assert text in card, text
     comparison = json.loads((weights / "comparison.json").read_text())
     evaluation = json.loads((weights / "evaluation.json").read_text())

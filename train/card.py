@@ -8,6 +8,7 @@ from dataclasses import MISSING, fields
 
 import irvis
 from irvis.directions import get_direction
+from irvis.metrics import margin_line
 from train.config import TrainConfig
 
 DATA_TERMS = {
@@ -84,18 +85,6 @@ def _metrics_table(entry: dict) -> list[str]:
     if model and entry["baselines"]:
         rows += ["", margin_line(model, entry["baselines"])]
     return rows
-
-
-def margin_line(model: dict, baselines: dict) -> str:
-    """The model against the best baseline of each metric (often different rules: a constant mid-gray
-    image wins SSIM on flat thermal frames while an intensity rule wins PSNR)."""
-    parts = []
-    for key, unit, fmt in (("psnr", " dB PSNR", "+.2f"), ("ssim", " SSIM", "+.4f")):
-        name, best = max(baselines.items(), key=lambda kv: kv[1][key])
-        parts.append(f"{model[key] - best[key]:{fmt}}{unit} (best baseline: {name}, {best[key]:{fmt[1:]}})")
-    behind = [k.upper() for k in ("psnr", "ssim") if model[k] <= max(b[k] for b in baselines.values())]
-    verdict = "ahead of every baseline" if not behind else f"behind a baseline on {' and '.join(behind)}"
-    return f"Margin to the best baseline: {parts[0]}; {parts[1]}: {verdict}."
 
 
 def _pairs(n: int) -> str:
