@@ -2,8 +2,8 @@
 # How the generators in weights/ and the Pix2Pix reference comparison in their model cards were made,
 # exactly as run. Usage: bash train/recipe.sh [DATA_DIR] [RUNS_DIR]   (DATA_DIR: a folder of LLVIP-layout sets)
 #
-# As shipped this ran on a CPU (two cores, the runs of a step concurrently, one thread each): about 95 minutes
-# for step 2 and 45 for step 3, partly overlapping. With a GPU drop OMP_NUM_THREADS, run one after the other (or under
+# As shipped this ran on a CPU (two cores shared by the runs, one thread each): step 2 about 85-95 minutes per
+# run; in step 3 the default about 27 minutes and the reference about 60, started while step 2 was finishing. With a GPU drop OMP_NUM_THREADS, run one after the other (or under
 # `accelerate launch`) and raise --max-steps: the CPU budget is what limits these generators.
 set -euo pipefail
 DATA_DIR=${1:-../shared/data}
