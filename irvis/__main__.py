@@ -10,15 +10,20 @@ from pathlib import Path
 from irvis.directions import DIRECTIONS
 
 
-def _working_size(value: str):
-    return {"auto": "auto", "native": None}.get(value) or int(value)
+def _working_size(value: str) -> int | str | None:
+    """--working-size: "auto", "native" (None) or a positive number of pixels."""
+    if value in ("auto", "native"):
+        return None if value == "native" else value
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"expected auto, native or a positive number of pixels, got {value!r}")
+    return int(value)
 
 
 def cmd_translate(args) -> int:
     from irvis.images import ImageError
     from irvis.translate import Translator
 
-    translator = Translator.from_pretrained(args.weights, device=args.device, working_size=_working_size(args.working_size))
+    translator = Translator.from_pretrained(args.weights, device=args.device, working_size=args.working_size)
     if args.direction and translator.direction.name != args.direction:
         raise SystemExit(f"error: {args.weights} holds a {translator.direction.name} generator, not {args.direction}")
     out = Path(args.out)
@@ -134,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--direction", choices=directions, help="checked against the weights")
     t.add_argument("--out", required=True, help="output folder (PNG files)")
     t.add_argument("--device", default="auto")
-    t.add_argument("--working-size", default="auto", metavar="auto|native|N",
+    t.add_argument("--working-size", default="auto", type=_working_size, metavar="auto|native|N",
                    help="translate at this shorter side and resize back (auto: the size the generator was trained "
                         "at, recorded beside its weights; native: the input's own resolution)")
     t.set_defaults(func=cmd_translate)

@@ -91,6 +91,21 @@ def test_cli_translates_and_checks_direction(generators, llvip, tmp_path):
     assert wrong.returncode != 0 and "holds a ir2vis generator" in wrong.stderr
 
 
+@pytest.mark.parametrize("value, expected", [("auto", "auto"), ("native", None), ("128", 128)])
+def test_cli_working_size_values(value, expected):
+    from irvis.__main__ import build_parser
+
+    args = build_parser().parse_args(["translate", "x.png", "--weights", "w", "--out", "o", "--working-size", value])
+    assert args.working_size == expected
+
+
+def test_cli_refuses_a_bad_working_size(generators, llvip, tmp_path):
+    run = subprocess.run([sys.executable, "-m", "irvis", "translate", "--weights", str(generators["ir2vis"]),
+                          str(llvip / "infrared/test/200002.jpg"), "--out", str(tmp_path / "o"), "--working-size", "0"],
+                         cwd=REPO, capture_output=True, text=True)
+    assert run.returncode == 2 and "positive number of pixels" in run.stderr and "Traceback" not in run.stderr
+
+
 def test_hub_ids_offline_fail_clearly(tmp_path):
     with pytest.raises(WeightsError, match="cannot be reached"):
         resolve_weights("irvis/does-not-exist-here")
