@@ -41,6 +41,14 @@ class Pair:
     name: str
 
 
+def count_sets(pairs: Iterable[Pair]) -> dict[str, int]:
+    """Pairs per set, in the order the sets first appear."""
+    counts: dict[str, int] = {}
+    for p in pairs:
+        counts[p.set_name] = counts.get(p.set_name, 0) + 1
+    return counts
+
+
 @dataclass
 class DataReport:
     roots: list[str]
@@ -54,10 +62,7 @@ class DataReport:
         return not self.problems and bool(self.pairs)
 
     def sets(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for p in self.pairs:
-            counts[p.set_name] = counts.get(p.set_name, 0) + 1
-        return counts
+        return count_sets(self.pairs)
 
     def text(self) -> str:
         lines = [f"split '{self.split}': {len(self.pairs)} pairs in {len(self.sets())} set(s)"]

@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from torchmetrics.functional.image import structural_similarity_index_measure
 
 import irvis
-from irvis.data import Pair, PairedDataset, check_data, load_pair, load_pairs, photometric_jitter
+from irvis.data import Pair, PairedDataset, check_data, count_sets, load_pair, load_pairs, photometric_jitter
 from irvis.directions import get_direction
 from irvis.metrics import PSNR_CAP_DB, baseline_predictions, score
 from irvis.nets import Generator, PatchDiscriminator, build_generator, count_parameters
@@ -158,15 +158,8 @@ def repeat_sets(pairs: list[Pair], repeats: dict[str, int]) -> list[Pair]:
     """Each pair of a set listed in repeats appears that many times per epoch (each draw gets its own crop)."""
     unknown = set(repeats) - {p.set_name for p in pairs}
     if unknown:
-        raise ConfigError(f"--repeat-sets names {sorted(unknown)}, but the training sets are {sorted(set_counts(pairs))}")
+        raise ConfigError(f"--repeat-sets names {sorted(unknown)}, but the training sets are {sorted(count_sets(pairs))}")
     return [p for p in pairs for _ in range(repeats.get(p.set_name, 1))]
-
-
-def set_counts(pairs: Sequence[Pair]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for p in pairs:
-        counts[p.set_name] = counts.get(p.set_name, 0) + 1
-    return counts
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -429,7 +422,7 @@ class Trainer:
             "ema_updates": self.ema.updates if self.ema else None,
             "train_seconds": round(self.train_seconds + self._elapsed(), 1),
             "hardware": _hardware(acc), "mixed_precision": self.cfg.mixed_precision,
-            "train_sets": set_counts(self.train_pairs), "val_sets": set_counts(self.val_pairs),
+            "train_sets": count_sets(self.train_pairs), "val_sets": count_sets(self.val_pairs),
             "versions": _versions(),
         }
 
@@ -694,8 +687,8 @@ class Trainer:
             f"{count_parameters(g) / 1e6:.2f} M parameters, "
             + ("L1" if self.discriminator is None else f"PatchGAN ({cfg.gan_mode}) + L1")
             + (" + SSIM" if cfg.ssim_weight > 0 else "") + (" (no discriminator)" if self.discriminator is None else ""),
-            f"  data: {len(self.train_pairs)} training pairs {set_counts(self.train_pairs)}; "
-            f"{len(self.val_pairs)} validation pairs {set_counts(self.val_pairs) or '(none: no test split)'}",
+            f"  data: {len(self.train_pairs)} training pairs {count_sets(self.train_pairs)}; "
+            f"{len(self.val_pairs)} validation pairs {count_sets(self.val_pairs) or '(none: no test split)'}",
             f"  {self.total_steps} steps of batch {total_batch} ({cfg.batch_size} x {acc.num_processes} process(es) "
             f"x {cfg.gradient_accumulation_steps} accumulation); {self.steps_per_epoch} steps per epoch; "
             f"{_hardware(acc)}, mixed precision {cfg.mixed_precision}",
