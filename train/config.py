@@ -126,12 +126,11 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        for name in ("num_workers", "sample_every", "eval_every", "val_max_pairs", "l1_weight", "gan_weight", "lr_g", "lr_d"):
+        for name in ("num_workers", "sample_every", "eval_every", "val_max_pairs", "l1_weight", "gan_weight", "ssim_weight",
+                     "lr_g", "lr_d"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} cannot be negative, got {getattr(self, name)}")
         self.set_repeats()  # format check
-        if self.ssim_weight < 0:
-            raise ConfigError(f"--ssim-weight cannot be negative, got {self.ssim_weight}")
         if self.l1_weight == 0 and self.gan_weight == 0 and self.ssim_weight == 0:
             raise ConfigError("--l1-weight and --gan-weight are both 0: there is nothing to learn")
         if not 0 <= self.ema_decay < 1:
