@@ -32,6 +32,7 @@ from irvis.directions import DIRECTIONS, Direction, get_direction
 from irvis.evaluate import markdown_report
 from irvis.hub import resolve_weights
 from irvis.images import ImageError, to_pil
+from irvis.metrics import margin_line
 from irvis.nets import WeightsError, count_parameters
 from irvis.translate import Translator
 
@@ -132,12 +133,15 @@ def _table(rows: list[MethodScore]) -> list[list]:
 
 
 def _verdict(rows: list[MethodScore]) -> str:
+    """The per-image counterpart of the reports' margin sentence (irvis.metrics.margin_line)."""
     model = next((r for r in rows if r.method == "model"), None)
-    base = best_baseline(rows)
+    baselines = {r.method.removeprefix("baseline: "): {"psnr": r.psnr, "ssim": r.ssim}
+                 for r in rows if r.method.startswith("baseline: ")}
     if model is None:
+        base = best_baseline(rows)
         return f"Best baseline on this image: {base.method.removeprefix('baseline: ')} ({base.psnr:.2f} dB)."
-    return (f"On this image the model scores {model.psnr:.2f} dB PSNR / {model.ssim:.3f} SSIM, "
-            f"{model.psnr - base.psnr:+.2f} dB against the best baseline ({base.method.removeprefix('baseline: ')}).")
+    return (f"On this image the model scores {model.psnr:.2f} dB PSNR / {model.ssim:.3f} SSIM. "
+            + margin_line({"psnr": model.psnr, "ssim": model.ssim}, baselines))
 
 
 class Outputs:
