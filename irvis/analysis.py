@@ -37,7 +37,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
-from irvis.data import Pair, check_data, load_pair
+from irvis.data import Pair, load_pair, load_pairs
 from irvis.images import luminance
 from irvis.metrics import oracle_affine
 
@@ -426,13 +426,6 @@ def _group(px: Pixels, test: Pixels | None) -> dict:
     return out
 
 
-def _pairs(roots: Sequence[str | os.PathLike], split: str, required: bool) -> list[Pair]:
-    report = check_data(roots, split)
-    if report.problems or (required and not report.pairs):
-        report.raise_if_problems()
-    return report.pairs
-
-
 def analyze(roots: Sequence[str | os.PathLike], split: str = "train", test_split: str | None = "test",
             short_side: int | None = 256, pixels_per_image: int = 4096, seed: int = 0,
             progress: bool = True) -> tuple[dict, Pixels]:
@@ -441,8 +434,8 @@ def analyze(roots: Sequence[str | os.PathLike], split: str = "train", test_split
     `split`) - the pixels feed the plots."""
     if pixels_per_image < 16:
         raise ValueError(f"pixels_per_image must be at least 16, got {pixels_per_image}")
-    pairs = _pairs(roots, split, required=True)
-    test_pairs = _pairs(roots, test_split, required=False) if test_split and test_split != split else []
+    pairs = load_pairs(roots, split)
+    test_pairs = load_pairs(roots, test_split, required=False) if test_split and test_split != split else []
     px = collect_pixels(pairs, short_side, pixels_per_image, seed, progress, desc=f"pixels {split}")
     test = collect_pixels(test_pairs, short_side, pixels_per_image, seed, progress,
                           desc=f"pixels {test_split}") if test_pairs else None

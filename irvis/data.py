@@ -176,9 +176,14 @@ def check_data(roots: Iterable[str | os.PathLike], split: str = "train", decode:
     return report
 
 
-def load_pairs(roots: Iterable[str | os.PathLike], split: str = "train", decode: bool = True) -> list[Pair]:
-    """The pairs of a dataset, or DataError with every problem listed."""
-    return check_data(roots, split, decode=decode).raise_if_problems().pairs
+def load_pairs(roots: Iterable[str | os.PathLike], split: str = "train", decode: bool = True,
+               required: bool = True) -> list[Pair]:
+    """The pairs of a dataset, or DataError with every problem listed; required=False accepts a split
+    with no pairs at all (an optional test split), never a broken one."""
+    report = check_data(roots, split, decode=decode)
+    if report.problems or (required and not report.pairs):
+        report.raise_if_problems()
+    return report.pairs
 
 
 def load_pair(pair: Pair, short_side: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -54,6 +54,19 @@ def test_every_problem_is_reported_at_once(llvip, tmp_path):
     assert "010004" not in message  # the good pair is not blamed
 
 
+def test_an_optional_split_may_be_empty_but_never_broken(data_dir, tmp_path):
+    vifb = data_dir / "vifb"  # no test split
+    assert load_pairs([vifb], "test", decode=False, required=False) == []
+    with pytest.raises(DataError, match="no pairs"):
+        load_pairs([vifb], "test", decode=False)
+    broken = tmp_path / "broken"
+    names = sorted(p.name for p in (data_dir / "msrs" / "visible" / "test").iterdir())[:2]
+    copy_pairs(data_dir / "msrs", broken, names, split="test")
+    next((broken / "visible" / "test").iterdir()).unlink()
+    with pytest.raises(DataError, match="no visible image"):
+        load_pairs([broken], "test", decode=False, required=False)
+
+
 def test_check_data_cli_lists_problems_and_fails(llvip, tmp_path):
     root = copy_pairs(llvip, tmp_path / "broken", ["200002.jpg"], split="test")
     (root / "visible/test/200002.jpg").unlink()

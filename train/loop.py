@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from torchmetrics.functional.image import structural_similarity_index_measure
 
 import irvis
-from irvis.data import Pair, PairedDataset, check_data, count_sets, load_pair, load_pairs, photometric_jitter
+from irvis.data import Pair, PairedDataset, count_sets, load_pair, load_pairs, photometric_jitter
 from irvis.directions import get_direction
 from irvis.metrics import PSNR_CAP_DB, baseline_predictions, score
 from irvis.nets import Generator, PatchDiscriminator, build_generator, count_parameters
@@ -131,10 +131,8 @@ def _spread(pairs: list[Pair], k: int) -> list[Pair]:
 def validation_pairs(config: TrainConfig) -> list[Pair]:
     """The 'test' split of --val-data, or of --data where it has one; problems raise DataError."""
     explicit = config.val_data is not None
-    report = check_data(config.val_data if explicit else config.data, "test")
-    if report.problems or (explicit and not report.pairs):
-        report.raise_if_problems()
-    return _spread(report.pairs, config.val_max_pairs)
+    pairs = load_pairs(config.val_data if explicit else config.data, "test", required=explicit)
+    return _spread(pairs, config.val_max_pairs)
 
 
 def initial_weights(config: TrainConfig, like: Generator) -> Generator:
