@@ -138,6 +138,12 @@ def test_publish_writes_a_card_with_the_comparison_and_no_dataset_pixels(vis2ir_
     assert evaluation["n_pairs"] == 4 and set(evaluation["per_set"]) == {"msrs"}
     assert comparison["default"] == comparison["reference"]  # one run, scored the same way
     assert comparison["default"]["psnr"] == pytest.approx(evaluation["model"]["psnr"], abs=0.05)  # float16 as shipped
+    # the card reruns training as it ran (the run's own data and validation) and the scoring on the export's roots
+    retrain = next(line for line in card.splitlines() if line.startswith("Retrain:"))
+    rerun = next(line for line in card.splitlines() if line.startswith("Rerun:"))
+    assert "--val-data" not in retrain and "--output-dir" not in retrain and str(LLVIP) in retrain
+    assert f"--data {MSRS} --size" in rerun
+    assert json.loads((weights / "training_config.json").read_text())["val_data"] is None
 
 
 def test_vis2ir_run_rotates_checkpoints_and_logs_to_tensorboard(vis2ir_run):

@@ -4,6 +4,7 @@ against the baselines, and how to load it. Every number in it comes from the run
 from __future__ import annotations
 
 import shlex
+from collections.abc import Sequence
 from dataclasses import MISSING, fields
 
 import irvis
@@ -20,7 +21,8 @@ DATA_TERMS = {
     "vifb": "VIFB benchmark and its sources",
     "tno": "TNO image fusion data (Toet)",
 }
-NOT_FOR_CARD = {"resume", "push_to_hub", "hub_private"}
+# where a run was written is not part of how it was trained: the Retrain line writes to the default folder
+NOT_FOR_CARD = {"resume", "push_to_hub", "hub_private", "output_dir"}
 
 
 def _duration(seconds: float) -> str:
@@ -91,12 +93,11 @@ def _pairs(n: int) -> str:
     return f"{n} pair" if n == 1 else f"{n} pairs"
 
 
-def _evaluation(config: TrainConfig, result: dict | None, load_path: str) -> list[str]:
+def _evaluation(config: TrainConfig, result: dict | None, load_path: str, roots: Sequence[str]) -> list[str]:
     if result is None:
         return ["## Evaluation", "", "No validation pairs (the training roots have no `test` split and no "
                 "`--val-data` was given), so this generator has not been scored.", ""]
     p = result["protocol"]
-    roots = config.val_data or config.data
     lines = ["## Evaluation", "",
              f"{_pairs(result['n_pairs'])} for validation (`test` split), whole frames with the shorter side resized to "
              f"{p['short_side']} px; infrared compared in 1 channel, visible in RGB; means over pairs. Baselines are "
@@ -112,7 +113,8 @@ def _evaluation(config: TrainConfig, result: dict | None, load_path: str) -> lis
 
 
 def model_card(config: TrainConfig, state: dict, result: dict | None, n_params: int, half: bool = False,
-               load_path: str = "PATH") -> str:
+               load_path: str = "PATH", val_roots: Sequence[str] | None = None) -> str:
+    """val_roots: the roots the result was computed on (default: the run's validation roots)."""
     d = get_direction(config.direction)
     gan = "L1 only (no discriminator)" if config.gan_weight == 0 else (
         f"conditional PatchGAN ({config.gan_mode}, weight {config.gan_weight:g}, {config.d_layers} layers, ndf {config.ndf}) "
@@ -153,7 +155,7 @@ def model_card(config: TrainConfig, state: dict, result: dict | None, n_params: 
               f"| training time | {_duration(state.get('train_seconds', 0))} |",
               f"| seed | {config.seed} |", "",
               "Retrain: `" + train_command(config) + "`", ""]
-    lines += _evaluation(config, result, load_path)
+    lines += _evaluation(config, result, load_path, val_roots or config.val_data or config.data)
     lines += ["## Use", "", "```python", "from irvis.translate import Translator", "",
               f'translator = Translator.from_pretrained("{load_path}")  # a local folder or a Hub repo id',
               f'translator("{d.source}.jpg").save("{d.target}.png")  # any size; the output matches the input\'s',

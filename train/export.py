@@ -5,6 +5,7 @@ training and by `python -m train export` for any checkpoint."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 import shutil
 from pathlib import Path
@@ -24,9 +25,11 @@ EVALUATION_JSON = "evaluation.json"
 
 def export_generator(generator: Generator, out: str | os.PathLike, config: TrainConfig, state: dict,
                      val_pairs: Sequence[Pair], half: bool = False, device: str | torch.device = "cpu",
-                     repo_id: str | None = None, progress: bool = True, lpips: bool | None = None) -> dict | None:
+                     repo_id: str | None = None, progress: bool = True, lpips: bool | None = None,
+                     val_roots: Sequence[str] | None = None) -> dict | None:
     """Write the folder atomically (built beside it, then renamed); returns the evaluation result, or
-    None when there are no validation pairs. The evaluation scores the weights as written (float16 too);
+    None when there are no validation pairs. val_roots: where val_pairs came from, for the card's rerun
+    command (default: the run's validation roots). The evaluation scores the weights as written (float16 too);
     LPIPS when its weights are on disk (lpips=None) and never FID: a set-level statistic over a few dozen
     validation frames says little and costs an Inception pass per image."""
     out = Path(out)
@@ -41,7 +44,8 @@ def export_generator(generator: Generator, out: str | os.PathLike, config: Train
         result, samples = evaluate(translator, list(val_pairs), short_side=config.val_short_side, progress=progress,
                                    lpips=lpips, fid=False)
         write_report(result, samples, tmp / EVALUATION_JSON)  # .json, .md and the .png grid (never uploaded)
-    card = model_card(config, state, result, count_parameters(generator), half=half, load_path=repo_id or str(out))
+    card = model_card(config, state, result, count_parameters(generator), half=half, load_path=repo_id or str(out),
+                      val_roots=val_roots)
     (tmp / "README.md").write_text(card)
     _replace_dir(tmp, out)
     return result
@@ -73,10 +77,9 @@ def export_checkpoint(checkpoint: str | os.PathLike, output: str | os.PathLike, 
             raise ConfigError(f"--checkpoint {path}: neither a checkpoint nor a run folder with checkpoints")
         path = found[-1]
     config, state = read_checkpoint(path)
-    if val_data is not None:
-        config.val_data = val_data
-    if val_max_pairs is not None:
-        config.val_max_pairs = val_max_pairs
+    # the export's own evaluation; the training config (card's Retrain line, training_config.json) stays as run
+    scoring = dataclasses.replace(config, val_data=config.val_data if val_data is None else list(val_data),
+                                  val_max_pairs=config.val_max_pairs if val_max_pairs is None else val_max_pairs)
     folder = path / EMA_DIR if use_ema and (path / EMA_DIR).is_dir() else path / GENERATOR_DIR
     try:
         generator = load_generator(folder)
@@ -84,7 +87,8 @@ def export_checkpoint(checkpoint: str | os.PathLike, output: str | os.PathLike, 
         raise ConfigError(f"{path}: {e}") from None
     print(f"exporting {folder} (step {state['step']}) to {output}")
     result = export_generator(generator, output, config, {**state, "exported_from": str(path), "weights": folder.name},
-                              validation_pairs(config), half=half, device=device, repo_id=repo_id, lpips=lpips)
+                              validation_pairs(scoring), half=half, device=device, repo_id=repo_id, lpips=lpips,
+                              val_roots=scoring.val_data or scoring.data)
     if result is not None:
         m = result["model"]
         print(f"validation ({result['n_pairs']} pairs): PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f}")
