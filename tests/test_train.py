@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import shlex
 import os
 import socket
 import subprocess
@@ -117,6 +118,7 @@ def test_card_margin_compares_each_metric_with_its_own_best_baseline():
 def test_publish_writes_a_card_with_the_comparison_and_no_dataset_pixels(vis2ir_run, tmp_path):
     """train.publish on a runs folder laid out as train/recipe.sh leaves it (here one tiny run standing for
     the shipped, default and reference runs), scored on MSRS's original test split."""
+    from train.config import build_parser
     from train.publish import main as publish
 
     out, _ = vis2ir_run
@@ -141,7 +143,9 @@ def test_publish_writes_a_card_with_the_comparison_and_no_dataset_pixels(vis2ir_
     # the card reruns training as it ran (the run's own data and validation) and the scoring on the export's roots
     retrain = next(line for line in card.splitlines() if line.startswith("Retrain:"))
     rerun = next(line for line in card.splitlines() if line.startswith("Rerun:"))
-    assert "--val-data" not in retrain and "--output-dir" not in retrain and str(LLVIP) in retrain
+    assert "--val-data" not in retrain and "--output-dir" not in retrain
+    rerun_args = build_parser().parse_args(shlex.split(retrain.split("`")[1])[3:])  # after "python -m train"
+    assert rerun_args.data == [str(MSRS), str(LLVIP)] and rerun_args.max_steps == 6 and rerun_args.val_data is None
     assert f"--data {MSRS} --size" in rerun
     assert json.loads((weights / "training_config.json").read_text())["val_data"] is None
 
