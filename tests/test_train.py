@@ -7,8 +7,8 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import shlex
 import os
+import shlex
 import socket
 import subprocess
 import sys
