@@ -8,6 +8,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import shlex
 import socket
 import subprocess
@@ -124,7 +125,7 @@ def test_publish_writes_a_card_with_the_comparison_and_no_dataset_pixels(vis2ir_
     out, _ = vis2ir_run
     runs = tmp_path / "runs"
     runs.mkdir()
-    for name in ("shipped", "default", "reference"):
+    for name in ("shipped", "default", "reference", "reference-full"):
         (runs / f"vis2ir-{name}").symlink_to(out)
     weights = tmp_path / "weights" / "vis2ir"
     with contextlib.redirect_stdout(io.StringIO()):
@@ -138,7 +139,11 @@ def test_publish_writes_a_card_with_the_comparison_and_no_dataset_pixels(vis2ir_
     comparison = json.loads((weights / "comparison.json").read_text())
     evaluation = json.loads((weights / "evaluation.json").read_text())
     assert evaluation["n_pairs"] == 4 and set(evaluation["per_set"]) == {"msrs"}
-    assert comparison["default"] == comparison["reference"]  # one run, scored the same way
+    assert comparison["default"] == comparison["reference"] == comparison["reference_full"]  # one run, scored alike
+    assert "pix2pix-unet256 with the shipped recipe (6 steps) | llvip" not in card  # MSRS only: no LLVIP row
+    assert "pix2pix-unet256 with the shipped recipe (6 steps) | overall" in card
+    assert re.search(r"With the shipped recipe's 6 steps for both, the shipped generator is [+-]\d+\.\d\d dB PSNR "
+                     r"and [+-]\d\.\d{4} SSIM against the reference overall\.", card)
     assert comparison["default"]["psnr"] == pytest.approx(evaluation["model"]["psnr"], abs=0.05)  # float16 as shipped
     # the card reruns training as it ran (the run's own data and validation) and the scoring on the export's roots
     retrain = next(line for line in card.splitlines() if line.startswith("Retrain:"))
