@@ -40,6 +40,12 @@ for d in vis2ir ir2vis; do
 done
 wait
 
+# 3b. Pix2Pix's generator with the shipped recipe's steps (1800 steps of 4 crops of 256 px, the shipped run's pixels
+#     per step), run for vis2ir alone on the two cores afterwards (about 70 minutes); ir2vis's awaits a GPU.
+OMP_NUM_THREADS=2 python -m train --direction vis2ir --output-dir "$RUNS/vis2ir-reference-full" --arch pix2pix-unet256 \
+  $RECIPE --crop-size 256 --batch-size 4 --max-steps 1800 --checkpoint-every 600 --checkpoints-total-limit 2 \
+  --eval-every 0 --sample-every 0 --log-every 20
+
 # 4. weights/: the shipped runs exported in float16 with model cards whose tables are computed on the
 #    original test splits, and the same-budget comparison with the reference.
 for d in vis2ir ir2vis; do
