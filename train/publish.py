@@ -80,9 +80,7 @@ def comparison_section(default: dict, reference: dict, budget: str, shipped: dic
         lines.append(_row(f"{label} | overall", result["model"]))
         if "llvip" in result["per_set"]:
             lines.append(_row(f"{label} | llvip", result["per_set"]["llvip"]["model"]))
-    gain = default["model"]["psnr"] - reference["model"]["psnr"]
-    ssim = default["model"]["ssim"] - reference["model"]["ssim"]
-    lines += ["", f"At this budget the default is {gain:+.2f} dB PSNR and {ssim:+.4f} SSIM against the reference overall, "
+    lines += ["", f"At this budget the default is {_lead(default, reference, None)} against the reference overall, "
               "with 14x fewer parameters and several times less CPU time per frame (`python -m irvis bench`).", ""]
     if reference_full is not None and shipped is not None:
         lines += [f"With the shipped recipe's {full_steps} steps for both, the shipped generator is "
