@@ -177,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("roots", nargs="+", metavar="ROOT")
     r.add_argument("--out", required=True)
     r.add_argument("--size", type=int, default=286, help="shorter side of the cached images")
-    r.add_argument("--split", nargs="+", default=["train", "test"])
+    r.add_argument("--split", nargs="+", default=["train", "val", "test"])
     r.set_defaults(func=cmd_prepare)
 
     b = sub.add_parser("bench", help="speed of the default vs the reference generator; loader with vs without cache")

@@ -277,7 +277,7 @@ def prepare_cache(
     roots: Iterable[str | os.PathLike],
     out: str | os.PathLike,
     size: int = 286,
-    splits: Sequence[str] = ("train", "test"),
+    splits: Sequence[str] = ("train", "val", "test"),
     progress: bool = True,
 ) -> list[Path]:
     """Write resized copies (shorter side = size) of every pair; return the cache roots, one per set."""

@@ -27,25 +27,27 @@ GRID_HEIGHT = 200
 
 
 class _Means:
-    """Running sums of per-image metrics, overall and per set."""
+    """Running sums of per-image metrics, overall and per set; each metric is averaged over the images
+    where it is defined (sharpness is undefined against a flat truth, VIF on images under 41 pixels)."""
 
     def __init__(self):
-        self.sums: dict[str, dict[str, dict[str, float]]] = {}
+        self.sums: dict[str, dict[str, dict[str, list[float]]]] = {}
         self.counts: dict[str, int] = {}
 
     def add(self, set_name: str, method: str, metrics: dict[str, float]):
         for key in ("__all__", set_name):
             bucket = self.sums.setdefault(key, {}).setdefault(method, {})
             for name, value in metrics.items():
-                bucket[name] = bucket.get(name, 0.0) + value
+                total = bucket.setdefault(name, [0.0, 0])
+                total[0] += value
+                total[1] += 1
 
     def count(self, set_name: str):
         for key in ("__all__", set_name):
             self.counts[key] = self.counts.get(key, 0) + 1
 
     def means(self, key: str) -> dict[str, dict[str, float]]:
-        n = self.counts[key]
-        return {m: {k: round(v / n, 4) for k, v in ms.items()} for m, ms in self.sums[key].items()}
+        return {m: {k: round(v / n, 4) for k, (v, n) in ms.items()} for m, ms in self.sums[key].items()}
 
 
 def evaluate(translator: Translator | None, pairs: Sequence[Pair], direction: str | None = None,

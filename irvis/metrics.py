@@ -5,6 +5,14 @@ Conventions (also written into every evaluation JSON as its protocol):
 - Infrared is compared in one channel (LLVIP's 3-channel gray infrared is folded to luma first);
   visible is compared in RGB, PSNR over all three channels' pixels, SSIM averaged over channels.
 - SSIM: Gaussian window 11, sigma 1.5, K1 0.01, K2 0.03 (Wang et al. 2004), via torchmetrics.
+- Structure (PSNR and SSIM reward a blur that hedges between possible answers; these do not), on the
+  luma of both images: Sobel gradient magnitude (3x3 kernels, replicated border)
+  - sharpness: mean gradient magnitude of the prediction / of the truth (1 is right, a blur is near 0,
+    noise far above 1; a flat truth gives NaN and is left out of means);
+  - gradient_correlation: Pearson correlation of the two gradient-magnitude maps (0 where either map
+    is constant: a flat image shares no structure);
+  - VIF: pixel-domain visual information fidelity (Sheikh & Bovik 2006) via torchmetrics, on luma
+    scaled to [0, 255] (its noise variance 2 assumes that scale); needs 41 pixels a side.
 """
 
 from __future__ import annotations
@@ -12,7 +20,9 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
-from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+import torch.nn.functional as F
+from torchmetrics.functional.image import (peak_signal_noise_ratio, structural_similarity_index_measure,
+                                           visual_information_fidelity)
 
 from irvis.directions import get_direction
 from irvis.images import luminance
@@ -23,7 +33,11 @@ PROTOCOL = {
     "visible": "RGB",
     "psnr": "10*log10(1/MSE) over all pixels and channels, per image, then the mean over images",
     "ssim": "Gaussian window 11, sigma 1.5, K1=0.01, K2=0.03, mean over channels and pixels, per image",
+    "sharpness": "mean Sobel gradient magnitude of the prediction's luma / the truth's, per image (1 is right)",
+    "gradient_correlation": "Pearson correlation of the Sobel gradient-magnitude maps of the two lumas, per image",
+    "vif": "pixel-domain VIF (torchmetrics, sigma_n^2 = 2) on luma in [0, 255], per image; images >= 41 px a side",
 }
+STRUCTURE_METRICS = ("sharpness", "gradient_correlation", "vif")
 
 
 def _batched(x: torch.Tensor) -> torch.Tensor:
@@ -48,15 +62,62 @@ def ssim(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     )
 
 
+def _luma(x: torch.Tensor) -> torch.Tensor:
+    x = _batched(x).float()
+    return x if x.shape[-3] == 1 else luminance(x)
+
+
+_SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
+
+
+def gradient_magnitude(x: torch.Tensor) -> torch.Tensor:
+    """Sobel gradient magnitude of the luma, (N, 1, H, W), border replicated."""
+    y = F.pad(_luma(x), (1, 1, 1, 1), mode="replicate")
+    kernels = torch.stack([_SOBEL_X, _SOBEL_X.T])[:, None].to(y)
+    g = F.conv2d(y, kernels)
+    return g.pow(2).sum(dim=1, keepdim=True).sqrt()
+
+
+def sharpness(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-image mean gradient magnitude of pred / of target; NaN where the target is flat."""
+    gp, gt = gradient_magnitude(pred).mean(dim=(1, 2, 3)), gradient_magnitude(target).mean(dim=(1, 2, 3))
+    return torch.where(gt > 1e-8, gp / gt.clamp_min(1e-8), torch.full_like(gt, float("nan")))
+
+
+def gradient_correlation(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-image Pearson correlation of the gradient-magnitude maps; 0 where either is constant."""
+    gp, gt = gradient_magnitude(pred).flatten(1), gradient_magnitude(target).flatten(1)
+    gp, gt = gp - gp.mean(dim=1, keepdim=True), gt - gt.mean(dim=1, keepdim=True)
+    denom = gp.norm(dim=1) * gt.norm(dim=1)
+    return torch.where(denom > 1e-12, (gp * gt).sum(dim=1) / denom.clamp_min(1e-12), torch.zeros_like(denom))
+
+
+VIF_MIN_SIDE = 41
+
+
+def vif(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-image pixel-domain VIF of the lumas on a [0, 255] scale; NaN for images under 41 pixels a side."""
+    p, t = _luma(pred) * 255, _luma(target) * 255
+    if min(p.shape[-2:]) < VIF_MIN_SIDE:
+        return torch.full((p.shape[0],), float("nan"))
+    return visual_information_fidelity(p, t, reduction="none").reshape(-1).float()
+
+
 # Identical images have infinite PSNR; reports cap it so that means stay numbers.
 PSNR_CAP_DB = 100.0
+METRICS = ("psnr", "ssim", *STRUCTURE_METRICS)
 
 
-def score(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
-    """{"psnr": (N,), "ssim": (N,)} for a batch; the unit every report is built from."""
+def score(pred: torch.Tensor, target: torch.Tensor, structure: bool = True) -> dict[str, torch.Tensor]:
+    """{"psnr": (N,), "ssim": (N,), and with structure "sharpness", "gradient_correlation", "vif"}
+    for a batch; the unit every report is built from. NaN marks a metric undefined for that image."""
     if pred.shape != target.shape:
         raise ValueError(f"prediction {tuple(pred.shape)} and truth {tuple(target.shape)} differ in shape")
-    return {"psnr": psnr(pred, target), "ssim": ssim(pred, target)}
+    out = {"psnr": psnr(pred, target), "ssim": ssim(pred, target)}
+    if structure:
+        out.update(sharpness=sharpness(pred, target), gradient_correlation=gradient_correlation(pred, target),
+                   vif=vif(pred, target))
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -105,9 +166,11 @@ def oracle_affine(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def score_image(pred: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
-    """score() of one (C, H, W) image as plain numbers, PSNR capped at PSNR_CAP_DB."""
-    m = score(pred, target)
-    return {"psnr": min(float(m["psnr"][0]), PSNR_CAP_DB), "ssim": float(m["ssim"][0])}
+    """score() of one (C, H, W) image as plain numbers, PSNR capped at PSNR_CAP_DB; a metric that is
+    undefined for this image (NaN) is left out."""
+    m = {k: float(v[0]) for k, v in score(pred, target).items()}
+    m["psnr"] = min(m["psnr"], PSNR_CAP_DB)
+    return {k: v for k, v in m.items() if v == v}
 
 
 def margin_line(model: dict, baselines: dict) -> str:

@@ -81,14 +81,30 @@ class UpBlock(nn.Module):
         return self.fuse(x + skip)
 
 
+HEADS = ("conv", "affine")
+
+
 class IrvisUNet(nn.Module):
     """Space-to-depth in, so the network's first feature map is at 1/2 resolution (full-resolution
     convolutions with few channels are memory-bound and cost most CPU time); encoder down to
     1/2**depth; residual bottleneck; additive-skip decoder back to 1/2; then a light full-resolution
-    head that sees the upsampled features beside the input itself, so edges stay sharp."""
+    head that sees the upsampled features beside the input itself.
 
-    def __init__(self, in_channels: int, out_channels: int, ngf: int, depth: int, n_res: int, norm: str):
+    head="conv": one 3x3 convolution of [features, input]; the input enters through the same weights
+    everywhere, so where context cannot tell whether an edge is brighter or darker in the other
+    modality, a loss on pixels teaches the network to drop the edge (a blur).
+    head="affine": that convolution plus a per-pixel affine map of the input's own channels,
+    sum_c A_c(x, y) * input_c, whose coefficients the decoder predicts from context (as HDRNet's and the
+    guided filter's local affine models do). Structure passes through at the input's resolution, with
+    the sign and strength the scene calls for (a pedestrian's dark silhouette in visible becomes a
+    bright one in infrared), and the network never has to redraw it. The coefficients start at zero,
+    so an untrained affine head is the conv head."""
+
+    def __init__(self, in_channels: int, out_channels: int, ngf: int, depth: int, n_res: int, norm: str,
+                 head: str = "conv"):
         super().__init__()
+        if head not in HEADS:
+            raise ValueError(f"unknown head {head!r}: use {' or '.join(HEADS)}")
         widths = [ngf * 2**i for i in range(depth)]  # at 1/2, 1/4, ... 1/2**depth
         self.stem = nn.Sequential(nn.PixelUnshuffle(2), ConvNormAct(in_channels * 4, widths[0], norm))
         self.downs = nn.ModuleList(
@@ -99,6 +115,12 @@ class IrvisUNet(nn.Module):
         self.ups = nn.ModuleList(UpBlock(widths[i + 1], widths[i], norm) for i in reversed(range(depth - 1)))
         self.to_full = nn.Conv2d(widths[0], 8, 3, padding=1)
         self.head = nn.Conv2d(8 + in_channels, out_channels, 3, padding=1)
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.coefficients = None
+        if head == "affine":  # one coefficient per (output, input) channel pair, from the half-resolution features
+            self.coefficients = nn.Conv2d(widths[0], out_channels * in_channels, 3, padding=1)
+            nn.init.zeros_(self.coefficients.weight)
+            nn.init.zeros_(self.coefficients.bias)
 
     def forward(self, x):
         skips = [self.stem(x)]
@@ -107,8 +129,13 @@ class IrvisUNet(nn.Module):
         h = self.bottleneck(skips.pop())
         for up in self.ups:
             h = up(h, skips.pop())
-        h = F.interpolate(F.leaky_relu(self.to_full(h), 0.2), size=x.shape[-2:], mode="bilinear", align_corners=False)
-        return torch.tanh(self.head(torch.cat([h, x], dim=1)))
+        full = F.interpolate(F.leaky_relu(self.to_full(h), 0.2), size=x.shape[-2:], mode="bilinear", align_corners=False)
+        out = self.head(torch.cat([full, x], dim=1))
+        if self.coefficients is not None:
+            a = F.interpolate(self.coefficients(h), size=x.shape[-2:], mode="bilinear", align_corners=False)
+            a = a.unflatten(1, (self.out_channels, self.in_channels))  # (N, C_out, C_in, H, W)
+            out = out + (a * x[:, None]).sum(dim=2)
+        return torch.tanh(out)
 
 
 class _UnetSkipBlock(nn.Module):
@@ -156,15 +183,17 @@ class Generator(nn.Module, PyTorchModelHubMixin, library_name="irvis", tags=["im
     """A translation network for one direction; every constructor argument is saved in config.json."""
 
     def __init__(self, direction: str = "ir2vis", arch: str = "irvis-unet", ngf: int = 16, depth: int = 5,
-                 n_res: int = 2, norm: str = "group"):
+                 n_res: int = 2, norm: str = "group", head: str = "conv"):
         super().__init__()
         d = get_direction(direction)
         self.direction = d.name
         self.arch = arch
         if arch == "irvis-unet":
-            self.net = IrvisUNet(d.in_channels, d.out_channels, ngf=ngf, depth=depth, n_res=n_res, norm=norm)
+            self.net = IrvisUNet(d.in_channels, d.out_channels, ngf=ngf, depth=depth, n_res=n_res, norm=norm, head=head)
             self.size_multiple = 2**depth
         elif arch == "pix2pix-unet256":
+            if head != "conv":
+                raise ValueError(f"pix2pix-unet256 has Pix2Pix's own output layer; head {head!r} is for irvis-unet")
             self.net = Pix2PixUNet256(d.in_channels, d.out_channels, ngf=ngf, norm=norm)
             self.size_multiple = 256
         else:
@@ -210,7 +239,7 @@ def load_generator(folder: str | os.PathLike, map_location: str | torch.device =
         config = json.loads(config_path.read_text())
     except json.JSONDecodeError as e:
         raise WeightsError(f"{config_path}: not valid JSON ({e})") from None
-    known = {"direction", "arch", "ngf", "depth", "n_res", "norm"}
+    known = {"direction", "arch", "ngf", "depth", "n_res", "norm", "head"}
     unknown = set(config) - known
     if unknown:
         raise WeightsError(f"{config_path}: unknown settings {sorted(unknown)}; this irvis understands {sorted(known)}")

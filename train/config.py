@@ -10,7 +10,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 from irvis.directions import DIRECTIONS
-from irvis.nets import ARCHITECTURES
+from irvis.nets import ARCHITECTURES, HEADS
 
 CONFIG_FILE = "training_config.json"
 GROUP_TITLES = {"data": "data", "model": "models", "optimisation": "optimisation", "schedule": "logging, samples, "
@@ -37,8 +37,11 @@ class TrainConfig:
     direction: str = _opt("translation direction", choices=list(DIRECTIONS), group="data")
     data: list[str] = _opt("LLVIP-layout roots (ROOT/infrared/train <-> ROOT/visible/train); a folder of such roots "
                            "(e.g. ../shared/data) stands for all of them", nargs="+", metavar="ROOT", group="data")
-    val_data: list[str] | None = _opt("validation roots (their 'test' split); default: the test split of --data, "
-                                      "roots without one skipped", default=None, nargs="+", metavar="ROOT", group="data")
+    val_data: list[str] | None = _opt("validation roots; default: --data (roots without the validation split are "
+                                      "skipped)", default=None, nargs="+", metavar="ROOT", group="data")
+    val_split: str = _opt("the split validation, samples and checkpoint choice use: 'val' (held out for choosing "
+                          "steps and recipes); never choose on the split you report ('test')", default="val",
+                          group="data")
     output_dir: str | None = _opt("run folder: checkpoints/, tensorboard/, samples/, final/ (default runs/DIRECTION)",
                                   default=None, group="data")
     load_size: int = _opt("training pairs: shorter side drawn in [min-load, load] before the random crop", default=286,
@@ -58,6 +61,9 @@ class TrainConfig:
     arch: str = _opt("generator: irvis-unet (default) or pix2pix-unet256 (the Pix2Pix reference)",
                      default="irvis-unet", choices=list(ARCHITECTURES), group="model")
     ngf: int | None = _opt("generator base width (default: the architecture's)", default=None, group="model")
+    head: str = _opt("irvis-unet's output: affine (a per-pixel affine map of the input, its coefficients predicted from "
+                     "context: the input's structure passes through) or conv (one convolution; the first shipped "
+                     "generators)", default="affine", choices=list(HEADS), group="model")
     ndf: int = _opt("discriminator base width", default=64, group="model")
     d_layers: int = _opt("PatchGAN depth (3: 70x70 patches)", default=3, group="model")
     init_from: str | None = _opt("start the generator from these weights (a generator folder or Hub repo id of the "
@@ -84,6 +90,9 @@ class TrainConfig:
                             group="optimisation")
     gan_weight: float = _opt("weight of the conditional PatchGAN loss; 0 trains pure L1 regression without a "
                              "discriminator (much faster on CPU)", default=1.0, group="optimisation")
+    gan_warmup: int = _opt("optimizer steps of the pixel losses alone before the adversarial term starts (the "
+                           "discriminator then meets a generator that already draws the scene)", default=0,
+                           group="optimisation")
     gan_mode: str = _opt("adversarial loss: vanilla (BCE, Pix2Pix's) or lsgan (least squares)", default="vanilla",
                          choices=["vanilla", "lsgan"], group="optimisation")
     mixed_precision: str = _opt("no, fp16 (CUDA) or bf16", default="no", choices=["no", "fp16", "bf16"],
@@ -126,7 +135,7 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        for name in ("num_workers", "sample_every", "eval_every", "val_max_pairs", "l1_weight", "gan_weight", "ssim_weight",
+        for name in ("num_workers", "gan_warmup", "sample_every", "eval_every", "val_max_pairs", "l1_weight", "gan_weight", "ssim_weight",
                      "lr_g", "lr_d"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} cannot be negative, got {getattr(self, name)}")
@@ -162,7 +171,10 @@ class TrainConfig:
         return repeats
 
     def generator_overrides(self) -> dict:
-        return {} if self.ngf is None else {"ngf": self.ngf}
+        overrides = {} if self.ngf is None else {"ngf": self.ngf}
+        if self.arch == "irvis-unet":
+            overrides["head"] = self.head
+        return overrides
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -185,7 +197,7 @@ class TrainConfig:
 
 # Settings that may differ when resuming: they change when and how long, never what is being learnt.
 RESUMABLE_CHANGES = {"max_steps", "epochs", "num_workers", "log_every", "checkpoint_every", "checkpoints_total_limit",
-                     "sample_every", "eval_every", "val_data", "val_short_side", "val_max_pairs", "report_to", "resume",
+                     "sample_every", "eval_every", "val_data", "val_split", "val_short_side", "val_max_pairs", "report_to", "resume",
                      "export_half", "push_to_hub", "hub_private", "output_dir", "cpu"}
 
 

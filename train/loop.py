@@ -31,7 +31,7 @@ from torchmetrics.functional.image import structural_similarity_index_measure
 import irvis
 from irvis.data import Pair, PairedDataset, count_sets, load_pair, load_pairs, photometric_jitter
 from irvis.directions import get_direction
-from irvis.metrics import PSNR_CAP_DB, baseline_predictions, score
+from irvis.metrics import PSNR_CAP_DB, baseline_predictions, gradient_correlation, score, sharpness
 from irvis.nets import Generator, PatchDiscriminator, build_generator, count_parameters
 from irvis.translate import pad_to_multiple
 from train.config import CONFIG_FILE, ConfigError, TrainConfig, resume_conflicts
@@ -129,9 +129,9 @@ def _spread(pairs: list[Pair], k: int) -> list[Pair]:
 
 
 def validation_pairs(config: TrainConfig) -> list[Pair]:
-    """The 'test' split of --val-data, or of --data where it has one; problems raise DataError."""
+    """The --val-split of --val-data, or of --data where it has one; problems raise DataError."""
     explicit = config.val_data is not None
-    pairs = load_pairs(config.val_data if explicit else config.data, "test", required=explicit)
+    pairs = load_pairs(config.val_data if explicit else config.data, config.val_split, required=explicit)
     return _spread(pairs, config.val_max_pairs)
 
 
@@ -456,7 +456,7 @@ class Trainer:
         with acc.accumulate(*models), acc.autocast():
             fake = self.generator(source)
             gan_g = torch.zeros((), device=source.device)
-            if self.discriminator is not None:
+            if self.discriminator is not None and self.step >= cfg.gan_warmup:
                 # D: real and fake in one forward (one DDP pass; instance norm keeps samples independent)
                 logits = self.discriminator(torch.cat([source, source]), torch.cat([target, fake.detach()]))
                 real_logits, fake_logits = logits.chunk(2)
@@ -618,10 +618,10 @@ class Trainer:
             source, target = batch["source"], batch["target"]
             with acc.autocast():
                 pred = predict(model, source)
-            columns = [batch["index"].float(), *_psnr_ssim(pred, target)]
+            columns = [batch["index"].float(), *_metric_columns(pred, target)]
             if with_baselines:
                 for guess in baseline_predictions(self.cfg.direction, source).values():
-                    columns += _psnr_ssim(guess.to(target.device), target)
+                    columns += _metric_columns(guess.to(target.device), target)
             rows.append(acc.gather_for_metrics(torch.stack(columns, dim=1)))
         model.train(was_training)
         table = torch.cat(rows).cpu()
@@ -631,21 +631,24 @@ class Trainer:
             acc.log({k: v for k, v in summary.items() if isinstance(v, float)}, step=self.step)
             with open(self.run_dir / METRICS_FILE, "a") as f:
                 f.write(json.dumps(summary) + "\n")
-            acc.print(f"step {self.step}: validation PSNR {summary['val/psnr']:.2f} dB, SSIM {summary['val/ssim']:.4f} "
-                      f"on {summary['n_images']} frames")
+            acc.print(f"step {self.step}: validation PSNR {summary['val/psnr']:.2f} dB, SSIM {summary['val/ssim']:.4f}, "
+                      f"sharpness {summary['val/sharpness']:.3f}, gradient correlation "
+                      f"{summary['val/gradient_correlation']:.3f} on {summary['n_images']} frames")
         return summary
 
     def _summarise(self, table: torch.Tensor, baseline_names: list[str]) -> dict:
         names = ["val"] + [f"val_baseline/{b}" for b in baseline_names]
         summary: dict = {"step": self.step, "n_images": len(table)}
         set_of = [self.val_pairs[int(i)].set_name for i in table[:, 0]]
+        k = len(VAL_METRICS)
         for j, prefix in enumerate(names):
-            psnr, ssim = table[:, 1 + 2 * j], table[:, 2 + 2 * j]
-            summary[f"{prefix}/psnr"], summary[f"{prefix}/ssim"] = float(psnr.mean()), float(ssim.mean())
-            if prefix == "val" and len(set(set_of)) > 1:
-                for s in sorted(set(set_of)):
-                    mask = torch.tensor([x == s for x in set_of])
-                    summary[f"val/{s}/psnr"], summary[f"val/{s}/ssim"] = float(psnr[mask].mean()), float(ssim[mask].mean())
+            for m, name in enumerate(VAL_METRICS):
+                column = table[:, 1 + k * j + m]
+                summary[f"{prefix}/{name}"] = float(column.nanmean())
+                if prefix == "val" and len(set(set_of)) > 1:
+                    for s in sorted(set(set_of)):
+                        mask = torch.tensor([x == s for x in set_of])
+                        summary[f"val/{s}/{name}"] = float(column[mask].nanmean())
         return summary
 
     def _tensorboard(self):
@@ -696,9 +699,14 @@ class Trainer:
         return "\n".join(lines)
 
 
-def _psnr_ssim(pred: torch.Tensor, target: torch.Tensor) -> list[torch.Tensor]:
-    m = score(pred.float(), target.float())
-    return [m["psnr"].clamp(max=PSNR_CAP_DB), m["ssim"]]  # identical images: inf dB, capped as irvis.evaluate does
+VAL_METRICS = ("psnr", "ssim", "sharpness", "gradient_correlation")  # VIF is left to the exported report
+
+
+def _metric_columns(pred: torch.Tensor, target: torch.Tensor) -> list[torch.Tensor]:
+    m = score(pred.float(), target.float(), structure=False)
+    # identical images: inf dB, capped as irvis.evaluate does
+    return [m["psnr"].clamp(max=PSNR_CAP_DB), m["ssim"], sharpness(pred.float(), target.float()),
+            gradient_correlation(pred.float(), target.float())]
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
