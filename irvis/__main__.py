@@ -47,13 +47,16 @@ def cmd_evaluate(args) -> int:
 
     size = None if args.size == "full" else int(args.size)
     result, samples = evaluate_dataset(args.weights, args.data, split=args.split, direction=args.direction,
-                                       short_side=size, device=args.device, lpips=args.lpips, fid=args.fid)
+                                       short_side=size, device=args.device, lpips=args.lpips, fid=args.fid,
+                                       working_size=args.working_size)
     paths = write_report(result, samples, args.json)
     table = {"model": result["model"], **{f"baseline:{k}": v for k, v in result["baselines"].items()}}
     for name, m in table.items():
         if m:
-            perceptual = "".join(f"  {k.upper()} {m[k]:.4f}" for k in ("lpips", "fid") if k in m)
-            print(f"{name:34s} PSNR {m['psnr']:7.3f}  SSIM {m['ssim']:.4f}{perceptual}")
+            extra = "".join(f"  {label} {m[k]:.4f}" for k, label in (("sharpness", "sharpness"),
+                            ("gradient_correlation", "grad-corr"), ("vif", "VIF"), ("lpips", "LPIPS"), ("fid", "FID"))
+                            if k in m)
+            print(f"{name:34s} PSNR {m['psnr']:7.3f}  SSIM {m['ssim']:.4f}{extra}")
     for name, state in result["perceptual"].items():
         if state.startswith("unavailable"):
             print(f"{name.upper()} {state}", file=sys.stderr)
@@ -151,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--split", default="test")
     e.add_argument("--size", default="256", help="shorter side in pixels, or 'full' for native resolution")
     e.add_argument("--json", required=True, help="OUT.json; OUT.md and OUT.png are written beside it")
+    e.add_argument("--working-size", default="auto", type=_working_size, metavar="auto|native|N",
+                   help="the generator translates frames at this shorter side, as `translate` does (auto: the size "
+                        "recorded beside the weights); the prediction is scored at --size")
     e.add_argument("--device", default="auto")
     for metric in ("lpips", "fid"):
         e.add_argument(f"--{metric}", action=argparse.BooleanOptionalAction, default=None,

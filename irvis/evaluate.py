@@ -169,9 +169,13 @@ def sample_grid(samples: list, direction: str, height: int = GRID_HEIGHT) -> Ima
     return grid
 
 
+COLUMNS = {"sharpness": "sharpness (1 = truth's)", "gradient_correlation": "gradient corr.", "vif": "VIF",
+           "lpips": "LPIPS", "fid": "FID (set)"}
+
+
 def _fmt(m: dict | None, extra: tuple[str, ...] = ()) -> str:
     cells = [f"{m['psnr']:.2f}", f"{m['ssim']:.4f}"] if m else ["-", "-"]
-    cells += [f"{m[k]:.4f}" if m and k in m else "-" for k in extra]
+    cells += [f"{m[k]:.3f}" if m and k in m else "-" for k in extra]
     return "| " + " | ".join(cells) + " |"
 
 
@@ -181,14 +185,18 @@ def markdown_report(result: dict, grid_name: str | None = None) -> str:
     if result.get("weights"):
         lines.append(f"Generator: `{result['weights']}`  ")
     p = result["protocol"]
-    lines += [f"{result['n_pairs']} pairs; shorter side {p['short_side']}; whole frames; infrared in 1 channel, visible in RGB; "
-              "PSNR in dB (higher is better), SSIM (higher is better). Means over pairs.", ""]
+    working = f" (the generator translates at shorter side {p['working_size']})" if p.get("working_size") not in (
+        None, "native") else ""
+    lines += [f"{result['n_pairs']} pairs; shorter side {p['short_side']}{working}; whole frames; infrared in 1 channel, "
+              "visible in RGB; PSNR in dB (higher is better), SSIM (higher is better); sharpness is the prediction's "
+              "mean Sobel gradient over the truth's (1 is right, near 0 a blur), gradient correlation the Pearson "
+              "correlation of the two gradient maps (structure in the right places), VIF the visual information "
+              "fidelity (higher is better). Means over pairs.", ""]
 
     def table(entry: dict) -> list[str]:
         methods = [entry.get("model") or {}, *entry["baselines"].values(), *entry["oracles"].values()]
-        extra = tuple(k for k in ("lpips", "fid") if any(k in m for m in methods))
-        names = {"lpips": "LPIPS", "fid": "FID (set)"}
-        rows = ["| method | PSNR | SSIM |" + "".join(f" {names[k]} |" for k in extra),
+        extra = tuple(k for k in COLUMNS if any(k in m for m in methods))
+        rows = ["| method | PSNR | SSIM |" + "".join(f" {COLUMNS[k]} |" for k in extra),
                 "|---|---|---|" + "---|" * len(extra)]
         if entry.get("model"):
             rows.append(f"| **model** {_fmt(entry['model'], extra)}")
@@ -229,9 +237,10 @@ def write_report(result: dict, samples: list, json_path: str | os.PathLike) -> d
 
 def evaluate_dataset(weights: str | None, roots: Sequence[str], split: str = "test", direction: str | None = None,
                      short_side: int | None = 256, device: str = "auto", progress: bool = True,
-                     lpips: bool | None = None, fid: bool | None = None) -> tuple[dict, list]:
+                     lpips: bool | None = None, fid: bool | None = None,
+                     working_size: int | str | None = "auto") -> tuple[dict, list]:
     """The CLI's entry: load weights (checking they match the direction), check data, evaluate."""
-    translator = Translator.from_pretrained(weights, device=device) if weights else None
+    translator = Translator.from_pretrained(weights, device=device, working_size=working_size) if weights else None
     if translator is not None and direction is not None and translator.direction.name != get_direction(direction).name:
         raise ValueError(f"{weights} holds a {translator.direction.name} generator, but --direction is {direction}")
     pairs = load_pairs(roots, split)

@@ -40,9 +40,19 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple
     return F.pad(x, (0, pw, 0, ph), mode=mode), (h, w)
 
 
+INFERENCE_FILE = "inference.json"
+
+
 def recorded_working_size(folder: Path) -> int | None:
-    """The shorter side a generator was trained and validated at, when its folder records it
-    (training_config.json, written by the trainer); None when it does not."""
+    """The shorter side to translate at, when the generator's folder records it: inference.json's
+    "working_size" (chosen on full-resolution frames when the generator was published; null = native),
+    else the shorter side the trainer validated at (training_config.json); None when neither says."""
+    try:
+        value = json.loads((folder / INFERENCE_FILE).read_text())["working_size"]
+        if value is None or (isinstance(value, int) and value > 0):
+            return value
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
     try:
         config = json.loads((folder / "training_config.json").read_text())
         return int(config["val_short_side"])
