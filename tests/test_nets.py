@@ -121,3 +121,19 @@ def test_patch_discriminator_is_70x70_patchgan():
     d = PatchDiscriminator(in_channels=4)
     out = d(torch.rand(2, 1, 256, 256), torch.rand(2, 3, 256, 256))
     assert out.shape == (2, 1, 30, 30)  # the 30x30 map of 70x70 patches of Pix2Pix
+
+
+def test_affine_head_starts_as_the_conv_head_learns_and_round_trips(tmp_path):
+    torch.manual_seed(0)
+    conv = build_generator("vis2ir", head="conv")
+    torch.manual_seed(0)
+    affine = build_generator("vis2ir", head="affine")
+    x = torch.rand(2, 3, 64, 64)
+    assert torch.equal(conv(x), affine(x))  # zero coefficients: an untrained affine head is the conv head
+    (affine(x) - torch.rand(2, 1, 64, 64)).abs().mean().backward()
+    assert affine.net.coefficients.weight.grad.abs().sum() > 0  # and the coefficients do learn
+    loaded = load_generator(save_generator(affine, tmp_path / "g"))
+    assert json.loads((tmp_path / "g" / "config.json").read_text())["head"] == "affine"
+    assert torch.equal(loaded(x), affine.eval()(x))
+    with pytest.raises(ValueError, match="irvis-unet"):
+        build_generator("vis2ir", "pix2pix-unet256", head="affine")

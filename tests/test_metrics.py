@@ -1,0 +1,99 @@
+"""Structure metrics (sharpness, gradient correlation, VIF) against independent computations on real
+frames, and what they say about a blur, noise and the truth itself."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage, signal
+
+from irvis.data import load_pair, load_pairs
+from irvis.metrics import gradient_correlation, score, score_image, sharpness, vif
+
+
+@pytest.fixture(scope="module")
+def frames(data_dir):
+    """Two real LLVIP test pairs at shorter side 64: (infrared (2,1,H,W), visible (2,3,H,W))."""
+    pairs = load_pairs([data_dir / "llvip"], "test")[:2]
+    loaded = [load_pair(p, short_side=64) for p in pairs]
+    return torch.stack([ir for ir, _ in loaded]), torch.stack([vis for _, vis in loaded])
+
+
+def _luma(x: torch.Tensor) -> np.ndarray:
+    x = x.double().numpy()
+    return x[0] if x.shape[0] == 1 else 0.299 * x[0] + 0.587 * x[1] + 0.114 * x[2]
+
+
+def _gradient_numpy(img: np.ndarray) -> np.ndarray:
+    return np.hypot(ndimage.sobel(img, axis=1, mode="nearest"), ndimage.sobel(img, axis=0, mode="nearest"))
+
+
+def _vifp_numpy(ref: np.ndarray, dist: np.ndarray, sigma_nsq: float = 2.0) -> float:
+    """Sheikh & Bovik's pixel-domain VIF, written from their MATLAB vifp_mscale (4 scales, Gaussian windows
+    N = 2^(5-scale)+1 with sigma N/5, 'valid' filtering, dyadic downsampling)."""
+    num = den = 0.0
+    for scale in range(1, 5):
+        n = 2 ** (4 - scale + 1) + 1
+        x = np.arange(n) - (n - 1) / 2
+        g = np.exp(-(x**2) / (2 * (n / 5.0) ** 2))
+        win = np.outer(g, g) / np.outer(g, g).sum()
+        filt = lambda a: signal.convolve2d(a, np.rot90(win, 2), mode="valid")  # noqa: E731 (filter2 = correlation)
+        if scale > 1:
+            ref, dist = filt(ref)[::2, ::2], filt(dist)[::2, ::2]
+        mu1, mu2 = filt(ref), filt(dist)
+        s1 = np.maximum(filt(ref * ref) - mu1**2, 0)
+        s2 = np.maximum(filt(dist * dist) - mu2**2, 0)
+        s12 = filt(ref * dist) - mu1 * mu2
+        gain = s12 / (s1 + 1e-10)
+        sv = s2 - gain * s12
+        flat1 = s1 < 1e-10
+        gain[flat1], sv[flat1], s1[flat1] = 0, s2[flat1], 0
+        flat2 = s2 < 1e-10
+        gain[flat2], sv[flat2] = 0, 0
+        neg = gain < 0
+        sv[neg], gain[neg] = s2[neg], 0
+        sv = np.maximum(sv, 1e-10)
+        num += np.log10(1 + gain**2 * s1 / (sv + sigma_nsq)).sum()
+        den += np.log10(1 + s1 / sigma_nsq).sum()
+    return num / den
+
+
+def test_sharpness_and_gradient_correlation_match_scipy(frames):
+    ir, vis = frames
+    pred = vis  # a visible frame scored against the infrared truth, as the luminance baseline is
+    got_sharp, got_corr = sharpness(pred, ir), gradient_correlation(pred, ir)
+    for i in range(2):
+        gp, gt = _gradient_numpy(_luma(pred[i])), _gradient_numpy(_luma(ir[i]))
+        assert float(got_sharp[i]) == pytest.approx(gp.mean() / gt.mean(), rel=1e-4)
+        assert float(got_corr[i]) == pytest.approx(np.corrcoef(gp.ravel(), gt.ravel())[0, 1], abs=1e-4)
+
+
+def test_vif_matches_the_published_pixel_domain_definition(frames):
+    ir, vis = frames
+    got = vif(vis, ir)
+    for i in range(2):
+        expected = _vifp_numpy(_luma(ir[i]) * 255, _luma(vis[i]) * 255)
+        assert float(got[i]) == pytest.approx(expected, rel=2e-3)
+
+
+def test_structure_metrics_tell_a_blur_and_noise_from_the_truth(frames):
+    ir, _ = frames
+    blur = torch.nn.functional.avg_pool2d(ir, 9, stride=1, padding=4, count_include_pad=False)
+    noisy = (ir + 0.2 * torch.randn(ir.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
+    flat = torch.full_like(ir, 0.5)
+    truth, blurred, noise = score(ir, ir), score(blur, ir), score(noisy, ir)
+    assert torch.allclose(truth["sharpness"], torch.ones(2)) and torch.allclose(truth["gradient_correlation"], torch.ones(2))
+    assert torch.allclose(truth["vif"], torch.ones(2), atol=1e-4)
+    assert (blurred["sharpness"] < 0.6).all() and (noise["sharpness"] > 1.5).all()
+    assert (blurred["vif"] < 0.5).all()
+    flat_scores = score(flat, ir)
+    assert (flat_scores["sharpness"] == 0).all() and (flat_scores["gradient_correlation"] == 0).all()
+
+
+def test_undefined_metrics_are_left_out_not_averaged_as_numbers(frames):
+    ir, _ = frames
+    small = ir[0, :, :20, :30]  # under VIF's 41-pixel window
+    assert "vif" not in score_image(small, small)
+    flat = torch.full_like(ir[0], 0.25)
+    assert "sharpness" not in score_image(ir[0], flat)  # the truth has no edges to compare with
