@@ -196,7 +196,9 @@ def ssim_loss(pred: torch.Tensor, target: torch.Tensor, c1: float = 0.01**2, c2:
     c = x.shape[1]
     g = _gaussian_window().to(x)
     rows, cols = g.view(1, 1, 1, -1).repeat(5 * c, 1, 1, 1), g.view(1, 1, -1, 1).repeat(5 * c, 1, 1, 1)
-    moments = F.conv2d(F.conv2d(torch.cat([x, y, x * x, y * y, x * y], dim=1), rows, groups=5 * c), cols, groups=5 * c)
+    with torch.autocast(x.device.type, enabled=False):  # variances are differences of moments: bf16 loses them
+        moments = F.conv2d(F.conv2d(torch.cat([x, y, x * x, y * y, x * y], dim=1), rows, groups=5 * c), cols,
+                           groups=5 * c)
     mx, my, exx, eyy, exy = moments.chunk(5, dim=1)
     vx, vy, cov = exx - mx.pow(2), eyy - my.pow(2), exy - mx * my
     ssim_map = ((2 * mx * my + c1) * (2 * cov + c2)) / ((mx.pow(2) + my.pow(2) + c1) * (vx + vy + c2))
