@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parent
 DEFAULT_WEIGHTS = {name: ROOT / "weights" / name for name in DIRECTIONS}
 DEFAULT_SHORT_SIDE = 256  # irvis.evaluate's default protocol, used when a generator has no evaluation.json
 LLVIP_URL = "https://bupt-ai-cz.github.io/LLVIP/"
-TABLE_HEADERS = ["method", "PSNR (dB)", "SSIM"]
+TABLE_HEADERS = ["method", "PSNR (dB)", "SSIM", "sharpness (1 = truth's)", "gradient corr.", "VIF"]
 OUTPUT_MAX_AGE_S = 3600
 
 
@@ -129,7 +129,11 @@ def _a(word: str) -> str:
 
 def _table(rows: list[MethodScore]) -> list[list]:
     label = {"model": "model (this generator)", "oracle: affine": "oracle: affine (sees the truth)"}
-    return [[label.get(r.method, r.method), round(r.psnr, 2), round(r.ssim, 4)] for r in rows]
+    def cell(value: float | None, digits: int = 3):
+        return "-" if value is None else round(value, digits)
+
+    return [[label.get(r.method, r.method), round(r.psnr, 2), round(r.ssim, 4), cell(r.sharpness),
+             cell(r.gradient_correlation), cell(r.vif)] for r in rows]
 
 
 def _verdict(rows: list[MethodScore]) -> str:
@@ -383,7 +387,9 @@ def about_tab(generators: dict[str, Loaded]):
                     generator_about(loaded)
         gr.Markdown("Source, training and evaluation commands: the project README. Per-image scores in this app use "
                     "the same metrics as the evaluation (irvis.metrics: PSNR and SSIM, data range 1, infrared in one "
-                    "channel, visible in RGB).")
+                    "channel, visible in RGB; sharpness is the prediction's mean Sobel gradient over the truth's, 1 "
+                    "being right and near 0 a blur; gradient correlation says whether edges are in the right places; "
+                    "VIF is the visual information fidelity).")
 
 
 def _example(sample, d: Direction) -> list[str]:

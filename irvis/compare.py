@@ -43,6 +43,9 @@ class MethodScore:
     method: str  # "model", "baseline: <name>" or "oracle: affine"
     psnr: float
     ssim: float
+    sharpness: float | None = None  # None where undefined (a flat truth; VIF under 41 pixels a side)
+    gradient_correlation: float | None = None
+    vif: float | None = None
 
 
 def load_truth(image: ImageSource, direction: str, size: Sequence[int]) -> torch.Tensor:
@@ -62,7 +65,7 @@ def load_truth(image: ImageSource, direction: str, size: Sequence[int]) -> torch
 
 def compare(direction: str, source: torch.Tensor, truth: torch.Tensor,
             prediction: torch.Tensor | None = None) -> list[MethodScore]:
-    """PSNR and SSIM of the prediction (if any), every baseline of the direction and the affine oracle,
+    """PSNR, SSIM and the structure metrics of the prediction (if any), every baseline of the direction and the affine oracle,
     each against the truth, at the resolution given: the per-image view of irvis.evaluate.
 
     source (C_in, H, W), truth and prediction (C_out, H, W), all in [0, 1]."""
@@ -74,7 +77,8 @@ def compare(direction: str, source: torch.Tensor, truth: torch.Tensor,
     # one at a time: SSIM of a batch of large frames needs gigabytes
     for name, pred in method_predictions(d.name, source, truth, prediction).items():
         m = score_image(pred, truth)
-        rows.append(MethodScore(name.replace(":", ": ", 1), m["psnr"], m["ssim"]))
+        rows.append(MethodScore(name.replace(":", ": ", 1), m["psnr"], m["ssim"], m.get("sharpness"),
+                                m.get("gradient_correlation"), m.get("vif")))
     return rows
 
 
