@@ -1,0 +1,107 @@
+"""Figures of the study, PIL only: 2-D histograms with the conditional mean, and per-image correlations."""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from irvis.analysis.features import COLOUR_FEATURES, Pixels
+from irvis.analysis.report import _cell
+from irvis.analysis.stats import _round, pearson
+
+_COLORMAP = np.array([[0, 0, 4], [59, 15, 112], [140, 41, 129], [222, 73, 104], [254, 159, 109], [252, 253, 191]], float)
+TILE = 150
+
+
+def _font(size: int = 12):
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow without FreeType: the fixed bitmap font
+        return ImageFont.load_default()
+
+
+def _colorize(unit: np.ndarray) -> np.ndarray:
+    pos = np.clip(unit, 0, 1) * (len(_COLORMAP) - 1)
+    lo = np.floor(pos).astype(int).clip(0, len(_COLORMAP) - 2)
+    frac = (pos - lo)[..., None]
+    return (_COLORMAP[lo] * (1 - frac) + _COLORMAP[lo + 1] * frac).astype(np.uint8)
+
+
+def _range(x: np.ndarray) -> tuple[float, float]:
+    lo, hi = np.quantile(x, [0.005, 0.995]) if len(x) else (0.0, 1.0)
+    return (float(lo), float(hi)) if hi - lo > 1e-6 else (float(lo) - 0.5, float(lo) + 0.5)
+
+
+def hist_tile(x: np.ndarray, y: np.ndarray, title: str) -> Image.Image:
+    """Log-density of (x, y) with the mean of y per x column drawn in white; y grows upwards."""
+    (x0, x1), (y0, y1) = _range(x), _range(y)
+    counts, _, _ = np.histogram2d(y, x, bins=TILE, range=[[y0, y1], [x0, x1]])
+    counts = counts[::-1]
+    density = np.log1p(counts) / max(np.log1p(counts).max(), 1e-9)
+    img = Image.fromarray(_colorize(density))
+    draw = ImageDraw.Draw(img)
+    col = np.clip(((x - x0) / (x1 - x0) * TILE).astype(int), 0, TILE - 1)
+    n = np.bincount(col, minlength=TILE)
+    mean_y = np.bincount(col, weights=y.astype(np.float64), minlength=TILE) / np.maximum(n, 1)
+    pts = [(c, (1 - (m - y0) / (y1 - y0)) * (TILE - 1)) for c, m, k in zip(range(TILE), mean_y, n) if k >= 20]
+    if len(pts) > 1:
+        draw.line(pts, fill=(255, 255, 255), width=2)
+    draw.text((3, 2), title, fill=(255, 255, 255), font=_font(11))
+    draw.text((3, TILE - 14), f"x {x0:.2f}..{x1:.2f}  y {y0:.2f}..{y1:.2f}", fill=(200, 200, 200), font=_font(9))
+    return img
+
+
+PANELS = (("luminance", "infrared", "x luminance, y infrared"), ("redness", "infrared", "x redness, y infrared"),
+          ("gradient", "ir_gradient", "x vis gradient, y IR gradient"))
+
+
+def histogram_figure(px: Pixels) -> Image.Image:
+    """Rows: all sets, then each set; columns: IR vs luminance, IR vs redness, gradient vs gradient."""
+    groups = [("all sets", px)] + [(s, px.of_set(s)) for s in px.sets]
+    label_w, head_h, gap = 90, 34, 4
+    fig = Image.new("RGB", (label_w + len(PANELS) * (TILE + gap), head_h + len(groups) * (TILE + gap)), "white")
+    draw = ImageDraw.Draw(fig)
+    for j, (_, _, caption) in enumerate(PANELS):
+        draw.text((label_w + j * (TILE + gap), 4), caption, fill="black", font=_font(11))
+    draw.text((label_w, 18), "white line: mean y per x; colour: log pixel count", fill=(90, 90, 90), font=_font(10))
+    for i, (name, g) in enumerate(groups):
+        y = head_h + i * (TILE + gap)
+        draw.text((4, y + TILE // 2 - 6), name, fill="black", font=_font(12))
+        for j, (fx, fy, _) in enumerate(PANELS):
+            keep = ~g["gray_image"] if fx in COLOUR_FEATURES else np.ones(len(g), dtype=bool)
+            x_px = (label_w + j * (TILE + gap), y)
+            if keep.sum() < 2:
+                draw.rectangle([x_px, (x_px[0] + TILE - 1, y + TILE - 1)], outline=(180, 180, 180))
+                draw.text((x_px[0] + 8, y + TILE // 2 - 6), "grayscale visible", fill=(90, 90, 90), font=_font(11))
+                continue
+            r = pearson(g[fx][keep], g[fy][keep])
+            fig.paste(hist_tile(g[fx][keep], g[fy][keep], f"r = {_cell(_round(r, 3))}"), x_px)
+    return fig
+
+
+def per_image_figure(result: dict) -> Image.Image:
+    """One row per set: a dot per image at its within-image r(infrared, luminance), on [-1, 1]."""
+    sets = list(result["per_set"])
+    label_w, width, row_h, top = 90, 420, 22, 30
+    fig = Image.new("RGB", (label_w + width + 20, top + row_h * len(sets) + 24), "white")
+    draw = ImageDraw.Draw(fig)
+    draw.text((label_w, 6), "within-image Pearson r of infrared vs luminance, one dot per image", fill="black",
+              font=_font(11))
+
+    def x_of(r: float) -> float:
+        return label_w + (r + 1) / 2 * width
+
+    bottom = top + row_h * len(sets)
+    for r in (-1, -0.5, 0, 0.5, 1):
+        draw.line([(x_of(r), top - 4), (x_of(r), bottom)], fill=(0, 0, 0) if r == 0 else (210, 210, 210))
+        draw.text((x_of(r) - 8, bottom + 4), f"{r:g}", fill="black", font=_font(10))
+    for i, s in enumerate(sets):
+        y = top + i * row_h + row_h // 2
+        draw.text((4, y - 7), s, fill="black", font=_font(12))
+        for im in result["images"]:
+            if im["set"] == s and im["r_luminance"] is not None:
+                cx, cy = x_of(im["r_luminance"]), y + zlib.crc32(im["name"].encode()) % 7 - 3  # stable jitter
+                draw.ellipse([cx - 2, cy - 2, cx + 2, cy + 2], fill=(200, 60, 40))
+    return fig
