@@ -84,6 +84,16 @@ class UpBlock(nn.Module):
 HEADS = ("conv", "affine")
 
 
+def _input_as_output(in_channels: int, out_channels: int) -> torch.Tensor:
+    """(out, in) coefficients of the 'input as output' map: ITU-R 601 luma for RGB -> 1 channel, a copy of
+    the one channel into each output channel, the identity for equal channel counts."""
+    if in_channels == 3 and out_channels == 1:
+        return torch.tensor([[0.299, 0.587, 0.114]])
+    if in_channels == 1:
+        return torch.ones(out_channels, 1)
+    return torch.eye(out_channels, in_channels)
+
+
 class IrvisUNet(nn.Module):
     """Space-to-depth in, so the network's first feature map is at 1/2 resolution (full-resolution
     convolutions with few channels are memory-bound and cost most CPU time); encoder down to
@@ -97,8 +107,10 @@ class IrvisUNet(nn.Module):
     sum_c A_c(x, y) * input_c, whose coefficients the decoder predicts from context (as HDRNet's and the
     guided filter's local affine models do). Structure passes through at the input's resolution, with
     the sign and strength the scene calls for (a pedestrian's dark silhouette in visible becomes a
-    bright one in infrared), and the network never has to redraw it. The coefficients start at zero,
-    so an untrained affine head is the conv head."""
+    bright one in infrared), and the network never has to redraw it. The coefficients start as the
+    input-as-output map (the luma of a visible input; the infrared in every colour channel), so training
+    begins from the input's full structure and learns which edges to keep, flip or drop, instead of
+    having to discover structure from nothing under a loss that rewards a blur."""
 
     def __init__(self, in_channels: int, out_channels: int, ngf: int, depth: int, n_res: int, norm: str,
                  head: str = "conv"):
@@ -120,7 +132,8 @@ class IrvisUNet(nn.Module):
         if head == "affine":  # one coefficient per (output, input) channel pair, from the half-resolution features
             self.coefficients = nn.Conv2d(widths[0], out_channels * in_channels, 3, padding=1)
             nn.init.zeros_(self.coefficients.weight)
-            nn.init.zeros_(self.coefficients.bias)
+            with torch.no_grad():
+                self.coefficients.bias.copy_(_input_as_output(in_channels, out_channels).flatten())
 
     def forward(self, x):
         skips = [self.stem(x)]

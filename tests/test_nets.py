@@ -129,7 +129,10 @@ def test_affine_head_starts_as_the_conv_head_learns_and_round_trips(tmp_path):
     torch.manual_seed(0)
     affine = build_generator("vis2ir", head="affine")
     x = torch.rand(2, 3, 64, 64)
-    assert torch.equal(conv(x), affine(x))  # zero coefficients: an untrained affine head is the conv head
+    # untrained, the affine head adds the input-as-output map (the visible luma) to the conv head
+    luma = 0.299 * x[:, :1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:]
+    expected = (torch.tanh(torch.atanh(conv(x) * 2 - 1) + luma * 2 - 1) + 1) / 2
+    assert torch.allclose(affine(x), expected, atol=1e-4)
     (affine(x) - torch.rand(2, 1, 64, 64)).abs().mean().backward()
     assert affine.net.coefficients.weight.grad.abs().sum() > 0  # and the coefficients do learn
     loaded = load_generator(save_generator(affine, tmp_path / "g"))
