@@ -1,0 +1,203 @@
+"""Videos: decode with PyAV (FFmpeg), translate frame by frame, encode an H.264 MP4 at the input's frame rate.
+
+Decoding, translation and encoding run as three overlapped stages (see `irvis.translate.overlapped`), so
+the slowest of them sets the pace. Audio and subtitles are dropped: the output holds one video stream.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+from irvis.images import max_pixels
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v")
+DEFAULT_RATE = Fraction(25)
+
+
+class VideoError(ValueError):
+    """A video that cannot be read or written, with a message fit to show a user."""
+
+
+def is_video_file(path: str | os.PathLike) -> bool:
+    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
+
+
+@dataclass
+class VideoInfo:
+    width: int
+    height: int
+    rate: Fraction  # frames per second
+    frames: int  # from the container's header; 0 when it does not say
+    seconds: float  # duration, 0.0 when unknown
+
+
+def _open(path: str | os.PathLike):
+    import av
+
+    try:
+        container = av.open(str(path))
+    except FileNotFoundError:
+        raise VideoError(f"{path}: file not found") from None
+    except (av.FFmpegError, OSError) as e:
+        raise VideoError(f"{path}: not a video this tool can read ({e})") from None
+    if not container.streams.video:
+        container.close()
+        raise VideoError(f"{path}: holds no video stream")
+    return container
+
+
+def _info(container, path) -> VideoInfo:
+    stream = container.streams.video[0]
+    width, height = stream.codec_context.width, stream.codec_context.height
+    if width < 1 or height < 1:
+        raise VideoError(f"{path}: video stream without a frame size")
+    if width * height > max_pixels():
+        raise VideoError(f"{path}: {width}x{height} frames are over the limit of {max_pixels() / 1e6:.0f} megapixels")
+    rate = stream.average_rate or stream.guessed_rate or DEFAULT_RATE
+    seconds = 0.0
+    if stream.duration is not None and stream.time_base is not None:
+        seconds = float(stream.duration * stream.time_base)
+    elif container.duration is not None:
+        seconds = container.duration / 1_000_000  # AV_TIME_BASE
+    frames = stream.frames or (round(seconds * rate) if seconds else 0)
+    return VideoInfo(width, height, Fraction(rate), int(frames), seconds)
+
+
+def probe_video(path: str | os.PathLike) -> VideoInfo:
+    """Frame size, rate, frame count and duration from the header (nothing is decoded)."""
+    container = _open(path)
+    try:
+        return _info(container, path)
+    finally:
+        container.close()
+
+
+def read_frames(path: str | os.PathLike, channels: int, max_frames: int | None = None) -> Iterator[np.ndarray]:
+    """Decoded frames as (H, W, channels) uint8 arrays: gray (ITU-R 601 luma) for 1, RGB for 3."""
+    import av
+
+    container = _open(path)
+    try:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"  # FFmpeg's own frame/slice threads
+        fmt = "gray" if channels == 1 else "rgb24"
+        for i, frame in enumerate(container.decode(stream)):
+            if max_frames is not None and i >= max_frames:
+                break
+            arr = frame.to_ndarray(format=fmt)
+            yield arr[..., None] if arr.ndim == 2 else arr
+    except av.FFmpegError as e:
+        raise VideoError(f"{path}: corrupt video, decoding stopped ({e})") from None
+    finally:
+        container.close()
+
+
+class VideoWriter:
+    """H.264 (libx264, yuv420p: plays in browsers and players) in an MP4 at a given frame rate. yuv420p
+    needs even sides: an odd width or height loses its last column or row."""
+
+    def __init__(self, path: str | os.PathLike, width: int, height: int, rate: Fraction, crf: int = 18,
+                 preset: str = "veryfast"):
+        import av
+
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.width, self.height = width - width % 2, height - height % 2
+        if self.width < 2 or self.height < 2:
+            raise VideoError(f"{width}x{height} frames are too small to encode")
+        self.container = av.open(str(self.path), "w")
+        self.stream = self.container.add_stream("libx264", rate=rate)
+        self.stream.width, self.stream.height, self.stream.pix_fmt = self.width, self.height, "yuv420p"
+        self.stream.options = {"crf": str(crf), "preset": preset}
+        self.stream.thread_type = "AUTO"
+        self.frames = 0
+
+    def write(self, arr: np.ndarray) -> None:
+        """(H, W, 1) gray or (H, W, 3) RGB uint8."""
+        import av
+
+        arr = arr[: self.height, : self.width]
+        fmt = "gray" if arr.shape[-1] == 1 else "rgb24"
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(arr[..., 0] if fmt == "gray" else arr), format=fmt)
+        for packet in self.stream.encode(frame):
+            self.container.mux(packet)
+        self.frames += 1
+
+    def close(self) -> None:
+        for packet in self.stream.encode():  # flush the encoder
+            self.container.mux(packet)
+        self.container.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if exc[0] is None:
+            self.close()
+        else:
+            self.container.close()
+
+
+def translate_video(translator, src: str | os.PathLike, dst: str | os.PathLike, batch_size: int = 4,
+                    max_seconds: float | None = None, progress: bool | Callable[[int, int], None] = True) -> dict:
+    """Translate every frame of a video into an MP4 at the same frame rate and size (audio dropped).
+
+    max_seconds: refuse (VideoError) a longer video before decoding anything. progress: True for a tqdm
+    bar (frames/s), or a callable(done, total). Returns frames, seconds, frames_per_second, rate."""
+    from irvis.translate import overlapped
+
+    info = probe_video(src)
+    if max_seconds is not None and info.seconds > max_seconds:
+        raise VideoError(f"{src}: {info.seconds:.1f} s is longer than the limit of {max_seconds:g} s; trim it first")
+    if max_seconds is not None and info.frames > max_seconds * info.rate + 1:
+        raise VideoError(f"{src}: {info.frames} frames is more than {max_seconds:g} s at {float(info.rate):g} frames/s")
+    d = translator.direction
+    bar = None
+    if progress is True:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=info.frames or None, unit="frame", desc=f"{Path(src).name} {d.name}", dynamic_ncols=True)
+
+    def batches():
+        chunk = []
+        for arr in read_frames(src, d.in_channels):
+            chunk.append(arr)
+            if len(chunk) == batch_size:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+
+    def work(chunk):
+        x = torch.from_numpy(np.stack(chunk)).permute(0, 3, 1, 2)  # NHWC memory: channels-last already
+        return translator.translate_uint8(x)
+
+    start = time.perf_counter()
+    with VideoWriter(dst, info.width, info.height, info.rate) as writer:
+        def sink(out):
+            for arr in out:
+                writer.write(arr)
+            if bar is not None:
+                bar.update(len(out))
+            elif callable(progress):
+                progress(writer.frames, info.frames)
+
+        try:
+            overlapped(batches(), work, sink)
+        finally:
+            if bar is not None:
+                bar.close()
+    seconds = time.perf_counter() - start
+    if writer.frames == 0:
+        Path(dst).unlink(missing_ok=True)
+        raise VideoError(f"{src}: no frame could be decoded")
+    return {"frames": writer.frames, "seconds": seconds, "frames_per_second": writer.frames / seconds,
+            "rate": info.rate, "size": (writer.width, writer.height)}

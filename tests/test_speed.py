@@ -1,0 +1,181 @@
+"""Fast paths match plain float32; folders and videos through the translate command; the bench runs.
+No timings are asserted: speed is measured by `python -m irvis bench`, correctness here."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import REPO
+from irvis.translate import (FAST_PATH_MIN_PSNR, Translator, cpu_has_native_bf16, overlapped, probe_image, psnr)
+
+av = pytest.importorskip("av")
+
+SHIPPED = {d: REPO / "weights" / d for d in ("ir2vis", "vis2ir")}
+
+
+def _frame(llvip, direction: str, name: str = "200002") -> Image.Image:
+    modality = "infrared" if direction == "ir2vis" else "visible"
+    return Image.open(llvip / modality / "test" / f"{name}.jpg")
+
+
+@pytest.mark.parametrize("direction", ["ir2vis", "vis2ir"])
+def test_auto_path_matches_plain_fp32_at_native_resolution(direction, llvip):
+    """The shipped generators on a real 1280x1024 LLVIP frame: whatever path auto picks is within the
+    stated tolerance of plain float32, and on a CPU with native bf16 that path is bf16."""
+    fast = Translator.from_pretrained(SHIPPED[direction], device="cpu", working_size=None)
+    plain = Translator.from_pretrained(SHIPPED[direction], device="cpu", working_size=None, precision="fp32")
+    assert plain.precision == "fp32" and plain.probe_psnr is None
+    if cpu_has_native_bf16():
+        assert fast.precision == "bf16", fast.path
+    x = fast.load(llvip / ("infrared" if direction == "ir2vis" else "visible") / "test/200002.jpg")
+    assert x.shape[-2:] == (1024, 1280)
+    a, b = fast.translate_tensor(x), plain.translate_tensor(x)
+    assert a.shape == b.shape
+    assert psnr(a, b) >= FAST_PATH_MIN_PSNR
+
+
+def test_affine_head_fast_path_matches_plain_fp32(llvip):
+    """New generators use the affine head (a per-pixel map of the input): the fast path holds for it too."""
+    from irvis.nets import build_generator
+
+    torch.manual_seed(0)
+    g = build_generator("vis2ir", head="affine")
+    torch.nn.init.normal_(g.net.coefficients.weight, std=0.05)  # as after training: coefficients at work
+    fast = Translator(g, device="cpu", working_size=256)
+    plain = Translator(build_generator("vis2ir", head="affine"), device="cpu", working_size=256, precision="fp32")
+    plain.generator.load_state_dict(g.state_dict())
+    x = fast.load(_frame(llvip, "vis2ir"))
+    assert psnr(fast.translate_tensor(x), plain.translate_tensor(x)) >= FAST_PATH_MIN_PSNR
+
+
+def test_forced_fp32_is_the_bare_generator(generators):
+    t = Translator.from_pretrained(generators["vis2ir"], device="cpu", precision="fp32")
+    x = probe_image(3, (64, 96))
+    with torch.inference_mode():
+        expected = t.generator(x).clamp(0, 1)
+    assert torch.equal(t.translate_tensor(x[0]), expected[0])
+    with pytest.raises(ValueError, match="precision"):
+        Translator.from_pretrained(generators["vis2ir"], device="cpu", precision="int4")
+
+
+def test_uint8_route_rounds_like_to_pil(generators, llvip):
+    from irvis.images import to_pil
+
+    t = Translator.from_pretrained(generators["ir2vis"], device="cpu")
+    x = t.load(_frame(llvip, "ir2vis").resize((200, 150)))
+    via_pil = np.asarray(to_pil(t.translate_tensor(x)))
+    assert np.array_equal(np.asarray(t(_frame(llvip, "ir2vis").resize((200, 150)))), via_pil)
+
+
+def test_overlapped_keeps_order_and_raises_the_first_error():
+    seen = []
+    overlapped(iter(range(20)), lambda i: i * i, seen.append)
+    assert seen == [i * i for i in range(20)]
+
+    def bad(i):
+        if i == 3:
+            raise RuntimeError("stage failed")
+        return i
+
+    with pytest.raises(RuntimeError, match="stage failed"):
+        overlapped(iter(range(100)), bad, lambda _: None)
+
+
+def test_cli_translates_a_folder_recursively_into_a_mirrored_layout(generators, llvip, tmp_path):
+    src = tmp_path / "in"
+    names = sorted(p.name for p in (llvip / "visible/test").iterdir())[:3]
+    layout = {"a.jpg": names[0], "night/b.png": names[1], "night/deeper/c.jpg": names[2]}
+    for rel, name in layout.items():
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.open(llvip / "visible/test" / name).resize((96, 80)).save(src / rel)
+    (src / "notes.txt").write_text("not an image")
+    (src / ".hidden.jpg").write_bytes(b"")
+    run = subprocess.run([sys.executable, "-m", "irvis", "translate", str(src), "--weights",
+                          str(generators["vis2ir"]), "--out", str(tmp_path / "out")],
+                         cwd=REPO, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "3 image(s)" in run.stdout and "frames/s" in run.stdout
+    written = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.png"))
+    assert written == ["a_vis2ir.png", "night/b_vis2ir.png", "night/deeper/c_vis2ir.png"]
+    out = Image.open(tmp_path / "out/night/deeper/c_vis2ir.png")
+    assert (out.size, out.mode) == ((96, 80), "L")
+
+
+def make_clip(path, frames: list[Image.Image], rate: int = 10, audio: bool = True) -> None:
+    """A short H.264 clip of real frames, with a silent audio track the translation must drop."""
+    w, h = frames[0].size
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("libx264", rate=rate)
+        v.width, v.height, v.pix_fmt = w, h, "yuv420p"
+        a = c.add_stream("aac", rate=16000) if audio else None
+        for img in frames:
+            for packet in v.encode(av.VideoFrame.from_ndarray(np.asarray(img.convert("RGB")), format="rgb24")):
+                c.mux(packet)
+        for packet in v.encode():
+            c.mux(packet)
+        if a is not None:
+            silence = av.AudioFrame.from_ndarray(np.zeros((1, 16000 * len(frames) // rate), np.float32),
+                                                 format="fltp", layout="mono")
+            silence.sample_rate = 16000
+            for packet in [*a.encode(silence), *a.encode()]:
+                c.mux(packet)
+
+
+def _decode_all(path):
+    with av.open(str(path)) as c:
+        streams = (len(c.streams.video), len(c.streams.audio))
+        rate = c.streams.video[0].average_rate
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    return streams, rate, frames
+
+
+@pytest.fixture(scope="module")
+def clip(llvip, tmp_path_factory):
+    names = sorted(p.stem for p in (llvip / "infrared/test").iterdir())[:4]
+    frames = [_frame(llvip, "ir2vis", n).resize((160, 128)) for n in names for _ in range(2)]  # 8 frames
+    path = tmp_path_factory.mktemp("clip") / "clip.mkv"
+    make_clip(path, frames, rate=10)
+    return path
+
+
+def test_cli_translates_a_video_keeping_frame_count_and_rate(generators, clip, tmp_path):
+    (streams, rate, frames) = _decode_all(clip)
+    assert streams == (1, 1) and len(frames) == 8
+    run = subprocess.run([sys.executable, "-m", "irvis", "translate", str(clip), "--direction", "ir2vis",
+                          "--weights", str(generators["ir2vis"]), "--out", str(tmp_path / "out"), "--batch-size", "3"],
+                         cwd=REPO, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    out = tmp_path / "out/clip_ir2vis.mp4"
+    (out_streams, out_rate, out_frames) = _decode_all(out)
+    assert out_streams == (1, 0)  # audio dropped
+    assert len(out_frames) == 8 and out_rate == rate == Fraction(10)
+    assert out_frames[0].shape == (128, 160, 3)
+    # each output frame is the translation of its own input frame (order kept, up to H.264 loss)
+    t = Translator.from_pretrained(generators["ir2vis"], device="cpu")
+    for i in (0, 7):
+        decoded_input = Image.fromarray(frames[i]).convert("L")
+        expected = torch.from_numpy(np.asarray(t(decoded_input), np.float32) / 255)
+        got = torch.from_numpy(out_frames[i].astype(np.float32) / 255)
+        assert psnr(got, expected) > 30
+
+
+def test_video_over_the_length_limit_is_refused(generators, clip, tmp_path):
+    from irvis.video import VideoError, probe_video, translate_video
+
+    info = probe_video(clip)
+    assert (info.width, info.height, info.rate) == (160, 128, Fraction(10))
+    t = Translator.from_pretrained(generators["ir2vis"], device="cpu")
+    with pytest.raises(VideoError, match="limit"):
+        translate_video(t, clip, tmp_path / "o.mp4", max_seconds=0.3, progress=False)
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"not a video at all")
+    with pytest.raises(VideoError, match="not a video"):
+        translate_video(t, junk, tmp_path / "o.mp4", progress=False)
