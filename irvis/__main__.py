@@ -145,14 +145,45 @@ def cmd_prepare(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from irvis.bench import bench_generators, bench_loader
+    import os
+
+    from irvis import bench
 
     w, h = (int(v) for v in args.size.lower().split("x"))
-    for line in bench_generators(args.direction, size=(h, w), repeats=args.repeats, device=args.device):
-        print(line, flush=True)
-    if args.data:
-        for line in bench_loader(args.data, n=args.pairs):
+    weights = args.weights
+    if weights is None and (Path(__file__).resolve().parents[1] / "weights" / args.direction / "config.json").is_file():
+        weights = str(Path(__file__).resolve().parents[1] / "weights" / args.direction)
+    report: dict = {"machine": bench.machine()}
+    if hasattr(os, "getloadavg"):
+        report["load"] = "load average %.1f %.1f %.1f (1, 5, 15 min)" % os.getloadavg()
+
+    def show(key: str, value) -> None:
+        report[key] = value
+        for line in bench.format_report({"machine": report["machine"], key: value})[1:]:
             print(line, flush=True)
+
+    print(bench.format_report(report)[0], flush=True)
+    if "load" in report:
+        print(f"load during the run: {report['load']}", flush=True)
+    if "inference" not in args.skip:
+        show("inference", bench.bench_inference(args.direction, size=(h, w), repeats=args.repeats, device=args.device,
+                                                weights=weights, data=args.data, levers=not args.quick,
+                                                compile=args.compile and not args.quick, reference=True))
+    if "throughput" not in args.skip:
+        show("throughput", bench.bench_folder_and_video(args.direction, (h, w), frames=args.frames, device=args.device,
+                                                        weights=weights, data=args.data))
+    if "training" not in args.skip:
+        if args.data:
+            show("training", bench.bench_training(args.data, args.direction, steps=args.train_steps, device=args.device,
+                                                  batch_size=args.train_batch_size, crop_size=args.train_crop))
+        else:
+            print("\ntraining: skipped (give --data ROOT to measure the trainer's step and loader)")
+    if "loader" not in args.skip and args.data:
+        show("loader", bench.bench_loader(args.data, n=args.pairs))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=2, default=str) + "\n")
+        print(f"wrote {args.json}")
     return 0
 
 
@@ -254,13 +285,24 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--split", nargs="+", default=["train", "val", "test"])
     r.set_defaults(func=cmd_prepare)
 
-    b = sub.add_parser("bench", help="speed of the default vs the reference generator; loader with vs without cache")
-    b.add_argument("--size", default="1280x1024", help="WxH frame for the generator timing")
+    b = sub.add_parser("bench", help="speed: inference levers at native resolution, folders, videos, training, loader")
+    b.add_argument("--size", default="1280x1024", help="WxH frame for inference, folder and video timings")
     b.add_argument("--direction", choices=directions, default="vis2ir")
+    b.add_argument("--weights", help="generator folder (default: the shipped one for --direction, else random weights)")
     b.add_argument("--device", default="cpu")
-    b.add_argument("--repeats", type=int, default=3)
-    b.add_argument("--data", nargs="*", help="roots for the loader benchmark (e.g. ../shared/data/llvip)")
-    b.add_argument("--pairs", type=int, default=48)
+    b.add_argument("--repeats", type=int, default=3, help="timed runs per figure (the median is reported)")
+    b.add_argument("--data", nargs="*", help="roots: a real frame for the timings, and the trainer and loader benchmarks "
+                                             "(e.g. ../shared/data/llvip)")
+    b.add_argument("--frames", type=int, default=12, help="frames in the folder and video timings")
+    b.add_argument("--train-steps", type=int, default=3, help="timed training steps per configuration")
+    b.add_argument("--train-batch-size", type=int, default=16, help="training batch (the shipped recipe: 16 crops)")
+    b.add_argument("--train-crop", type=int, default=128, help="training crop side (the shipped recipe: 128)")
+    b.add_argument("--pairs", type=int, default=48, help="pairs in the loader benchmark")
+    b.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
+                   help="include torch.compile among the levers (compiles for a minute or more)")
+    b.add_argument("--quick", action="store_true", help="only the plain and automatic paths, no lever table")
+    b.add_argument("--skip", nargs="*", default=[], choices=["inference", "throughput", "training", "loader"])
+    b.add_argument("--json", help="also write every figure to this JSON file")
     b.set_defaults(func=cmd_bench)
 
     u = sub.add_parser("push", help="upload a generator folder to the Hugging Face Hub")

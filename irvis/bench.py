@@ -1,48 +1,322 @@
-"""Benchmarks that print ratios measured in one run, on this machine: generator speed (default vs the
-Pix2Pix reference) and loader throughput (original files vs the prepared cache)."""
+"""`python -m irvis bench`: every figure measured in one run, on this machine.
+
+- inference at native resolution: the reference Pix2Pix forward pass; the default generator's forward
+  pass under each speed lever (memory layout, bf16, bf16 weights, torch.compile, OpenVINO, threads), each
+  with its speed-up and its PSNR against plain float32; decoding and encoding levers; one frame end to end
+  (decode a JPEG, translate, encode a PNG), plain vs the automatic fast path;
+- folders and videos: frames/s through `translate_files` and `translate_video` (stages overlapped);
+- training: the trainer's own step, images/s with and without a discriminator, fp32 vs bf16, beside its
+  loader's pairs/s (needs --data and the trainer, train/, installed beside the library);
+- the loader with and without the prepared cache (--data).
+
+Numbers go to the terminal and, with --json, to a file. Timings are medians of --repeats runs after a warm-up.
+"""
 
 from __future__ import annotations
 
+import copy
+import io
+import os
+import platform
 import tempfile
 import time
-from typing import Sequence
+from pathlib import Path
+from typing import Callable, Sequence
 
+import numpy as np
 import torch
+from PIL import Image
 
 from irvis.data import load_pairs, loader_throughput, prepare_cache
-from irvis.nets import build_generator, count_parameters
-from irvis.translate import Translator
+from irvis.directions import get_direction
+from irvis.images import load_image, to_pil
+from irvis.nets import build_generator, count_parameters, load_generator
+from irvis.translate import (PNG_COMPRESS_LEVEL, Translator, cpu_has_native_bf16, pad_to_multiple, probe_image, psnr,
+                             save_png, translate_files)
 
 
+def median_seconds(fn: Callable[[], object], repeats: int = 3, device: torch.device | None = None) -> float:
+    """Median wall-clock seconds of fn() over `repeats` runs, after one warm-up run."""
+    def once():
+        start = time.perf_counter()
+        fn()
+        if device is not None and device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - start
+
+    fn()
+    times = sorted(once() for _ in range(max(1, repeats)))
+    return times[len(times) // 2]
+
+
+def machine() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "native_bf16": cpu_has_native_bf16(),
+            "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
+
+
+def test_frame(direction: str, size: tuple[int, int], data: Sequence[str] | None = None) -> bytes:
+    """A JPEG of the direction's source modality at (H, W): the first test (else train) frame of the first
+    root of `data` (re-encoded when its size differs), else a synthetic frame."""
+    d = get_direction(direction)
+    h, w = size
+    for split in ("test", "train"):
+        pairs = load_pairs(data, split, required=False) if data else []
+        if pairs:
+            path = getattr(pairs[0], d.source)
+            img = Image.open(path)
+            if img.size == (w, h) and img.format == "JPEG":
+                return Path(path).read_bytes()
+            buf = io.BytesIO()
+            img.convert("RGB").resize((w, h), Image.BICUBIC).save(buf, format="JPEG", quality=90)
+            return buf.getvalue()
+    buf = io.BytesIO()
+    to_pil(probe_image(3, (h, w))[0]).save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
+def _generator(direction: str, weights: str | None):
+    if weights:
+        return load_generator(weights), str(weights)
+    torch.manual_seed(0)
+    return build_generator(direction), "random weights"
+
+
+def _openvino_forward(model: torch.nn.Module, x: torch.Tensor, precision: str):
+    """The generator exported to OpenVINO (converted from PyTorch in memory) and compiled for the CPU."""
+    import openvino as ov
+
+    ov_model = ov.convert_model(model.float().eval(), example_input=x)
+    compiled = ov.Core().compile_model(ov_model, "CPU", {"INFERENCE_PRECISION_HINT": precision,
+                                                         "PERFORMANCE_HINT": "LATENCY"})
+    request = compiled.create_infer_request()
+    xn = x.contiguous().numpy()
+
+    def run():
+        return torch.from_numpy(request.infer({0: xn})[compiled.output(0)].copy())
+
+    return run
+
+
+def bench_inference(direction: str = "vis2ir", size: tuple[int, int] = (1024, 1280), repeats: int = 3,
+                    device: str = "cpu", weights: str | None = None, data: Sequence[str] | None = None,
+                    levers: bool = True, compile: bool = True, reference: bool = True) -> dict:
+    """Native-resolution inference: levers on the forward pass, decode/encode, end to end."""
+    dev = torch.device(device)
+    d = get_direction(direction)
+    g, source = _generator(direction, weights)
+    g = g.eval().to(dev)
+    h, w = size
+    x = probe_image(d.in_channels, size).to(dev)
+    result = {"direction": direction, "size": f"{w}x{h}", "device": str(dev), "weights": source, "levers": []}
+
+    with torch.inference_mode():
+        if reference:
+            torch.manual_seed(0)
+            ref = build_generator(direction, "pix2pix-unet256").eval().to(dev).to(memory_format=torch.channels_last)
+            xr = pad_to_multiple(x, ref.size_multiple)[0].contiguous(memory_format=torch.channels_last)
+            result["reference"] = {"arch": "pix2pix-unet256", "parameters": count_parameters(ref),
+                                   "forward_seconds": median_seconds(lambda: ref(xr), repeats, dev)}
+            del ref
+        plain_g = copy.deepcopy(g).to(memory_format=torch.contiguous_format)
+        plain_out = plain_g(x).float()
+        plain_s = median_seconds(lambda: plain_g(x), repeats, dev)
+        result["forward_fp32_seconds"] = plain_s
+        rows = result["levers"]
+
+        def add(name: str, fn: Callable[[], torch.Tensor], note: str = "", setup_seconds: float | None = None):
+            try:
+                out = fn().float()
+                seconds = median_seconds(fn, repeats, dev)
+            except Exception as e:  # a lever this machine lacks: say so, measure the rest
+                rows.append({"lever": name, "error": f"{type(e).__name__}: {str(e).splitlines()[0][:120]}"})
+                return
+            rows.append({"lever": name, "forward_seconds": seconds, "speedup": plain_s / seconds,
+                         "psnr_vs_fp32": psnr(out.clamp(0, 1), plain_out.clamp(0, 1)), "note": note,
+                         **({"setup_seconds": setup_seconds} if setup_seconds is not None else {})})
+
+        rows.append({"lever": "fp32, NCHW (plain PyTorch)", "forward_seconds": plain_s, "speedup": 1.0,
+                     "psnr_vs_fp32": float("inf"), "note": ""})
+        if levers:
+            gl = copy.deepcopy(g).to(memory_format=torch.channels_last)
+            xl = x.contiguous(memory_format=torch.channels_last)
+            add("fp32, channels-last", lambda: gl(xl))
+
+            def autocast(model, dtype, inp):
+                def run():
+                    with torch.autocast(dev.type, dtype=dtype):
+                        return model(inp)
+                return run
+
+            low = torch.bfloat16 if dev.type == "cpu" or torch.cuda.is_bf16_supported() else torch.float16
+            low_name = "bf16" if low == torch.bfloat16 else "fp16"
+            add(f"{low_name} autocast, channels-last", autocast(gl, low, xl),
+                "AMX/AVX512-BF16" if dev.type == "cpu" and cpu_has_native_bf16() else "")
+            gb = copy.deepcopy(gl).to(low)
+            add(f"{low_name} weights and activations, channels-last", lambda: gb(xl.to(low)))
+            threads = torch.get_num_threads()
+            if dev.type == "cpu" and threads > 1:
+                def one_thread():
+                    torch.set_num_threads(1)
+                    try:
+                        with torch.autocast("cpu", dtype=low):
+                            return gl(xl)
+                    finally:
+                        torch.set_num_threads(threads)
+                add(f"{low_name} autocast, 1 thread instead of {threads}", one_thread)
+            if compile:
+                for name, dtype in (("fp32", None), (low_name, low)):
+                    try:
+                        start = time.perf_counter()
+                        gc = torch.compile(copy.deepcopy(gl), dynamic=False)
+                        run = autocast(gc, dtype, xl) if dtype is not None else (lambda gc=gc: gc(xl))
+                        run()
+                        setup = time.perf_counter() - start
+                    except Exception as e:
+                        rows.append({"lever": f"torch.compile, {name}", "error": f"{type(e).__name__}: {str(e)[:120]}"})
+                        continue
+                    add(f"torch.compile, {name}, channels-last", run, "Inductor", setup)
+            if dev.type == "cpu":
+                try:
+                    import openvino  # noqa: F401
+                except ImportError:
+                    rows.append({"lever": "OpenVINO", "error": "not installed (pip install openvino)"})
+                else:
+                    for name, hint in (("fp32", "f32"), ("bf16", "bf16")):
+                        try:
+                            start = time.perf_counter()
+                            run = _openvino_forward(copy.deepcopy(g).cpu(), x.cpu(), hint)
+                            run()
+                            setup = time.perf_counter() - start
+                        except Exception as e:
+                            rows.append({"lever": f"OpenVINO, {name}", "error": f"{type(e).__name__}: {str(e)[:120]}"})
+                            continue
+                        add(f"OpenVINO {openvino.__version__}, {name}", run, "exported graph", setup)
+    result.update(bench_end_to_end(g, direction, size, repeats, device, data))
+    return result
+
+
+def bench_end_to_end(g, direction: str, size: tuple[int, int], repeats: int, device: str,
+                     data: Sequence[str] | None) -> dict:
+    """One JPEG frame -> PNG bytes: plain (float32, full decode, Pillow's default PNG level) vs auto."""
+    d = get_direction(direction)
+    jpeg = test_frame(direction, size, data)
+    plain = Translator(copy.deepcopy(g), device=device, precision="fp32")
+    fast = Translator(copy.deepcopy(g), device=device)
+    h, w = size
+
+    def plain_run():
+        out = to_pil(plain.translate_tensor(load_image(jpeg, d.source)))
+        out.save(io.BytesIO(), format="PNG")
+        return out
+
+    def fast_run():
+        arr = fast.translate_uint8(fast.load(jpeg)[None])[0]
+        buf = io.BytesIO()
+        save_png(arr, buf)
+        return arr
+
+    a = np.asarray(plain_run(), np.float32) / 255
+    b = fast_run().astype(np.float32) / 255
+    b = b[..., 0] if b.shape[-1] == 1 else b
+    e2e = {"plain_seconds": median_seconds(plain_run, repeats), "fast_seconds": median_seconds(fast_run, repeats),
+           "fast_path": fast.path, "psnr_fast_vs_plain": psnr(torch.from_numpy(a), torch.from_numpy(b))}
+    # where the rest of the time goes
+    y = fast.translate_uint8(fast.load(jpeg)[None])[0]
+    pil = to_pil(plain.translate_tensor(load_image(jpeg, d.source)))
+    stages = {
+        "decode JPEG to tensor": median_seconds(lambda: load_image(jpeg, d.source), repeats),
+        "forward (auto path, incl. pad/crop/uint8)": median_seconds(lambda: fast.translate_uint8(fast.load(jpeg)[None]), repeats)
+        - median_seconds(lambda: fast.load(jpeg), repeats),
+        "to PIL, float route (to_pil)": median_seconds(lambda: to_pil(plain.translate_tensor(load_image(jpeg, d.source))), repeats)
+        - median_seconds(lambda: plain.translate_tensor(load_image(jpeg, d.source)), repeats),
+        "PNG encode, Pillow default (level 6)": median_seconds(lambda: pil.save(io.BytesIO(), format="PNG"), repeats),
+        f"PNG encode, level {PNG_COMPRESS_LEVEL}": median_seconds(lambda: save_png(y, io.BytesIO()), repeats),
+    }
+    return {"end_to_end": e2e, "stages": stages, "frame_bytes": len(jpeg), "frame_size": f"{w}x{h}"}
+
+
+def bench_folder_and_video(direction: str, size: tuple[int, int], frames: int = 12, device: str = "cpu",
+                           weights: str | None = None, data: Sequence[str] | None = None) -> dict:
+    """frames/s of `translate_files` on a folder of copies of one JPEG frame, and of `translate_video` on a
+    clip of that frame (H.264); decoding and encoding alone beside them."""
+    from fractions import Fraction
+
+    from irvis.video import VideoWriter, read_frames, translate_video
+
+    d = get_direction(direction)
+    g, _ = _generator(direction, weights)
+    translator = Translator(g, device=device)
+    jpeg = test_frame(direction, size, data)
+    h, w = size
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        jobs = []
+        for i in range(frames):
+            (tmp / "in").mkdir(exist_ok=True)
+            (tmp / "in" / f"{i:03d}.jpg").write_bytes(jpeg)
+            jobs.append((tmp / "in" / f"{i:03d}.jpg", tmp / "out" / f"{i:03d}.png"))
+        translator.translate_uint8(translator.load(jpeg)[None])  # warm-up
+        r = translate_files(translator, jobs, progress=False)
+        start = time.perf_counter()
+        for src, dst in jobs:  # the same work, one stage after another
+            save_png(translator.translate_uint8(translator.load(src)[None])[0], dst)
+        sequential = frames / (time.perf_counter() - start)
+        out["folder"] = {"frames": frames, "frames_per_second": r["frames_per_second"],
+                         "sequential_frames_per_second": sequential}
+        frame = np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB"))
+        clip = tmp / "clip.mp4"
+        start = time.perf_counter()
+        with VideoWriter(clip, w, h, rate=Fraction(25)) as wr:
+            for _ in range(frames):
+                wr.write(frame)
+        encode_fps = frames / (time.perf_counter() - start)
+        start = time.perf_counter()
+        n = sum(1 for _ in read_frames(clip, d.in_channels))
+        decode_fps = n / (time.perf_counter() - start)
+        r = translate_video(translator, clip, tmp / "clip_out.mp4", progress=False)
+        out["video"] = {"frames": r["frames"], "frames_per_second": r["frames_per_second"],
+                        "decode_only_frames_per_second": decode_fps, "encode_only_frames_per_second": encode_fps,
+                        "codec": "H.264 (libx264 veryfast, crf 18)"}
+    out["path"] = translator.path
+    out["size"] = f"{w}x{h}"
+    return out
+
+
+def bench_training(data: Sequence[str], direction: str = "vis2ir", steps: int = 3, device: str = "cpu",
+                   batch_size: int = 16, crop_size: int = 128) -> dict:
+    """The trainer's step and loader (train.bench); skipped, with the reason, when the trainer is not installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("train") is None or importlib.util.find_spec("train.bench") is None:
+        return {"skipped": "the trainer (train/) is not installed beside irvis"}
+    from train.bench import training_throughput
+
+    return {"rows": training_throughput(data, direction, batch_size=batch_size, crop_size=crop_size, steps=steps,
+                                        cpu=device == "cpu")}
+
+
+# -- the old comparisons, kept for `--quick` ------------------------------------------------------------
 def time_generator(arch: str, direction: str = "vis2ir", size: tuple[int, int] = (1024, 1280), repeats: int = 3,
                    device: str = "cpu") -> dict:
-    """Median seconds per frame of a randomly initialised generator (weights do not change speed)."""
+    """Median seconds per frame of a randomly initialised generator, plain float32 (weights do not change speed)."""
     torch.manual_seed(0)
-    translator = Translator(build_generator(direction, arch), device=device)
+    translator = Translator(build_generator(direction, arch), device=device, precision="fp32")
     x = torch.rand(translator.direction.in_channels, *size)
-    translator.translate_tensor(x)  # warm-up: allocator, oneDNN kernel selection
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        translator.translate_tensor(x)
-        if translator.device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return {"arch": arch, "parameters": count_parameters(translator.generator), "seconds": sorted(times)[len(times) // 2]}
+    seconds = median_seconds(lambda: translator.translate_tensor(x), repeats, translator.device)
+    return {"arch": arch, "parameters": count_parameters(translator.generator), "seconds": seconds}
 
 
-def bench_generators(direction: str = "vis2ir", size=(1024, 1280), repeats: int = 3, device: str = "cpu") -> list[str]:
-    ref = time_generator("pix2pix-unet256", direction, size, repeats, device)
-    new = time_generator("irvis-unet", direction, size, repeats, device)
-    return [
-        f"generator, one {size[1]}x{size[0]} frame, {direction}, device {device}, torch threads {torch.get_num_threads()}:",
-        f"  reference pix2pix-unet256: {ref['parameters'] / 1e6:6.2f} M parameters, {ref['seconds']:.3f} s/frame",
-        f"  default   irvis-unet     : {new['parameters'] / 1e6:6.2f} M parameters, {new['seconds']:.3f} s/frame",
-        f"  speed-up: {ref['seconds'] / new['seconds']:.2f}x   parameters: {ref['parameters'] / new['parameters']:.1f}x fewer",
-    ]
-
-
-def bench_loader(roots: Sequence[str], n: int = 48, load_size: int = 286, crop_size: int = 256) -> list[str]:
+def bench_loader(roots: Sequence[str], n: int = 48, load_size: int = 286, crop_size: int = 256) -> dict:
     pairs = load_pairs(roots, "train")[:n]
     with tempfile.TemporaryDirectory() as tmp:
         cache_roots = prepare_cache(roots, tmp, size=load_size, splits=("train",), progress=False)
@@ -50,9 +324,66 @@ def bench_loader(roots: Sequence[str], n: int = 48, load_size: int = 286, crop_s
         loader_throughput(pairs[:4], n=4)  # warm-up
         original = loader_throughput(pairs, n=n, load_size=load_size, crop_size=crop_size)
         prepared = loader_throughput(cached, n=n, load_size=load_size, crop_size=crop_size)
-    return [
-        f"loader, {len(pairs)} pairs from {', '.join(roots)}, load {load_size} crop {crop_size}, 1 process:",
-        f"  original files : {original:7.1f} pairs/s",
-        f"  prepared cache : {prepared:7.1f} pairs/s",
-        f"  speed-up: {prepared / original:.2f}x",
-    ]
+    return {"pairs": len(pairs), "load_size": load_size, "crop_size": crop_size,
+            "original_pairs_per_second": original, "prepared_pairs_per_second": prepared}
+
+
+# -- the report ----------------------------------------------------------------------------------------
+def format_report(r: dict) -> list[str]:
+    m = r["machine"]
+    lines = [f"machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} ({m['torch_threads']} threads)"
+             + (f", GPU {m['gpu']}" if m.get("gpu") else "") + (", native bf16" if m["native_bf16"] else "")]
+    if "load" in r:
+        lines.append(f"load during the run: {r['load']}")
+    inf = r.get("inference")
+    if inf:
+        lines.append(f"\ninference, one {inf['size']} frame, {inf['direction']}, {inf['device']} ({inf['weights']}):")
+        ref = inf.get("reference")
+        if ref:
+            lines.append(f"  reference pix2pix-unet256 forward, fp32: {ref['forward_seconds']:.3f} s "
+                         f"({ref['parameters'] / 1e6:.1f} M parameters)")
+        lines.append(f"  {'default generator forward pass':48s} {'seconds':>8s} {'speed-up':>9s} {'PSNR vs fp32':>13s}")
+        for row in inf["levers"]:
+            if "error" in row:
+                lines.append(f"  {row['lever']:48s} unavailable: {row['error']}")
+                continue
+            p = row["psnr_vs_fp32"]
+            extra = f"  (setup {row['setup_seconds']:.0f} s)" if "setup_seconds" in row else ""
+            lines.append(f"  {row['lever']:48s} {row['forward_seconds']:8.3f} {row['speedup']:8.2f}x "
+                         f"{'exact' if p == float('inf') else f'{p:.1f} dB':>13s}{extra}")
+        lines.append("  stages of one frame:")
+        for name, s in inf["stages"].items():
+            lines.append(f"    {name:46s} {s:8.3f} s")
+        e = inf["end_to_end"]
+        lines.append(f"  end to end (JPEG -> translate -> PNG), plain fp32 : {e['plain_seconds']:.3f} s")
+        lines.append(f"  end to end, automatic path ({e['fast_path']}): {e['fast_seconds']:.3f} s, "
+                     f"{e['psnr_fast_vs_plain']:.1f} dB vs plain")
+        if ref:
+            lines.append(f"  end to end vs the reference forward pass: {ref['forward_seconds'] / e['fast_seconds']:.1f}x faster")
+    fv = r.get("throughput")
+    if fv:
+        f, v = fv["folder"], fv["video"]
+        lines.append(f"\nfolders and videos, {fv['size']} frames ({fv['path']}):")
+        lines.append(f"  folder of {f['frames']} JPEGs -> PNGs: {f['frames_per_second']:.2f} frames/s overlapped, "
+                     f"{f['sequential_frames_per_second']:.2f} one stage after another")
+        lines.append(f"  video, {v['frames']} frames, {v['codec']}: {v['frames_per_second']:.2f} frames/s "
+                     f"(decoding alone {v['decode_only_frames_per_second']:.1f}, encoding alone "
+                     f"{v['encode_only_frames_per_second']:.1f})")
+    tr = r.get("training")
+    if tr:
+        if "skipped" in tr:
+            lines.append(f"\ntraining: skipped ({tr['skipped']})")
+        else:
+            rows = tr["rows"]
+            lines.append(f"\ntraining, default generator, batch {rows[0]['batch']} crops of {rows[0]['crop']} px, "
+                         f"{rows[0]['device']}, the trainer's own step:")
+            lines.append(f"  {'setup':40s} {'precision':9s} {'steps/s':>8s} {'images/s':>9s} {'loader pairs/s':>15s}")
+            for row in rows:
+                lines.append(f"  {row['setup']:40s} {row['precision']:9s} {row['steps_per_second']:8.2f} "
+                             f"{row['images_per_second']:9.1f} {row['loader_pairs_per_second']:15.1f}")
+    ld = r.get("loader")
+    if ld:
+        lines.append(f"\nloader, {ld['pairs']} pairs, load {ld['load_size']} crop {ld['crop_size']}, 1 process: "
+                     f"original files {ld['original_pairs_per_second']:.1f} pairs/s, prepared cache "
+                     f"{ld['prepared_pairs_per_second']:.1f} pairs/s")
+    return lines

@@ -1,0 +1,85 @@
+"""Training throughput: the trainer's own step (`Trainer.train_batch`: forward, losses, backward, optimizer
+steps, through Accelerate) timed on real batches, and its loader's pairs/s beside it, so a user can see
+whether data or compute limits a run. Used by `python -m irvis bench --data ROOT`.
+
+It lives in train/ because it drives the trainer, and irvis (the library) never imports train; `python -m
+irvis bench` imports this module only when the trainer is installed beside the library (it is, in this
+repository and in the wheel)."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from typing import Sequence
+
+import torch
+
+# (label, extra trainer flags): the generator alone, and with the two PatchGANs in use
+DISCRIMINATORS = (
+    ("generator only (--gan-weight 0)", ["--gan-weight", "0"]),
+    ("+ PatchGAN 70x70 (ndf 64, 3 layers)", ["--gan-weight", "1", "--ndf", "64", "--d-layers", "3"]),
+    ("+ PatchGAN small (ndf 32, 2 layers)", ["--gan-weight", "1", "--ndf", "32", "--d-layers", "2"]),
+)
+PRECISIONS = ("no", "bf16")  # Accelerate's --mixed-precision: float32, bfloat16 autocast
+
+
+def _reset_accelerate() -> None:
+    """Accelerate keeps one process-wide state; each configuration below needs its own."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+
+
+def time_trainer(data: Sequence[str], direction: str, flags: list[str], mixed_precision: str, batch_size: int = 16,
+                 crop_size: int = 128, steps: int = 3, cpu: bool = True) -> dict:
+    """Seconds per optimizer step (median of `steps`, after one warm-up step) of a trainer built from
+    these flags, on batches drawn beforehand from its own loader; and that loader's pairs/s."""
+    from train.config import from_args
+    from train.loop import Trainer
+
+    with tempfile.TemporaryDirectory() as tmp:
+        argv = ["--direction", direction, "--data", *data, "--output-dir", tmp, "--batch-size", str(batch_size),
+                "--crop-size", str(crop_size), "--min-load-size", str(max(crop_size, 256)), "--load-size", "286",
+                "--num-workers", "0", "--mixed-precision", mixed_precision, "--gan-warmup", "0",
+                "--report-to", "none", "--max-steps", str(steps + 1), *flags]
+        if cpu:
+            argv.append("--cpu")
+        _reset_accelerate()
+        trainer = Trainer(from_args(argv))
+        start = time.perf_counter()
+        batches = []
+        for batch in trainer.train_loader:
+            batches.append(batch)
+            if len(batches) == steps + 1:
+                break
+        loader_seconds = time.perf_counter() - start
+        pairs = sum(len(b["source"]) for b in batches)
+        trainer.train_batch(batches[0])  # warm-up: allocator, oneDNN kernel choice
+        times = []
+        for batch in batches[1:]:
+            t0 = time.perf_counter()
+            trainer.train_batch(batch)
+            if trainer.accelerator.device.type == "cuda":
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - t0)
+        device = str(trainer.accelerator.device)
+        del trainer
+    _reset_accelerate()
+    seconds = sorted(times)[len(times) // 2]
+    return {"seconds_per_step": seconds, "steps_per_second": 1 / seconds, "images_per_second": batch_size / seconds,
+            "loader_pairs_per_second": pairs / loader_seconds, "device": device}
+
+
+def training_throughput(data: Sequence[str], direction: str = "vis2ir", batch_size: int = 16, crop_size: int = 128,
+                        steps: int = 3, cpu: bool = True, discriminators=DISCRIMINATORS,
+                        precisions: Sequence[str] = PRECISIONS) -> list[dict]:
+    """One row per (discriminator, precision): the default generator's training speed in the shipped recipe's
+    shape (16 crops of 128 px)."""
+    rows = []
+    for label, flags in discriminators:
+        for mp in precisions:
+            r = time_trainer(data, direction, flags, mp, batch_size=batch_size, crop_size=crop_size, steps=steps, cpu=cpu)
+            rows.append({"setup": label, "precision": "fp32" if mp == "no" else mp, "batch": batch_size,
+                         "crop": crop_size, **r})
+    return rows
