@@ -9,10 +9,15 @@ from irvis. Scripts use the endpoints /ir2vis, /vis2ir and /gallery through grad
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
+import math
 import os
+import re
 import shutil
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,13 +30,16 @@ except ImportError:
         return fn
 
 import gradio as gr
+import torch
+import torch.nn.functional as F
 
-from irvis.compare import (ERROR_MAP_MAX, Gallery, GalleryError, GeneratorCard, MethodScore, best_baseline,
-                           compare, error_map, load_truth, open_gallery, read_card, sample_tensors, thumbnails)
+from irvis.compare import (ERROR_MAP_MAX, Gallery, GalleryError, GeneratorCard, MethodScore, at_scoring_size,
+                           best_baseline, compare, error_map, load_truth, open_gallery, read_card, sample_tensors,
+                           thumbnails)
 from irvis.directions import DIRECTIONS, Direction, get_direction
 from irvis.evaluate import markdown_report
 from irvis.hub import resolve_weights
-from irvis.images import ImageError, to_pil
+from irvis.images import ImageError, load_image, to_pil
 from irvis.metrics import margin_line
 from irvis.nets import WeightsError, count_parameters
 from irvis.translate import Translator
@@ -42,6 +50,13 @@ DEFAULT_SHORT_SIDE = 256  # irvis.evaluate's default protocol, used when a gener
 LLVIP_URL = "https://bupt-ai-cz.github.io/LLVIP/"
 TABLE_HEADERS = ["method", "PSNR (dB)", "SSIM", "sharpness (1 = truth's)", "gradient corr.", "VIF"]
 OUTPUT_MAX_AGE_S = 3600
+# Limits of one request (README, "Hosting it safely"): an upload over APP_MAX_PIXELS is refused from its header,
+# before decoding (IRVIS_MAX_PIXELS or --max-pixels change it); the generator runs on at most
+# TRANSLATE_MAX_PIXELS (an input larger at its working size is translated smaller and resized back);
+# scores and error maps are computed at most at irvis.compare.SCORE_MAX_PIXELS.
+APP_MAX_PIXELS = 16_000_000
+TRANSLATE_MAX_PIXELS = 2_000_000
+JPEG_MAX_SIDE = 65_500  # previews wider or taller than JPEG allows are written as PNG
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -65,6 +80,33 @@ class Loaded:
         return None if side == "native" else int(side)
 
 
+def public_name(spec: str | os.PathLike) -> str:
+    """How the page names a weights source: a Hub repo id as given, a folder of this project by its path in
+    it, any other folder by its own name only. Visitors never see where the server keeps its files."""
+    text = str(spec)
+    path = Path(text).expanduser()
+    if not path.is_absolute() and not text.startswith((".", "~")) and not path.exists():
+        return text  # a Hub repo id (OWNER/NAME)
+    try:
+        return path.resolve().relative_to(ROOT).as_posix()
+    except (ValueError, OSError):
+        return f"…/{path.name}" if path.name else "a local folder"
+
+
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/~-])/(?:[\w.~-]+/)+([\w.~-]+)")
+
+
+def scrub_paths(text: str) -> str:
+    """Absolute paths in text a visitor reads (reports and cards written on the server) -> their last part."""
+    return _ABSOLUTE_PATH.sub(lambda m: f"…/{m.group(1)}", text)
+
+
+def _hide_paths(message: str, spec: str | os.PathLike) -> str:
+    for text in {str(spec), str(Path(str(spec)).expanduser().resolve())}:
+        message = message.replace(text, public_name(spec))
+    return message
+
+
 def load_direction(name: str, spec: str | os.PathLike | None) -> Loaded:
     d = get_direction(name)
     spec = spec or DEFAULT_WEIGHTS[name]
@@ -75,11 +117,11 @@ def load_direction(name: str, spec: str | os.PathLike | None) -> Loaded:
         folder = resolve_weights(spec)
         translator = Translator.from_pretrained(folder, device="auto")
     except (WeightsError, OSError) as e:
-        return Loaded(d, problem=f"No {d.label} generator: {e}")
+        return Loaded(d, problem=_hide_paths(f"No {d.label} generator: {e}", spec))
     if translator.direction.name != name:
-        return Loaded(d, problem=f"`{spec}` holds a {translator.direction.name} generator, not {name}: "
+        return Loaded(d, problem=f"`{public_name(spec)}` holds a {translator.direction.name} generator, not {name}: "
                                  f"give it to `--weights-{translator.direction.name}`.")
-    translator.source = str(spec)
+    translator.source = public_name(spec)
     return Loaded(d, translator, read_card(folder, name))
 
 
@@ -90,25 +132,70 @@ def load_gallery(spec: str | None) -> tuple[Gallery | None, list, str | None]:
     try:
         gallery = open_gallery(spec)
         return gallery, thumbnails(gallery), None
-    except GalleryError as e:
-        return None, [], str(e)
+    except (GalleryError, OSError) as e:  # the app starts whatever the gallery holds, and says why it is empty
+        return None, [], str(e).replace(str(spec), _gallery_name(spec))
+
+
+def _gallery_name(spec: str) -> str:
+    """A gallery as the page names it: a Hub dataset by its address, a folder by its own name only."""
+    return spec if spec.startswith("hf://") else (Path(spec).name or spec)
 
 
 # ---------------------------------------------------------------------------------------------------
 # Handlers: decode, call irvis, shape the results for the components
 
 
+def upload_folders() -> list[str]:
+    """The only folders an input may be read from: Gradio's upload folder (uploads, pasted and webcam images,
+    copies of the examples) and its examples cache, links resolved."""
+    from gradio.utils import get_cache_folder, get_upload_folder
+
+    return [os.path.realpath(get_upload_folder()), os.path.realpath(get_cache_folder())]
+
+
+def is_upload(path: str) -> bool:
+    """Whether a path a request names is a file uploaded to this server (not any other file on it)."""
+    real = os.path.realpath(path)
+    return any(real != folder and os.path.commonpath([real, folder]) == folder for folder in upload_folders())
+
+
+MAX_PASTED_BYTES = 64 * 1024 * 1024
+
+
+def _from_data_url(url: str) -> str:
+    """A base64 data: URL (how some clients send a pasted image) -> a file in the upload folder."""
+    from gradio.utils import get_upload_folder
+
+    try:
+        encoded = url.split(",", 1)[1]
+        if len(encoded) > MAX_PASTED_BYTES * 4 // 3 + 4:
+            raise gr.Error("The pasted image is larger than 64 MB.", title="This image cannot be used")
+        data = base64.b64decode(encoded, validate=False)
+    except (IndexError, ValueError, binascii.Error):
+        raise gr.Error("The pasted image is not valid base64 data.", title="This image cannot be used") from None
+    folder = Path(get_upload_folder()) / "irvis-pasted" / uuid.uuid4().hex
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "pasted image"
+    path.write_bytes(data)
+    return str(path)
+
+
 def upload_image(**kwargs) -> gr.Image:
     """A gr.Image whose upload reaches irvis untouched: Gradio's own decoding would fail on a non-image
     with a bare PIL message and would squash 16-bit infrared to 8 bits; irvis.images handles both.
-    (Not a subclass: Gradio writes a .pyi stub beside any module that defines a component class.)"""
+    A request may name any path, so every path is checked to be an upload of this server before anything
+    opens it. (Not a subclass: Gradio writes a .pyi stub beside any module that defines a component class.)"""
     component = gr.Image(type="filepath", image_mode=None, **kwargs)
-    stock = component.preprocess
 
     def preprocess(payload):
-        if payload is not None and payload.path and not (payload.url or "").startswith("data:"):
-            return payload.path  # already checked by Gradio to be an upload of this server
-        return stock(payload)
+        if payload is None:
+            return None
+        if (payload.url or "").startswith("data:"):
+            return _from_data_url(payload.url)
+        if not payload.path or not is_upload(payload.path):
+            raise gr.Error("Only images uploaded to this app can be used: upload the file.",
+                           title="This image cannot be used")
+        return payload.path
 
     component.preprocess = preprocess
     return component
@@ -149,14 +236,16 @@ def _verdict(rows: list[MethodScore]) -> str:
 
 
 class Outputs:
-    """Where prediction PNGs are written for download: one folder shared by every run of the app, pruned
-    of entries older than an hour at each write, so a killed server leaves nothing that grows."""
+    """Where every image a request returns is written: one folder shared by every run of the app, pruned
+    of entries older than an hour at each write, so a killed server leaves nothing that grows. Each file
+    gets a folder of its own and is written under a temporary name, then renamed: a response never serves
+    a file that another request is still writing (Gradio then copies it into its cache the same way)."""
 
     def __init__(self, root: Path | None = None):
         self.root = root or Path(tempfile.gettempdir()) / "irvis-app"
         self.root.mkdir(parents=True, exist_ok=True)
 
-    def save_png(self, image, name: str) -> str:
+    def _prune(self) -> None:
         now = time.time()
         for old in self.root.iterdir():
             try:
@@ -164,9 +253,40 @@ class Outputs:
                     shutil.rmtree(old, ignore_errors=True)
             except FileNotFoundError:  # another app instance pruned it first
                 pass
-        path = Path(tempfile.mkdtemp(dir=self.root)) / name
-        image.save(path, compress_level=1)  # fast; PNG stays lossless at the input's resolution
+
+    def _save(self, image, name: str, **options) -> str:
+        self._prune()
+        folder = Path(tempfile.mkdtemp(dir=self.root))
+        staging = folder / f".{name}.part"
+        image.save(staging, format=options.pop("format"), **options)
+        path = folder / name
+        os.replace(staging, path)
         return str(path)
+
+    def save_png(self, image, name: str) -> str:
+        return self._save(image, name, format="PNG", compress_level=1)  # fast; lossless at the input's resolution
+
+    def save_preview(self, image, name: str) -> str:
+        """A picture to look at: JPEG, or PNG where a side is longer than JPEG allows."""
+        if max(image.size) <= JPEG_MAX_SIDE:
+            return self._save(image.convert("RGB") if image.mode not in ("L", "RGB") else image, f"{name}.jpg",
+                              format="JPEG", quality=90)
+        return self.save_png(image, f"{name}.png")
+
+
+def translate_bounded(translator: Translator, source: torch.Tensor) -> torch.Tensor:
+    """translator.translate_tensor, with the generator never run on more than TRANSLATE_MAX_PIXELS: an input
+    that is larger at the translator's working size (no working size recorded, or a very elongated image)
+    is translated smaller and the prediction resized back to the input's resolution."""
+    h, w = source.shape[-2:]
+    side = translator.working_size
+    scale = min(1.0, side / min(h, w)) if side else 1.0
+    if h * w * scale * scale <= TRANSLATE_MAX_PIXELS:
+        return translator.translate_tensor(source)
+    f = math.sqrt(TRANSLATE_MAX_PIXELS / (h * w))
+    small = F.interpolate(source[None], size=(max(1, int(h * f)), max(1, int(w * f))), mode="area")[0]
+    prediction = translator.translate_tensor(small)
+    return F.interpolate(prediction[None], size=(h, w), mode="bilinear", align_corners=False)[0].clamp_(0, 1)
 
 
 def make_translate(loaded: Loaded, outputs: Outputs):
@@ -181,29 +301,35 @@ def make_translate(loaded: Loaded, outputs: Outputs):
         if loaded.translator is None:
             raise gr.Error(loaded.problem, title="No generator")
         progress(0.05, desc="decoding")
-        source = _decode("Input", lambda: loaded.translator.load(image), image)
+        source = _decode("Input", lambda: load_image(image, d.source), image)
         target = None
         if truth is not None:
             target = _decode("Ground truth", lambda: load_truth(truth, d.name, source.shape[-2:]), truth)
         h, w = source.shape[-2:]
         progress(0.2, desc=f"translating {w}x{h} on {loaded.translator.device}")
         start = time.perf_counter()
-        prediction = loaded.translator.translate_tensor(source)
+        prediction = translate_bounded(loaded.translator, source)
         seconds = time.perf_counter() - start
-        png = outputs.save_png(to_pil(prediction), f"{Path(image).stem}_{d.name}.png")
+        stem = Path(image).stem
+        png = outputs.save_png(to_pil(prediction), f"{stem}_{d.name}.png")
+        before = outputs.save_preview(to_pil(source), f"{stem}_input")
         summary = f"Translated {w}x{h} {d.source} to {d.target} in {seconds:.1f} s on {loaded.translator.device}."
         emap, table = None, []
         if target is not None:
             progress(0.6, desc="scoring against the ground truth and the baselines")
+            source, target, prediction = at_scoring_size(source, target, prediction)
             rows = compare(d.name, source, target, prediction)
-            emap, table = error_map(prediction, target), _table(rows)
+            emap = outputs.save_preview(error_map(prediction, target), f"{stem}_error")
+            table = _table(rows)
+            sh, sw = target.shape[-2:]
+            summary += (f" Scored at {sw}x{sh} (a large pair is scored scaled down)." if (sh, sw) != (h, w) else "")
             summary += " " + _verdict(rows)
-        return png, (to_pil(source), png), png, emap, table, summary
+        return png, (before, png), png, emap, table, summary
 
     return translate
 
 
-def make_show_sample(generators: dict[str, Loaded], gallery: Gallery):
+def make_show_sample(generators: dict[str, Loaded], gallery: Gallery, outputs: Outputs):
     @gpu
     def show_sample(key: str | None, direction: str = "ir2vis", progress=gr.Progress()):
         """One gallery pair in one direction: (input, prediction, truth, error map, scores table, summary)."""
@@ -228,8 +354,11 @@ def make_show_sample(generators: dict[str, Loaded], gallery: Gallery):
         summary = f"**{key}** ({sample.split} split), {loaded.direction.label} {size}. " + _verdict(rows)
         if prediction is None:
             summary += f" {loaded.problem}"
-        return (to_pil(source), to_pil(prediction) if prediction is not None else None, to_pil(truth),
-                error_map(prediction, truth) if prediction is not None else None, _table(rows), summary)
+        name = key.replace("/", "_")
+        files = [outputs.save_png(to_pil(t), f"{name}_{what}.png") if t is not None else None
+                 for t, what in ((source, "input"), (prediction, "prediction"), (truth, "truth"))]
+        emap = outputs.save_preview(error_map(prediction, truth), f"{name}_error") if prediction is not None else None
+        return (*files, emap, _table(rows), summary)
 
     return show_sample
 
@@ -254,6 +383,33 @@ def _status_line(loaded: Loaded) -> str:
         return f"**{loaded.direction.label}**: not loaded"
     g = loaded.translator.generator
     return f"**{loaded.direction.label}**: `{loaded.translator.source}` ({g.arch}) on {loaded.translator.device}"
+
+
+VIDEO_MAX_SECONDS = 10  # per request: a short clip, translated at the generator's working size
+
+
+def make_translate_video(loaded: Loaded, outputs: Outputs):
+    from irvis.video import VideoError, translate_video
+
+    d = loaded.direction
+
+    @gpu
+    def translate_clip(video: str | None, progress=gr.Progress()):
+        if loaded.translator is None:
+            raise gr.Error(loaded.problem or "This direction's generator is not loaded.")
+        if not video:
+            raise gr.Error(f"Upload {_a(d.source)} video first.")
+        dst = Path(tempfile.mkdtemp(dir=outputs.root)) / f"{Path(video).stem}_{d.name}.mp4"
+        try:
+            r = translate_video(loaded.translator, video, dst, max_seconds=VIDEO_MAX_SECONDS,
+                                progress=lambda done, total: progress((done, total or None), desc="frames"))
+        except VideoError as e:
+            raise gr.Error(str(e).replace(str(video), Path(video).name), title="This video cannot be used") from None
+        w, h = r["size"]
+        return str(dst), (f"Translated {r['frames']} frames ({w}x{h}, {float(r['rate']):g} frames/s) in "
+                          f"{r['seconds']:.1f} s ({r['frames_per_second']:.1f} frames/s) on {loaded.translator.device}.")
+
+    return translate_clip
 
 
 def translate_tab(loaded: Loaded, outputs: Outputs, examples: list[list[str]]):
@@ -291,9 +447,23 @@ def translate_tab(loaded: Loaded, outputs: Outputs, examples: list[list[str]]):
         # a new input makes the old results wrong: clear them rather than show them beside it
         image.change(lambda: (None, None, None, None, [], ""), outputs=results, api_visibility="private",
                      queue=False)
+        with gr.Accordion(f"Short video ({d.source} → {d.target}, at most {VIDEO_MAX_SECONDS} s)", open=False):
+            gr.Markdown(f"Upload {_a(d.source)} video (MP4, AVI, MKV, MOV or WebM) of at most {VIDEO_MAX_SECONDS} "
+                        "seconds: every frame is translated and you get an MP4 at the same frame rate (sound is "
+                        "dropped). Longer videos: `python -m irvis translate VIDEO` (see the README).")
+            with gr.Row(equal_height=True):
+                clip = gr.Video(label=f"Input video ({d.source})", sources=["upload"], height=300,
+                                elem_id=f"{d.name}-video-input")
+                clip_out = gr.Video(label=f"Prediction ({d.target})", interactive=False, height=300,
+                                    elem_id=f"{d.name}-video-prediction")
+            clip_button = gr.Button("Translate video", elem_id=f"{d.name}-video-translate")
+            clip_summary = gr.Markdown(elem_id=f"{d.name}-video-summary")
+        clip_button.click(make_translate_video(loaded, outputs), inputs=[clip], outputs=[clip_out, clip_summary],
+                          api_name=f"{d.name}_video", concurrency_id="generator")
 
 
-def gallery_tab(generators: dict[str, Loaded], gallery: Gallery | None, thumbs: list, problem: str | None):
+def gallery_tab(generators: dict[str, Loaded], gallery: Gallery | None, thumbs: list, problem: str | None,
+                outputs: Outputs):
     with gr.Tab("Gallery", id="gallery"):
         if gallery is None:
             why = f"⚠️ The gallery source cannot be shown: {problem}\n\n" if problem else ""
@@ -307,7 +477,7 @@ folder in LLVIP's layout (`DIR/infrared/test/NAME.jpg` ↔ `DIR/visible/test/NAM
                         elem_id="gallery-help")
             return
         notes = "; ".join(gallery.notes)
-        gr.Markdown(f"{len(gallery.samples)} pairs from `{gallery.source}`" + (f" ({notes})" if notes else "") +
+        gr.Markdown(f"{len(gallery.samples)} pairs from `{_gallery_name(gallery.source)}`" + (f" ({notes})" if notes else "") +
                     ". Each thumbnail shows a pair split down the middle: **infrared left, visible right**; test-split "
                     "pairs come first (the generators never saw them). Pick one to translate it in the chosen "
                     "direction and compare with its ground truth.")
@@ -328,7 +498,7 @@ folder in LLVIP's layout (`DIR/infrared/test/NAME.jpg` ↔ `DIR/visible/test/NAM
                                      elem_id="gallery-table")
                 gr.Markdown(LEGEND)
         thumbs_view.select(_pick(gallery), outputs=key, api_visibility="private", queue=False)
-        show = make_show_sample(generators, gallery)
+        show = make_show_sample(generators, gallery, outputs)
         outputs = [shown[0], shown[1], shown[2], emap, table, summary]
         key.change(show, inputs=[key, direction], outputs=outputs, api_name="gallery", concurrency_id="generator")
         direction.change(_unless_no_key(show), inputs=[key, direction], outputs=outputs,
@@ -366,7 +536,7 @@ def generator_about(loaded: Loaded):
              f"License: {license_}." if license_ else ""]
     gr.Markdown("  \n".join(line for line in lines if line))
     if card.evaluation:
-        report = markdown_report(card.evaluation)
+        report = scrub_paths(markdown_report(card.evaluation))
         demoted = "\n".join("###" + line if line.startswith("#") else line for line in report.splitlines())
         with gr.Accordion(f"Evaluation against the baselines (from {card.evaluation_file})", open=True):
             gr.Markdown(demoted)
@@ -376,7 +546,7 @@ def generator_about(loaded: Loaded):
                     "--json WEIGHTS/evaluation.json`.")
     if card.text:
         with gr.Accordion("Model card", open=False):
-            gr.Markdown(card.text)
+            gr.Markdown(scrub_paths(card.text))
 
 
 def about_tab(generators: dict[str, Loaded]):
@@ -410,7 +580,7 @@ def build_demo(generators: dict[str, Loaded], gallery_spec: str | None = None) -
         with gr.Tabs():
             for loaded in generators.values():
                 translate_tab(loaded, outputs, [_example(s, loaded.direction) for s in examples])
-            gallery_tab(generators, gallery, thumbs, problem)
+            gallery_tab(generators, gallery, thumbs, problem, outputs)
             about_tab(generators)
     return demo
 
@@ -427,19 +597,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         env = f"IRVIS_WEIGHTS_{name.upper()}"
         p.add_argument(f"--weights-{name}", dest=f"weights_{name}", default=os.environ.get(env) or None,
                        help=f"{name} generator folder or Hub repo id (default: ${env}, else weights/{name})")
-    p.add_argument("--concurrency", type=int, default=1,
+    p.add_argument("--concurrency", type=_positive, default=1,
                    help="translations run at once (each uses every CPU core; raise it on a GPU)")
     p.add_argument("--max-file-size", default="50mb", help="largest upload accepted, e.g. 20mb")
+    p.add_argument("--max-pixels", type=_positive, default=int(os.environ.get("IRVIS_MAX_PIXELS", APP_MAX_PIXELS)),
+                   help=f"largest image accepted, in pixels, checked before decoding (default: $IRVIS_MAX_PIXELS, "
+                        f"else {APP_MAX_PIXELS})")
+    p.add_argument("--max-queue", type=_positive, default=64, help="requests waiting at most; more are refused")
     return p.parse_args(argv)
+
+
+def _positive(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {value!r}")
+    return int(value)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    os.environ["IRVIS_MAX_PIXELS"] = str(args.max_pixels)  # every decode in this process: uploads and gallery
     generators = {name: load_direction(name, getattr(args, f"weights_{name}")) for name in DIRECTIONS}
     for g in generators.values():
         print(_status_line(g).replace("**", "") + (f" ({g.problem})" if g.problem else ""), flush=True)
     demo = build_demo(generators, args.gallery)
-    demo.queue(default_concurrency_limit=args.concurrency, max_size=64)
+    demo.queue(default_concurrency_limit=args.concurrency, max_size=args.max_queue)
     demo.launch(server_name=args.host, server_port=args.port, max_file_size=args.max_file_size, show_error=True,
                 footer_links=["api"])
 

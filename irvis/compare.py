@@ -15,8 +15,9 @@ from typing import Sequence
 import numpy as np
 import torch
 from PIL import Image
+from torchvision.transforms import v2
 
-from irvis.data import DataError, Pair, discover_pairs, expand_roots, load_pair
+from irvis.data import Pair, discover_pairs, expand_roots, load_pair
 from irvis.directions import get_direction
 from irvis.images import ImageError, ImageSource, load_image, to_pil
 from irvis.metrics import method_predictions, score_image
@@ -29,6 +30,11 @@ ERROR_MAP_MAX = 0.5
 # 256-entry table so the map needs no plotting library.
 _INFERNO = [(0.0, (0, 0, 4)), (0.25, (87, 16, 110)), (0.5, (188, 55, 84)), (0.75, (249, 142, 9)),
             (1.0, (252, 255, 164))]
+# Scoring memory grows with the pixels scored (SSIM and VIF keep several full-size float maps, about
+# 0.6 GB a megapixel): larger pairs are scored, and their error map drawn, at a size of at most this many
+# pixels (aspect ratio kept, antialiased). LLVIP's 1280x1024 frames are scored at 1118x894.
+SCORE_MAX_PIXELS = 1_000_000
+MIN_SCORED_SIDE = 3
 GALLERY_LIMIT = 60
 GALLERY_SPLITS = ("test", "train")  # pairs the model never saw come first
 HUB_DATASET_PREFIX = "hf://datasets/"
@@ -52,8 +58,11 @@ def load_truth(image: ImageSource, direction: str, size: Sequence[int]) -> torch
     """Decode a ground truth for `direction` (it is of the target modality) and check that it is
     registered with an input of `size` (H, W): a truth of another size is another scene."""
     d = get_direction(direction)
-    truth = load_image(image, d.target)
     h, w = size
+    if min(h, w) < MIN_SCORED_SIDE:
+        raise ImageError(f"the input is {w}x{h} pixels, too small to score against a ground truth (SSIM needs "
+                         f"{MIN_SCORED_SIDE} pixels a side): translate it without one")
+    truth = load_image(image, d.target)
     if tuple(truth.shape[-2:]) != (h, w):
         th, tw = truth.shape[-2:]
         raise ImageError(
@@ -61,6 +70,26 @@ def load_truth(image: ImageSource, direction: str, size: Sequence[int]) -> torch
             "scene, registered with the input at the same size"
         )
     return truth
+
+
+def scoring_size(size: Sequence[int], max_pixels: int = SCORE_MAX_PIXELS) -> tuple[int, int]:
+    """(H, W) a pair of this size (H, W) is scored at: itself, or scaled down to at most max_pixels."""
+    h, w = size
+    if h * w <= max_pixels:
+        return h, w
+    scale = (max_pixels / (h * w)) ** 0.5
+    return max(1, int(h * scale)), max(1, int(w * scale))
+
+
+def at_scoring_size(*images: torch.Tensor | None, max_pixels: int = SCORE_MAX_PIXELS) -> list[torch.Tensor | None]:
+    """The (C, H, W) images of one pair, resized together to scoring_size (None stays None): the one
+    place that bounds the memory of scoring a large upload."""
+    size = next(t for t in images if t is not None).shape[-2:]
+    target = scoring_size(size, max_pixels)
+    if target == tuple(size):
+        return list(images)
+    return [None if t is None else v2.functional.resize(t[None], list(target), antialias=True)[0].clamp_(0, 1)
+            for t in images]
 
 
 def compare(direction: str, source: torch.Tensor, truth: torch.Tensor,
@@ -123,15 +152,27 @@ class Sample:
         return f"{self.pair.set_name}/{self.split}/{self.pair.name}"
 
 
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether path, every link resolved, is folder or lies in it (folder already resolved)."""
+    try:
+        return Path(os.path.realpath(path)).is_relative_to(folder)
+    except (OSError, ValueError):
+        return False
+
+
 @dataclass
 class Gallery:
     source: str
     samples: list[Sample] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    folder: Path | None = None  # resolved; no file outside it is ever read (links are resolved first)
 
     def get(self, key: str) -> Sample:
         for s in self.samples:
             if s.key == key:
+                if self.folder is not None and not all(_inside(p, self.folder) for p in (s.pair.infrared,
+                                                                                           s.pair.visible)):
+                    raise GalleryError(f"{key}: its files now lead outside the gallery folder; not shown")
                 return s
         raise GalleryError(f"no sample {key!r} in the gallery")
 
@@ -155,11 +196,25 @@ def _download_dataset(spec: str) -> Path:
     return folder / sub if sub else folder
 
 
+def _gallery_folder(spec: str) -> tuple[Path, Path]:
+    """(folder, confinement): the folder a source names and the folder no file may resolve outside of.
+    A Hub snapshot's files are links into its repository's cache folder (blobs/), so that folder
+    confines a Hub gallery."""
+    if spec.startswith(HUB_DATASET_PREFIX):
+        folder = _download_dataset(spec)
+        snapshot = Path(os.path.realpath(folder))
+        while snapshot.parent.name != "snapshots" and snapshot.parent != snapshot:
+            snapshot = snapshot.parent
+        return folder, snapshot.parent.parent if snapshot.parent.name == "snapshots" else snapshot
+    folder = Path(spec).expanduser()
+    return folder, Path(os.path.realpath(folder))
+
+
 def gallery_roots(spec: str | os.PathLike) -> list[Path]:
     """The LLVIP-layout roots of a gallery source: the folder itself when it has infrared/ and visible/,
     else its subfolders that do (so ../shared/data shows every set)."""
     spec = str(spec)
-    folder = _download_dataset(spec) if spec.startswith(HUB_DATASET_PREFIX) else Path(spec).expanduser()
+    folder, _ = _gallery_folder(spec)
     if not folder.is_dir():
         raise GalleryError(f"{spec}: no such folder")
     roots = [r for r in expand_roots([folder]) if (r / "infrared").is_dir() and (r / "visible").is_dir()]
@@ -184,13 +239,20 @@ def open_gallery(spec: str | os.PathLike, limit: int = GALLERY_LIMIT,
                  splits: Sequence[str] = GALLERY_SPLITS) -> Gallery:
     """The samples a gallery shows, test split first; pairs with problems are left out and noted."""
     roots = gallery_roots(spec)
-    gallery = Gallery(source=str(spec))
-    found = []
+    _, confine = _gallery_folder(str(spec))
+    gallery = Gallery(source=str(spec), folder=confine)
+    found, outside = [], 0
     for split in splits:
         report = discover_pairs(roots, split)
-        found += [Sample(p, split) for p in report.pairs]
+        for p in report.pairs:  # a link to a file or folder outside the gallery is never followed
+            if _inside(p.infrared, confine) and _inside(p.visible, confine):
+                found.append(Sample(p, split))
+            else:
+                outside += 1
         if report.problems:
             gallery.notes.append(f"{len(report.problems)} problem(s) in the {split} split; those files are not shown")
+    if outside:
+        gallery.notes.append(f"{outside} pair(s) link to files outside the gallery folder; not shown")
     if not found:
         raise GalleryError(f"{spec}: no infrared/visible pairs in the {' or '.join(splits)} split")
     ordered = _interleave_sets(found)
@@ -222,7 +284,7 @@ def thumbnails(gallery: Gallery, height: int = 128) -> list[tuple[Image.Image, s
         try:
             shown.append((thumbnail(s, height), s.key))
             kept.append(s)
-        except (ImageError, DataError) as e:
+        except (ValueError, OSError) as e:  # ImageError, DataError, GalleryError, an unreadable file
             gallery.notes.append(f"left out {s.key}: {e}")
     gallery.samples = kept
     return shown

@@ -19,12 +19,11 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from irvis.images import ImageError, is_image_file, load_image, open_image
+from irvis.images import ImageError, image_size, is_image_file, load_image, open_image
 
 CACHE_MANIFEST = "irvis-cache.json"
 
@@ -154,8 +153,7 @@ def _check_pair(pair: Pair) -> list[str]:
         try:
             # draft decoding still reads every entropy-coded block, so truncation is caught, quickly
             open_image(path, draft_size=(64, 64))
-            with Image.open(path) as img:
-                sizes.append(img.size)
+            sizes.append(image_size(path))
         except ImageError as e:
             problems.append(str(e))
     if not problems and sizes[0] != sizes[1]:
@@ -191,8 +189,7 @@ def load_pair(pair: Pair, short_side: int | None = None) -> tuple[torch.Tensor, 
     side resized to short_side (antialiased), as the evaluation protocol and the loader want."""
     draft = None
     if short_side is not None:
-        with Image.open(pair.infrared) as img:
-            w, h = img.size
+        w, h = image_size(pair.infrared)  # ImageError, not Pillow's own, for a file that is not an image
         scale = short_side / min(w, h)
         draft = (max(1, round(w * scale)), max(1, round(h * scale)))
     ir = load_image(pair.infrared, "infrared", draft_size=draft)

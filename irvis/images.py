@@ -44,26 +44,98 @@ def _describe(source: ImageSource) -> str:
     return "image"
 
 
-def open_image(source: ImageSource, draft_size: tuple[int, int] | None = None, limit: int | None = None) -> Image.Image:
-    """Open and fully decode an image, checking its size before decoding.
+# What the decoder may be: the formats the README lists (MPO is how Pillow names a JPEG with extra
+# frames, as phones write). Nothing else reaches a Pillow plugin, however a file is named.
+Image.init()  # register every plugin, so that Image.open(formats=...) knows each name
+FORMATS = tuple(f for f in ("JPEG", "MPO", "PNG", "BMP", "TIFF") if f in Image.OPEN)
+# Magic numbers: to tell a broken file of a supported format from a file of another format.
+_SUPPORTED_MAGIC = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"II*\x00", "TIFF"),
+                    (b"MM\x00*", "TIFF"), (b"BM", "BMP"))
+_OTHER_MAGIC = ((b"GIF8", "a GIF file"), (b"%PDF", "a PDF document"), (b"%!PS", "a PostScript (EPS) file"),
+                (b"\xc5\xd0\xd3\xc6", "a PostScript (EPS) file"), (b"<svg", "an SVG drawing"), (b"<?xml", "an XML file"),
+                (b"\x00\x00\x00\x0cjP", "a JPEG 2000 file"), (b"\xff\x4f\xff\x51", "a JPEG 2000 file"),
+                (b"PK\x03\x04", "a ZIP archive"), (b"\x00\x00\x01\x00", "an icon (ICO) file"))
+USE_FORMATS = "use JPEG, PNG, BMP or TIFF"
 
+
+def _head(source) -> bytes:
+    try:
+        if isinstance(source, bytes):
+            return source[:16]
+        with open(source, "rb") as f:
+            return f.read(16)
+    except OSError:
+        return b""
+
+
+def _unreadable(name: str, source) -> ImageError:
+    """A file Pillow could not identify among FORMATS: say what it is when its first bytes tell."""
+    head = _head(source) if isinstance(source, (bytes, str, os.PathLike)) else b""
+    for magic, fmt in _SUPPORTED_MAGIC:
+        if head.startswith(magic):
+            return ImageError(f"{name}: corrupt {fmt} file: its header or a checksum is broken, it cannot be read")
+    if head[4:12] in (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftypavif"):
+        return ImageError(f"{name}: a HEIC/AVIF photo, not a format this tool reads ({USE_FORMATS})")
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return ImageError(f"{name}: a WebP image, not a format this tool reads ({USE_FORMATS})")
+    for magic, what in _OTHER_MAGIC:
+        if head.lstrip().startswith(magic):
+            return ImageError(f"{name}: {what}, not an image this tool can read ({USE_FORMATS})")
+    return ImageError(f"{name}: not an image this tool can read ({USE_FORMATS})")
+
+
+def _open(source: ImageSource, name: str) -> Image.Image:
+    """Image.open limited to FORMATS, every failure an ImageError with a message for a person."""
+    if isinstance(source, Image.Image):
+        return source
+    try:
+        if isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
+            raise ImageError(f"{name}: a folder, not an image file")
+        fp = io.BytesIO(source) if isinstance(source, bytes) else source
+        return Image.open(fp, formats=FORMATS)
+    except ImageError:
+        raise
+    except FileNotFoundError:
+        raise ImageError(f"{name}: file not found") from None
+    except PermissionError:
+        raise ImageError(f"{name}: cannot be read (permission denied)") from None
+    except UnidentifiedImageError:
+        raise _unreadable(name, source) from None
+    except ValueError as e:
+        if "decompressed data too large" in str(e).lower():
+            raise _bomb(name) from None
+        raise ImageError(f"{name}: corrupt image, cannot be read ({e})") from None
+    except Exception as e:  # OSError, struct.error, SyntaxError...: a broken file, whatever the plugin says
+        raise ImageError(f"{name}: corrupt or truncated image, cannot be read ({e})") from None
+
+
+def _bomb(name: str) -> ImageError:
+    return ImageError(f"{name}: refused: a compressed block in the file (text or colour profile) expands far beyond "
+                      "any real image's (a decompression bomb)")
+
+
+def image_size(source: ImageSource) -> tuple[int, int]:
+    """(width, height) from the header alone, with the same checks and messages as open_image."""
+    name = _describe(source)
+    img = _open(source, name)
+    try:
+        return img.size
+    finally:
+        if not isinstance(source, Image.Image):
+            img.close()
+
+
+def open_image(source: ImageSource, draft_size: tuple[int, int] | None = None, limit: int | None = None) -> Image.Image:
+    """Open and fully decode an image, checking its size from the header before decoding.
+
+    Only JPEG, PNG, BMP and TIFF are decoded (whatever the file's name); limit: most pixels accepted
+    (default: max_pixels()), so decoding never takes more than about 4 bytes a pixel of that limit.
     draft_size: for JPEGs, let the decoder scale down by 1/2, 1/4 or 1/8 while staying at least this
     (width, height): a 1280x1024 LLVIP frame wanted at 320x256 then decodes about 8x faster.
     """
     name = _describe(source)
     limit = max_pixels() if limit is None else limit
-    try:
-        if isinstance(source, Image.Image):
-            img = source
-        else:
-            fp = io.BytesIO(source) if isinstance(source, bytes) else source
-            img = Image.open(fp)
-    except FileNotFoundError:
-        raise ImageError(f"{name}: file not found") from None
-    except UnidentifiedImageError:
-        raise ImageError(f"{name}: not an image this tool can read (use JPEG, PNG, BMP or TIFF)") from None
-    except OSError as e:
-        raise ImageError(f"{name}: corrupt or truncated image, cannot be read ({e})") from None
+    img = _open(source, name)
     w, h = img.size
     if w < 1 or h < 1:
         raise ImageError(f"{name}: empty image ({w}x{h})")
@@ -72,13 +144,19 @@ def open_image(source: ImageSource, draft_size: tuple[int, int] | None = None, l
             f"{name}: {w}x{h} is {w * h / 1e6:.1f} megapixels, over the limit of {limit / 1e6:.0f} megapixels; "
             "resize it first (or raise IRVIS_MAX_PIXELS)"
         )
-    if draft_size is not None and img.format == "JPEG":
+    if draft_size is not None and img.format in ("JPEG", "MPO"):
         img.draft(img.mode, draft_size)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             img.load()
-    except (OSError, SyntaxError, ValueError) as e:
+    except ValueError as e:
+        if "decompressed data too large" in str(e).lower():
+            raise _bomb(name) from None
+        raise ImageError(f"{name}: corrupt or truncated image ({e})") from None
+    except MemoryError:
+        raise ImageError(f"{name}: too large to decode in the memory available") from None
+    except Exception as e:  # OSError, SyntaxError, struct.error...: whatever a broken file makes a plugin raise
         raise ImageError(f"{name}: corrupt or truncated image ({e})") from None
     try:
         img = ImageOps.exif_transpose(img)
@@ -91,6 +169,11 @@ def _high_bit_depth_to_unit(arr: np.ndarray) -> np.ndarray:
     """16-bit and float frames (raw radiometric infrared) use a narrow part of their range, so they are
     stretched per image from the 0.1th to the 99.9th percentile, as thermal cameras' AGC does."""
     arr = arr.astype(np.float32)
+    finite = np.isfinite(arr)
+    if not finite.all():
+        bad = int(arr.size - finite.sum())
+        raise ImageError(f"{bad} of its {arr.size} pixels are NaN or infinite (a float image with missing "
+                         "measurements); replace them with numbers first")
     lo, hi = np.percentile(arr, [0.1, 99.9])
     if hi - lo < 1e-6:
         return np.zeros_like(arr)
@@ -117,14 +200,19 @@ def to_tensor(img: Image.Image, modality: str) -> torch.Tensor:
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255.0)
 
 
-def load_image(source: ImageSource, modality: str, draft_size: tuple[int, int] | None = None) -> torch.Tensor:
+def load_image(source: ImageSource, modality: str, draft_size: tuple[int, int] | None = None,
+               limit: int | None = None) -> torch.Tensor:
     """Open, validate and convert in one call: the entry point for files and uploads."""
-    return to_tensor(open_image(source, draft_size=draft_size), modality)
+    img = open_image(source, draft_size=draft_size, limit=limit)
+    try:
+        return to_tensor(img, modality)
+    except ImageError as e:
+        raise ImageError(f"{_describe(source)}: {e}") from None
 
 
 def to_pil(tensor: torch.Tensor) -> Image.Image:
     """Tensor (C, H, W) in [0, 1] -> PIL 'L' (C=1) or 'RGB' (C=3)."""
-    arr = tensor.detach().float().clamp(0, 1).mul(255).round().byte().cpu()
+    arr = tensor.detach().float().clamp(0, 1).mul_(255).round_().byte().cpu()  # one float copy, not three
     if arr.shape[0] == 1:
         return Image.fromarray(arr[0].numpy(), mode="L")
     return Image.fromarray(arr.permute(1, 2, 0).numpy(), mode="RGB")
