@@ -412,6 +412,33 @@ def make_translate_video(loaded: Loaded, outputs: Outputs):
     return translate_clip
 
 
+VIDEO_MAX_SECONDS = 10  # per request: a short clip, translated at the generator's working size
+
+
+def make_translate_video(loaded: Loaded, outputs: Outputs):
+    from irvis.video import VideoError, translate_video
+
+    d = loaded.direction
+
+    @gpu
+    def translate_clip(video: str | None, progress=gr.Progress()):
+        if loaded.translator is None:
+            raise gr.Error(loaded.problem or "This direction's generator is not loaded.")
+        if not video:
+            raise gr.Error(f"Upload {_a(d.source)} video first.")
+        dst = Path(tempfile.mkdtemp(dir=outputs.root)) / f"{Path(video).stem}_{d.name}.mp4"
+        try:
+            r = translate_video(loaded.translator, video, dst, max_seconds=VIDEO_MAX_SECONDS,
+                                progress=lambda done, total: progress((done, total or None), desc="frames"))
+        except VideoError as e:
+            raise gr.Error(str(e).replace(str(video), Path(video).name), title="This video cannot be used") from None
+        w, h = r["size"]
+        return str(dst), (f"Translated {r['frames']} frames ({w}x{h}, {float(r['rate']):g} frames/s) in "
+                          f"{r['seconds']:.1f} s ({r['frames_per_second']:.1f} frames/s) on {loaded.translator.device}.")
+
+    return translate_clip
+
+
 def translate_tab(loaded: Loaded, outputs: Outputs, examples: list[list[str]]):
     d = loaded.direction
     with gr.Tab(d.label, id=d.name):
@@ -447,6 +474,19 @@ def translate_tab(loaded: Loaded, outputs: Outputs, examples: list[list[str]]):
         # a new input makes the old results wrong: clear them rather than show them beside it
         image.change(lambda: (None, None, None, None, [], ""), outputs=results, api_visibility="private",
                      queue=False)
+        with gr.Accordion(f"Short video ({d.source} → {d.target}, at most {VIDEO_MAX_SECONDS} s)", open=False):
+            gr.Markdown(f"Upload {_a(d.source)} video (MP4, AVI, MKV, MOV or WebM) of at most {VIDEO_MAX_SECONDS} "
+                        "seconds: every frame is translated and you get an MP4 at the same frame rate (sound is "
+                        "dropped). Longer videos: `python -m irvis translate VIDEO` (see the README).")
+            with gr.Row(equal_height=True):
+                clip = gr.Video(label=f"Input video ({d.source})", sources=["upload"], height=300,
+                                elem_id=f"{d.name}-video-input")
+                clip_out = gr.Video(label=f"Prediction ({d.target})", interactive=False, height=300,
+                                    elem_id=f"{d.name}-video-prediction")
+            clip_button = gr.Button("Translate video", elem_id=f"{d.name}-video-translate")
+            clip_summary = gr.Markdown(elem_id=f"{d.name}-video-summary")
+        clip_button.click(make_translate_video(loaded, outputs), inputs=[clip], outputs=[clip_out, clip_summary],
+                          api_name=f"{d.name}_video", concurrency_id="generator")
         with gr.Accordion(f"Short video ({d.source} → {d.target}, at most {VIDEO_MAX_SECONDS} s)", open=False):
             gr.Markdown(f"Upload {_a(d.source)} video (MP4, AVI, MKV, MOV or WebM) of at most {VIDEO_MAX_SECONDS} "
                         "seconds: every frame is translated and you get an MP4 at the same frame rate (sound is "

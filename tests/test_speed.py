@@ -201,3 +201,23 @@ def test_bench_runs_and_writes_json(llvip, tmp_path):
     assert {(row["setup"].split(" (")[0], row["precision"]) for row in rows} >= {("generator only", "fp32"),
                                                                                  ("generator only", "bf16")}
     assert all(row["images_per_second"] > 0 and row["loader_pairs_per_second"] > 0 for row in rows)
+
+
+def test_app_translates_a_short_video_and_refuses_a_long_one(generators, clip, llvip, tmp_path):
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+
+    from test_app import running_app
+
+    long_clip = tmp_path / "long.mp4"  # 12 s at 1 frame/s: over the page's 10 s limit
+    make_clip(long_clip, [_frame(llvip, "ir2vis").resize((64, 48))] * 12, rate=1, audio=False)
+    args = ["--weights-ir2vis", str(generators["ir2vis"]), "--weights-vis2ir", str(generators["vis2ir"])]
+    with running_app(args) as (url, _):
+        c = Client(url, verbose=False, download_files=str(tmp_path / "downloads"))
+        video, summary = c.predict(handle_file(str(clip)), api_name="/ir2vis_video")
+        path = video["video"] if isinstance(video, dict) else video
+        (streams, rate, frames) = _decode_all(path)
+        assert streams == (1, 0) and len(frames) == 8 and rate == Fraction(10)
+        assert "Translated 8 frames" in summary
+        with pytest.raises(AppError, match="limit of 10 s"):
+            c.predict(handle_file(str(long_clip)), api_name="/ir2vis_video")
