@@ -30,7 +30,7 @@ def study(roots, tmp_path_factory) -> tuple[Path, dict]:
     """The study as a user runs it: the CLI on two real sets, small."""
     out = tmp_path_factory.mktemp("study")
     rc = main(["analyze", "--data", *roots, "--size", str(SIZE), "--pixels", str(PIXELS), "--seed", str(SEED),
-               "--out", str(out)])
+               "--no-ablation", "--out", str(out)])
     assert rc == 0
     return out, json.loads((out / "analysis.json").read_text())
 

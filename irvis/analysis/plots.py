@@ -105,3 +105,104 @@ def per_image_figure(result: dict) -> Image.Image:
                 cx, cy = x_of(im["r_luminance"]), y + zlib.crc32(im["name"].encode()) % 7 - 3  # stable jitter
                 draw.ellipse([cx - 2, cy - 2, cx + 2, cy + 2], fill=(200, 60, 40))
     return fig
+
+
+# The receptive-field curve: one panel per direction and metric; x is the predictor's context
+
+ABLATION_PANELS = (("r2", "R^2 of the target"), ("psnr", "PSNR (dB)"), ("ssim", "SSIM"),
+                   ("gradient_correlation", "gradient correlation"))
+SET_COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
+               (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
+
+
+def _x_label(name: str, entry: dict) -> str:
+    return f"{entry['receptive_field']}" if entry.get("receptive_field") else "frame"
+
+
+def ablation_figure(summary: dict) -> Image.Image:
+    """Rows: directions; columns: metrics. Black: all test images, mean with its 95% bootstrap interval;
+    coloured: each test set's mean. x: receptive field in pixels (log-spaced), then the whole frame."""
+    directions = list(summary["directions"])
+    pw, ph, left, top, gap = 230, 170, 104, 40, 50
+    sets = sorted({g for d in summary["directions"].values() for e in d["predictors"].values() for g in e
+                   if isinstance(e[g], dict) and g != "all"})
+    fig = Image.new("RGB", (left + len(ABLATION_PANELS) * (pw + gap), top + len(directions) * (ph + gap + 14) + 10),
+                    "white")
+    draw = ImageDraw.Draw(fig)
+    draw.text((left, 6), "Prediction quality vs receptive field (test split); black: all test images with 95% "
+              "bootstrap interval over images; colours: sets (clipped to the panel)", fill="black", font=_font(11))
+    for r, direction in enumerate(directions):
+        preds = summary["directions"][direction]["predictors"]
+        names = list(preds)
+        y0 = top + r * (ph + gap + 14)
+        draw.text((4, y0 + ph // 2 - 6), direction, fill="black", font=_font(13))
+        for c, (metric, title) in enumerate(ABLATION_PANELS):
+            x0 = left + c * (pw + gap)
+            core = [v for n in names for v in [preds[n]["all"][metric]["mean"], *preds[n]["all"][metric]["ci"]]
+                    if v is not None]
+            if not core:
+                continue
+            # the range follows all test images; a set far outside (a negative R^2 of a few frames) is clipped
+            span = max(max(core) - min(core), 1e-3)
+            per_set = [preds[n][g][metric]["mean"] for n in names for g in sets
+                       if g in preds[n] and preds[n][g][metric]["mean"] is not None]
+            lo = max(min(core + per_set), min(core) - 3 * span)
+            hi = min(max(core + per_set), max(core) + 3 * span)
+            lo, hi = lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo)
+
+            def xy(i, v):
+                v = min(max(v, lo), hi)
+                return (x0 + 12 + i * (pw - 24) / max(1, len(names) - 1), y0 + ph - (v - lo) / (hi - lo) * ph)
+
+            draw.rectangle([x0, y0, x0 + pw, y0 + ph], outline=(160, 160, 160))
+            draw.text((x0, y0 - 14), title, fill="black", font=_font(11))
+            for frac in (0, 0.5, 1):
+                v = lo + frac * (hi - lo)
+                draw.text((x0 - 40, y0 + ph - frac * ph - 6), f"{v:.2f}", fill=(90, 90, 90), font=_font(9))
+            if lo < 0 < hi and metric == "r2":
+                draw.line([(x0, xy(0, 0)[1]), (x0 + pw, xy(0, 0)[1])], fill=(200, 200, 200))
+            for k, s in enumerate(sets):
+                pts = [xy(i, preds[n][s][metric]["mean"]) for i, n in enumerate(names)
+                       if s in preds[n] and preds[n][s][metric]["mean"] is not None]
+                if len(pts) > 1:
+                    draw.line(pts, fill=SET_COLOURS[k % len(SET_COLOURS)], width=1)
+            pts = []
+            for i, n in enumerate(names):
+                m = preds[n]["all"][metric]
+                if m["mean"] is None:
+                    continue
+                pts.append(xy(i, m["mean"]))
+                if m["ci"][0] is not None:
+                    (cx, ya), (_, yb) = xy(i, m["ci"][0]), xy(i, m["ci"][1])
+                    draw.line([(cx, ya), (cx, yb)], fill="black", width=2)
+                    draw.line([(cx - 4, ya), (cx + 4, ya)], fill="black")
+                    draw.line([(cx - 4, yb), (cx + 4, yb)], fill="black")
+            if len(pts) > 1:
+                draw.line(pts, fill="black", width=2)
+            for p in pts:
+                draw.ellipse([p[0] - 3, p[1] - 3, p[0] + 3, p[1] + 3], fill="black")
+            for i, n in enumerate(names):
+                label = _x_label(n, preds[n])
+                draw.text((xy(i, lo)[0] - 3 * len(label), y0 + ph + 3), label, fill="black", font=_font(10))
+        draw.text((left, y0 + ph + 16), "receptive field (pixels at the study's size); 'frame': the default "
+                  "generator, which sees the whole frame", fill=(90, 90, 90), font=_font(10))
+    ly = fig.height - 18
+    for k, s in enumerate(sets):
+        x = left + k * 110
+        draw.line([(x, ly + 6), (x + 18, ly + 6)], fill=SET_COLOURS[k % len(SET_COLOURS)], width=3)
+        draw.text((x + 22, ly), s, fill="black", font=_font(10))
+    return fig
+
+
+def pair_figure(maps: dict) -> Image.Image:
+    """The joint histograms of one registered pair: infrared vs luminance, vs redness, gradients."""
+    fig = Image.new("RGB", (len(PANELS) * (TILE + 4), TILE + 20), "white")
+    draw = ImageDraw.Draw(fig)
+    for j, (fx, fy, caption) in enumerate(PANELS):
+        x, y = maps[fx].reshape(-1), maps[fy].reshape(-1)
+        draw.text((j * (TILE + 4), 3), caption, fill="black", font=_font(10))
+        if fx in COLOUR_FEATURES and bool(maps["gray_image"].reshape(-1)[0]):
+            draw.text((j * (TILE + 4) + 8, TILE // 2), "grayscale visible", fill=(90, 90, 90), font=_font(11))
+            continue
+        fig.paste(hist_tile(x, y, f"r = {_cell(_round(pearson(x, y), 3))}"), (j * (TILE + 4), 18))
+    return fig

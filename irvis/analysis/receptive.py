@@ -276,7 +276,11 @@ def _metric_values(t: dict, metric: str, idx: np.ndarray) -> np.ndarray:
 def summarize(ablation: dict, n_boot: int = 2000, seed: int = 0) -> dict:
     """Means with 95% bootstrap intervals per direction, predictor and metric (all test images and each
     set), and paired differences between consecutive predictors (and full - rf1)."""
-    out = {"n_boot": n_boot, "level": 0.95, "directions": {}}
+    out = {"n_boot": n_boot, "level": 0.95, "protocol": ablation["protocol"], "directions": {},
+           **{k: ablation.get(k) for k in ("n_train", "n_val", "val_sets", "n_test", "cpu_seconds")},
+           "parameters": {d: {n: r["parameters"] for n, r in res.items()} for d, res in ablation["directions"].items()},
+           "cpu_seconds_per_predictor": {d: {n: r["cpu_seconds"] for n, r in res.items()}
+                                         for d, res in ablation["directions"].items()}}
     for direction, results in ablation["directions"].items():
         names = list(results)
         images = results[names[0]]["images"]

@@ -34,18 +34,32 @@ def conclusions(result: dict) -> list[str]:
     return out
 
 
+def _ci(ci, fmt=_f) -> str:
+    """' (95% CI lo to hi)' from a bootstrap interval, or nothing when there is none."""
+    if not ci or ci[0] is None:
+        return ""
+    return f" (95% CI {fmt(ci[0])} to {fmt(ci[1])})"
+
+
+def _excludes_zero(ci) -> bool:
+    return bool(ci) and ci[0] is not None and (ci[0] > 0 or ci[1] < 0)
+
+
 def _association_sentences(o: dict) -> list[str]:
     a = o["association"]
     lum, red, chroma = a["luminance"], a["redness"], a["red_chromaticity"]
     lines = [f"Bright spots: over all {o['n_images']} images, infrared and visible luminance correlate at "
-             f"r = {_f(lum['pearson'])} (Spearman {_f(lum['spearman'])}), so luminance accounts for "
-             f"{_pct((lum['pearson'] or 0) ** 2)} of infrared variance linearly; it carries {_f(lum['mi_bits'])} "
-             f"bits about infrared, what a correlation of {_f(lum['mi_corr'])} would."]
+             f"r = {_f(lum['pearson'])}{_ci(lum.get('pearson_ci'))} (Spearman {_f(lum['spearman'])}), so luminance "
+             f"accounts for {_pct((lum['pearson'] or 0) ** 2)} of infrared variance linearly; it carries "
+             f"{_f(lum['mi_bits'])} bits about infrared, what a correlation of {_f(lum['mi_corr'])} would."]
     if red["mi_bits"] is not None:
         rel = "less" if red["mi_bits"] < lum["mi_bits"] else "more"
-        lines.append(f"Red shades: redness correlates with infrared at r = {_f(red['pearson'])} and carries "
-                     f"{_f(red['mi_bits'])} bits, {rel} than luminance; red chromaticity (brightness-free) "
-                     f"r = {_f(chroma['pearson'])}, {_f(chroma['mi_bits'])} bits.")
+        zero = "" if _excludes_zero(red.get("pearson_ci")) else ", an interval that holds 0"
+        n_colour = o["n_images"] - o["n_grayscale_visible_images"]
+        lines.append(f"Red shades (the {n_colour} colour images): redness correlates with infrared at r = "
+                     f"{_f(red['pearson'])}{_ci(red.get('pearson_ci'))}{zero}, and carries {_f(red['mi_bits'])} bits, "
+                     f"{rel} than luminance; red chromaticity (brightness-free) r = {_f(chroma['pearson'])}"
+                     f"{_ci(chroma.get('pearson_ci'))}, {_f(chroma['mi_bits'])} bits.")
     return lines
 
 
@@ -56,15 +70,19 @@ def _sign_sentences(o: dict, per_set: dict) -> list[str]:
     mixed = 0.2 < d["fraction_positive"] < 0.8
     lines = [f"Within single images the luminance-infrared correlation has median {_f(d['median'])} "
              f"(quartiles {_f(d['q25'])} to {_f(d['q75'])}) and is positive in {_pct(d['fraction_positive'])} "
-             "of images: " + ("its sign flips from scene to scene, so neither 'bright is hot' nor 'dark is hot' holds."
-                              if mixed else "the sign is mostly the same, but its strength varies between scenes.")]
-    share = {s: g["per_image_r"]["luminance"]["fraction_positive"] for s, g in per_set.items()
+             f"of images{_ci(d.get('fraction_positive_ci'), _pct)}: " +
+             ("its sign flips from scene to scene, so neither 'bright is hot' nor 'dark is hot' holds."
+              if mixed else "the sign is mostly the same, but its strength varies between scenes.")]
+    share = {s: g["per_image_r"]["luminance"] for s, g in per_set.items()
              if g["per_image_r"]["luminance"]["fraction_positive"] is not None}
-    pos = [f"{s} ({_pct(v)})" for s, v in share.items() if v >= 0.7]
-    neg = [f"{s} ({_pct(v)})" for s, v in share.items() if v <= 0.3]
+    # a set counts as 'mostly positive' or 'mostly negative' only when its interval says so
+    pos = [f"{s} ({_pct(d['fraction_positive'])})" for s, d in share.items()
+           if (d.get("fraction_positive_ci") or [d["fraction_positive"]])[0] >= 0.5 and d["fraction_positive"] >= 0.7]
+    neg = [f"{s} ({_pct(d['fraction_positive'])})" for s, d in share.items()
+           if (d.get("fraction_positive_ci") or [None, d["fraction_positive"]])[1] <= 0.5 and d["fraction_positive"] <= 0.3]
     if pos and neg:
         lines.append(f"The sign depends on the dataset: the share of images where brighter means hotter is high in "
-                     f"{', '.join(pos)} but low in {', '.join(neg)}.")
+                     f"{', '.join(pos)} but low in {', '.join(neg)} (each set's 95% interval on its side of one half).")
     return lines
 
 
@@ -74,26 +92,35 @@ def _rule_sentences(o: dict) -> list[str]:
     v, i = o["rules"]["vis2ir"], o["rules"]["ir2vis"]
     (best_name, best), (back_name, back) = _best(v), _best(i)
     oracle, back_oracle = v["oracle_affine_per_image"], i["oracle_affine_per_image"]
+    bright = v["bright_is_hot"]
+    bright_ci = bright.get("r2_ci") or [None, None]
+    bright_tail = ("worse than a constant" if bright_ci[1] is not None and bright_ci[1] < 0 else
+                   "not distinguishable from a constant" if bright_ci[0] is not None and bright_ci[0] < 0 else
+                   "better than a constant")
     return [f"Visible -> infrared on {o['rules']['n_test_images']} held-out images: the best per-pixel rule fitted "
-            f"on train ({best_name}) explains {_pct(best)} of infrared variance; the global linear RGB rule "
-            f"{_pct(v['linear_rgb']['r2'])}; 'bright is hot' as it stands scores R^2 = {_f(v['bright_is_hot']['r2'])} "
-            f"(worse than a constant). Even an affine map fitted to each test image with the truth in hand reaches "
-            f"only {_pct(oracle['r2'])} pooled, and a median of {_pct(oracle['r2_within_images_median'])} within an image.",
-            f"Infrared -> visible: the best per-pixel rule ({back_name}) explains {_pct(back)} of RGB variance; "
-            f"the per-image oracle {_pct(back_oracle['r2'])} pooled, {_pct(back_oracle['r2_within_images_median'])} "
-            "within an image."]
+            f"on train ({best_name}) explains {_pct(best)}{_ci(v[best_name].get('r2_ci'), _pct)} of infrared variance; "
+            f"the global linear RGB rule {_pct(v['linear_rgb']['r2'])}{_ci(v['linear_rgb'].get('r2_ci'), _pct)}; "
+            f"'bright is hot' as it stands scores R^2 = {_f(bright['r2'])}{_ci(bright_ci)} ({bright_tail}). Even an "
+            f"affine map fitted to each test image with the truth in hand reaches only {_pct(oracle['r2'])} pooled, "
+            f"and a median of {_pct(oracle['r2_within_images_median'])} within an image.",
+            f"Infrared -> visible: the best per-pixel rule ({back_name}) explains {_pct(back)}"
+            f"{_ci(i[back_name].get('r2_ci'), _pct)} of RGB variance; the per-image oracle {_pct(back_oracle['r2'])} "
+            f"pooled, {_pct(back_oracle['r2_within_images_median'])} within an image."]
 
 
 def _structure_sentences(o: dict) -> list[str]:
     g, e = o["structure"]["gradient"], o["structure"]["visible_edges_near_infrared_edges"]
     if e["lift"] is None:
         return []
+    low = (e.get("lift_ci") or [e["lift"]])[0]
     tail = ("Outlines are shared even though intensities are not: a model that looks at neighbourhoods can use "
-            "them, a per-pixel rule cannot." if e["lift"] >= SHARED_EDGE_LIFT else
-            "Edges agree little more than chance: the modalities share little structure either.")
+            "them, a per-pixel rule cannot." if low is not None and low >= SHARED_EDGE_LIFT else
+            "Edges agree more than chance, but the interval does not rule out a weak link." if low is not None and low > 1
+            else "Edges agree little more than chance: the modalities share little structure either.")
     return [f"Structure: {_pct(e['rate'])} of visible edge pixels lie within one pixel of an infrared edge, "
-            f"{_f(e['lift'], 1)}x the chance rate of {_pct(e['chance'])}; gradient magnitudes correlate at "
-            f"r = {_f(g['pearson'])} (Spearman {_f(g['spearman'])}). {tail}"]
+            f"{_f(e['lift'], 1)}x{_ci(e.get('lift_ci'), lambda v: _f(v, 1))} the chance rate of {_pct(e['chance'])}; "
+            f"gradient magnitudes correlate at r = {_f(g['pearson'])}{_ci(g.get('pearson_ci'))} "
+            f"(Spearman {_f(g['spearman'])}). {tail}"]
 
 
 def _per_set_sentences(per_set: dict) -> list[str]:
@@ -118,18 +145,30 @@ def _per_set_sentences(per_set: dict) -> list[str]:
 
 
 def _verdict(o: dict) -> str:
-    rules_weak = bool(o.get("rules")) and max(_best(o["rules"]["vis2ir"])[1], _best(o["rules"]["ir2vis"])[1]) < WEAK_R2
+    lift_ci = o["structure"]["visible_edges_near_infrared_edges"].get("lift_ci") or [None]
     lift = o["structure"]["visible_edges_near_infrared_edges"]["lift"]
-    shared = lift is not None and lift >= SHARED_EDGE_LIFT
+    low = lift_ci[0] if lift_ci[0] is not None else lift
+    shared = low is not None and low >= SHARED_EDGE_LIFT
+    if not o.get("rules"):
+        return ("Verdict: no held-out rules, so nothing is claimed about intensities; " +
+                ("edges are shared." if shared else "edges are not clearly shared."))
+    best = [r[_best(r)[0]] for r in (o["rules"]["vis2ir"], o["rules"]["ir2vis"]) if _best(r)[0] != "none"]
+    uppers = [(b.get("r2_ci") or [None, b["r2"]])[1] for b in best]
+    lowers = [(b.get("r2_ci") or [b["r2"]])[0] for b in best]
+    rules_weak = bool(uppers) and all(u is not None and u < WEAK_R2 for u in uppers)
+    rules_strong = any(lo is not None and lo >= WEAK_R2 for lo in lowers)
     if rules_weak and shared:
         return (f"Verdict: the original conclusion is right about intensities - no per-pixel rule, linear or not, "
-                f"explains even {_pct(WEAK_R2)} of the other modality on unseen scenes - but the two modalities share "
-                "geometry (edges), which is what a translation model must rely on.")
+                f"explains even {_pct(WEAK_R2)} of the other modality on unseen scenes (the 95% intervals stay below) "
+                "- but the two modalities share geometry (edges), which is what a translation model must rely on.")
     if rules_weak:
         return (f"Verdict: no per-pixel rule explains even {_pct(WEAK_R2)} of the other modality on unseen scenes, and "
                 "edges agree little: the data show little link of any simple kind.")
-    return (f"Verdict: a per-pixel rule explains at least {_pct(WEAK_R2)} of the other modality on unseen scenes, "
-            "so there is a simple link, if a partial one.")
+    if rules_strong:
+        return (f"Verdict: a per-pixel rule explains at least {_pct(WEAK_R2)} of the other modality on unseen scenes, "
+                "so there is a simple link, if a partial one.")
+    return (f"Verdict: the best per-pixel rule's 95% interval straddles {_pct(WEAK_R2)} of the other modality's "
+            "variance: these images cannot tell a weak simple link from a moderate one.")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -179,6 +218,9 @@ def markdown_report(result: dict, figures: dict[str, str] | None = None) -> str:
                       g["structure"]["visible_edges_near_infrared_edges"]["lift"],
                       _pct(g["structure"]["infrared_edges_near_visible_edges"]["rate"]),
                       g["structure"]["infrared_edges_near_visible_edges"]["lift"]) for s, g in groups.items()]) + [""]
+    if result.get("receptive_field"):
+        curve = next((name for name in (figures or {}) if name.startswith("receptive_field")), None)
+        lines += ablation_markdown(result["receptive_field"], curve)
     if figures:
         lines += ["## Figures", ""] + [f"![{caption}]({name})  \n{caption}" + "\n" for name, caption in figures.items()]
     lines += ["## Caveats", "",
@@ -222,3 +264,94 @@ def _command(p: dict) -> str:
     if p["test_split"]:
         cmd += f" --test-split {p['test_split']}"
     return cmd + f" --size {p['short_side']} --pixels {p['pixels_per_image']} --seed {p['seed']} --out DIR"
+
+
+# ---------------------------------------------------------------------------------------------------
+# The receptive-field ablation: sentences and tables from its summary (irvis.analysis.receptive.summarize)
+
+ABLATION_COLUMNS = (("r2", "R^2"), ("psnr", "PSNR"), ("ssim", "SSIM"), ("gradient_correlation", "grad. corr."),
+                    ("vif", "VIF"), ("sharpness", "sharpness"))
+
+
+def _field(entry: dict) -> str:
+    return f"{entry['receptive_field']} px" if entry.get("receptive_field") else "whole frame"
+
+
+def _with_ci(m: dict, digits: int = 3) -> str:
+    if m["mean"] is None:
+        return "-"
+    ci = m["ci"]
+    return f"{m['mean']:.{digits}f} [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]" if ci[0] is not None else f"{m['mean']:.{digits}f}"
+
+
+def ablation_sentences(rf: dict) -> list[str]:
+    """One sentence per direction: the curve's ends with intervals, and which steps of context the paired
+    intervals show to matter (an interval that holds 0 is reported as no clear change)."""
+    lines = []
+    for direction, d in rf["directions"].items():
+        preds = d["predictors"]
+        names = list(preds)
+        target = "infrared" if direction == "vis2ir" else "visible RGB"
+        path = ", ".join(f"{_field(preds[n])} {_f(preds[n]['all']['r2']['mean'])}{_ci(preds[n]['all']['r2']['ci'])}"
+                         for n in names)
+        steps_up, steps_flat, steps_down = [], [], []
+        for diff in d["differences"][:len(names) - 1]:
+            label = f"{_field(preds[diff['from']])} -> {_field(preds[diff['to']])}: {diff['r2']['mean']:+.2f}" \
+                    f"{_ci(diff['r2']['ci'])}"
+            lo, hi = diff["r2"]["ci"]
+            (steps_up if lo is not None and lo > 0 else steps_down if hi is not None and hi < 0 else steps_flat).append(label)
+        total = d["differences"][-1]
+        verdict = ("more context predicts it better" if _excludes_zero(total["r2"]["ci"]) and total["r2"]["mean"] > 0 else
+                   "more context predicts it worse" if _excludes_zero(total["r2"]["ci"]) else
+                   "the intervals cannot tell the ends apart")
+        parts = [f"Receptive field, {direction} (R^2 of {target} on {rf['n_test']} test images, 95% bootstrap "
+                 f"intervals over images): {path}. From one pixel to the whole frame, {verdict}: R^2 "
+                 f"{total['r2']['mean']:+.2f}{_ci(total['r2']['ci'])}, SSIM {total['ssim']['mean']:+.3f}"
+                 f"{_ci(total['ssim']['ci'], lambda v: _f(v, 3))}, PSNR {total['psnr']['mean']:+.2f} dB"
+                 f"{_ci(total['psnr']['ci'])}."]
+        if steps_up:
+            parts.append(f"Steps that clearly help: {'; '.join(steps_up)}.")
+        if steps_flat:
+            parts.append(f"No clear change: {'; '.join(steps_flat)}.")
+        if steps_down:
+            parts.append(f"Steps that clearly hurt: {'; '.join(steps_down)}.")
+        lines.append(" ".join(parts))
+    return lines
+
+
+def ablation_markdown(rf: dict, figure: str | None = None) -> list[str]:
+    p = rf["protocol"]
+    lines = ["## Receptive field: how much does context predict the other modality?", "",
+             f"Predictors that see a fixed square of {', '.join(str(r) for r in p['receptive_fields'])} pixels around "
+             "each output pixel (dilated 3x3 stacks, same depth and width, no normalisation), and the default "
+             "generator (irvis-unet), which sees the whole frame; all trained from the same seed on the same crops "
+             f"({p['steps']} steps of {p['batch']} crops of {p['crop']} px from frames with shorter side "
+             f"{p['short_side']}, L1, Adam {p['lr']:g} with cosine decay) on {rf['n_train']} train pairs; the "
+             f"checkpoint chosen among {p['evaluations']} by mean L1 on {rf['n_val']} val pairs "
+             f"({', '.join(rf['val_sets']) or 'none: the last step'}); scored once on {rf['n_test']} whole test frames. "
+             f"Means with 95% bootstrap intervals over test images (resampled within sets, {rf['n_boot']} replicates). "
+             f"CPU time of the ablation: {rf['cpu_seconds'] / 60:.1f} min.", "",
+             f"Regenerate: `python -m irvis analyze --data {' '.join(p['roots'])} --ablation-size {p['short_side']} "
+             f"--ablation-crop {p['crop']} --ablation-steps {p['steps']} --ablation-batch {p['batch']} "
+             f"--ablation-width {p['width']} --seed {p['seed']} --rerun-ablation --out DIR`", ""]
+    for direction, d in rf["directions"].items():
+        preds = d["predictors"]
+        lines += [f"### {direction}", ""]
+        lines += _table(["predictor", "field", "parameters", "chosen step", *(t for _, t in ABLATION_COLUMNS)],
+                        [(n, _field(e), rf["parameters"][direction][n], e["chosen_step"],
+                          *(_with_ci(e["all"][m]) for m, _ in ABLATION_COLUMNS)) for n, e in preds.items()]) + [""]
+        lines += ["Paired differences (later minus earlier predictor, same bootstrap draws):", ""]
+        lines += _table(["from", "to", "R^2", "PSNR", "SSIM", "grad. corr."],
+                        [(x["from"], x["to"], *(_with_ci(x[m]) for m in ("r2", "psnr", "ssim", "gradient_correlation")))
+                         for x in d["differences"]]) + [""]
+        sets = [g for g in next(iter(preds.values())) if isinstance(next(iter(preds.values()))[g], dict) and g != "all"]
+        lines += ["Per test set, R^2 / SSIM:", ""]
+        lines += _table(["predictor", *sets],
+                        [(n, *(f"{_with_ci(e[s]['r2'], 2)} / {_cell(e[s]['ssim']['mean'])}" for s in sets))
+                         for n, e in preds.items()]) + [""]
+    if figure:
+        lines += [f"![receptive-field curve]({figure})", ""]
+    lines += ["Caveats: one training seed per predictor (the intervals cover which test images were drawn, not "
+              "training noise); a short budget at a reduced size, the same for every predictor; M3SVD's test frames "
+              "are consecutive video frames of one sequence, so they count as fewer independent scenes than images.", ""]
+    return lines

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -13,8 +14,9 @@ import torch
 
 from irvis.analysis.features import (COLOUR_FEATURES, EDGE_QUANTILE, FEATURE_NOTES, GRAY_CHROMA,
                                      MI_BINS, VISIBLE_FEATURES, Pixels, collect_pixels)
-from irvis.analysis.plots import histogram_figure, per_image_figure
-from irvis.analysis.report import SHARED_EDGE_LIFT, WEAK_R2, conclusions, markdown_report
+from irvis.analysis import receptive
+from irvis.analysis.plots import ablation_figure, histogram_figure, per_image_figure
+from irvis.analysis.report import SHARED_EDGE_LIFT, WEAK_R2, ablation_sentences, conclusions, markdown_report
 from irvis.analysis.rules import ir2vis_rules, structure, vis2ir_rules
 from irvis.analysis.stats import (N_BOOT, _distribution, _quantile_codes, _round, association, interval,
                                   moment_sums, per_image_correlations, pooled_pearson, ranks, resample_indices)
@@ -132,12 +134,48 @@ def write_analysis(result: dict, px: Pixels, out: str | os.PathLike) -> dict[str
     per_image_figure(result).save(paths["per_image"])
     figures = {paths["histograms"].name: "2-D histograms per set: infrared vs luminance, vs redness; gradients",
                paths["per_image"].name: "Within-image correlation of infrared and luminance, per image"}
+    if result.get("receptive_field"):
+        paths["receptive_field"] = out / "receptive_field.png"
+        ablation_figure(result["receptive_field"]).save(paths["receptive_field"])
+        figures[paths["receptive_field"].name] = ("Test scores vs receptive field, both directions, with 95% "
+                                                  "bootstrap intervals over images")
     paths["json"].write_text(json.dumps(result, indent=2, allow_nan=False))
     paths["markdown"].write_text(markdown_report(result, figures))
     return paths
 
 
-def run(roots: Sequence[str | os.PathLike], out: str | os.PathLike, **kwargs) -> tuple[dict, dict[str, Path]]:
-    """analyze + write_analysis: what `python -m irvis analyze` does."""
+def receptive_field_study(roots: Sequence[str | os.PathLike], out: str | os.PathLike, settings: dict | None = None,
+                          rerun: bool = False, n_boot: int = N_BOOT, progress: bool = True) -> tuple[dict, bool]:
+    """The receptive-field ablation's summary (intervals recomputed from its per-image scores). Training is
+    the costly part: OUT/ablation.json is reused when it holds a run of exactly the requested protocol
+    (rerun=True trains again). Returns (summary, reused)."""
+    settings = settings or {}
+    path = Path(out) / "ablation.json"
+    requested = json.loads(json.dumps(receptive.protocol(roots, **settings)))
+    ablation, reused = None, False
+    if path.exists() and not rerun:
+        stored = json.loads(path.read_text())
+        if stored.get("protocol") == requested:
+            ablation, reused = stored, True
+    if ablation is None:
+        cpu0 = time.process_time()
+        ablation = receptive.run_ablation(roots, progress=progress, **settings)
+        ablation["cpu_seconds"] = round(time.process_time() - cpu0, 1)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(ablation, indent=1, allow_nan=False))
+    return receptive.summarize(ablation, n_boot, seed=requested["seed"]), reused
+
+
+def run(roots: Sequence[str | os.PathLike], out: str | os.PathLike, ablation: bool = True,
+        ablation_settings: dict | None = None, rerun_ablation: bool = False,
+        **kwargs) -> tuple[dict, dict[str, Path]]:
+    """analyze (+ the receptive-field ablation) + write_analysis: what `python -m irvis analyze` does."""
     result, px = analyze(roots, **kwargs)
+    if ablation and not load_pairs(roots, "test", required=False):
+        result["receptive_field_note"] = "no test pairs: the receptive-field ablation is scored only on held-out scenes"
+    elif ablation:
+        summary, reused = receptive_field_study(roots, out, ablation_settings, rerun_ablation,
+                                                kwargs.get("n_boot", N_BOOT), kwargs.get("progress", True))
+        result["receptive_field"] = {**summary, "reused": reused}
+        result["conclusions"][-1:-1] = ablation_sentences(summary)
     return result, write_analysis(result, px, out)
