@@ -607,6 +607,56 @@ def _example(sample, d: Direction) -> list[str]:
     return [files[d.source], files[d.target]]
 
 
+STUDY_DIR = ROOT / "results" / "study"
+
+
+def study_tab(outputs: Outputs, folder: Path = STUDY_DIR):
+    """Does visible appearance predict infrared? The study of the shipped data, read from the folder
+    `python -m irvis analyze` wrote (numbers and plots, no image of the data), and the same measurements
+    for a registered pair the visitor brings (endpoint /study_pair: figure, sentences)."""
+    from irvis.analysis.view import headline_rows, pair_study, pair_summary, read_study
+
+    study = read_study(folder)
+    with gr.Tab("Study", id="study"):
+        if study is None:
+            gr.Markdown(f"No study in `{folder.name}`: write one with `python -m irvis analyze --data ../shared/data "
+                        "--out results/study`.", elem_id="study-missing")
+        else:
+            gr.Markdown("Does a pixel's visible appearance (brightness, colour) predict its thermal intensity, and "
+                        "how much does context add? Measured on the sample sets by `python -m irvis analyze` (see the "
+                        "README); 95% intervals are bootstrap over images, resampled within sets.")
+            gr.Dataframe(headline_rows(study.result), headers=["quantity", "value", "95% interval"],
+                         interactive=False, label="Headline numbers, all sets", elem_id="study-table")
+            with gr.Accordion("Conclusions", open=False):
+                gr.Markdown("\n".join(f"- {line}" for line in study.result["conclusions"]), elem_id="study-conclusions")
+            for path, label in ((study.receptive_field, "Test scores vs receptive field, both directions"),
+                                (study.histograms, "Joint histograms per set (log pixel count; white: mean per column)"),
+                                (study.per_image, "Within-image correlation of infrared and luminance, per image")):
+                if path is not None:
+                    gr.Image(str(path), label=label, interactive=False, format="png")
+        gr.Markdown("### Your pair\nUpload a registered infrared/visible pair of one scene to see its own joint "
+                    "histograms and correlations.")
+        with gr.Row(equal_height=True):
+            infrared = upload_image(label="Infrared", sources=["upload", "clipboard"], height=260, elem_id="study-ir")
+            visible = upload_image(label="Visible", sources=["upload", "clipboard"], height=260, elem_id="study-vis")
+        button = gr.Button("Measure this pair", variant="primary", elem_id="study-measure")
+        figure = gr.Image(label="This pair: x luminance / redness / visible gradient, y infrared / infrared gradient",
+                          interactive=False, format="png", elem_id="study-pair-figure")
+        summary = gr.Markdown(elem_id="study-pair-summary")
+
+        def measure(ir_path: str | None, vis_path: str | None):
+            if not ir_path or not vis_path:
+                raise gr.Error("Give both images of the pair, infrared and visible.", title="A pair is needed")
+            try:
+                image, stats = pair_study(ir_path, vis_path)
+            except ValueError as e:  # ImageError included: the message names files, not server paths
+                message = str(e).replace(str(ir_path), Path(ir_path).name).replace(str(vis_path), Path(vis_path).name)
+                raise gr.Error(message, title="This pair cannot be measured") from None
+            return outputs.save_png(image, "pair_histograms.png"), pair_summary(stats, study.result if study else None)
+
+        button.click(measure, inputs=[infrared, visible], outputs=[figure, summary], api_name="study_pair")
+
+
 def build_demo(generators: dict[str, Loaded], gallery_spec: str | None = None) -> gr.Blocks:
     gallery, thumbs, problem = load_gallery(gallery_spec)
     examples = []
@@ -622,6 +672,7 @@ def build_demo(generators: dict[str, Loaded], gallery_spec: str | None = None) -
                 translate_tab(loaded, outputs, [_example(s, loaded.direction) for s in examples])
             gallery_tab(generators, gallery, thumbs, problem, outputs)
             about_tab(generators)
+            study_tab(outputs)
     return demo
 
 

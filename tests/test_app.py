@@ -405,3 +405,21 @@ def test_read_card_gives_front_matter_and_evaluation(weights):
     assert card.metadata["datasets"] == ["llvip"] and "Randomly initialised" in card.text
     assert card.evaluation["direction"] == "ir2vis" and card.evaluation_file == "evaluation.json"
     assert read_card(weights["ir2vis"], "vis2ir").evaluation is None  # another direction's report is not used
+
+
+def test_study_tab_shows_the_shipped_study_and_measures_an_uploaded_pair(client, app_url, bad_files):
+    from gradio_client.exceptions import AppError
+
+    from irvis.analysis.view import pair_study
+
+    with urllib.request.urlopen(app_url + "config", timeout=10) as r:
+        texts = r.read().decode()
+    assert '"Study"' in texts and "r(infrared, luminance), all pixels" in texts  # the committed results/study
+    assert "receptive field 65 px" in texts
+    pair = first_pair(DATA / "m3fd")
+    figure, summary = client.predict(upload(pair.infrared), upload(pair.visible), api_name="/study_pair")
+    assert Image.open(figure).width >= 3 * 150
+    _, stats = pair_study(pair.infrared, pair.visible)  # the library's numbers on the same pair
+    assert f"correlate at r = {stats['r_luminance']:.2f}" in summary and "x chance" in summary
+    with pytest.raises(AppError, match="a registered pair has one size"):
+        client.predict(upload(pair.infrared), upload(bad_files / "small_truth.png"), api_name="/study_pair")
