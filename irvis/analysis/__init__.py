@@ -22,7 +22,7 @@ features are computed on the whole resized frame, then `pixels_per_image` pixels
 
 Modules: features (per-pixel maps and sampling), stats (correlations, MI, R^2, bootstrap), rules
 (per-pixel rules and shared structure), study (analyze, run), report (sentences, Markdown), plots,
-receptive (the receptive-field ablation).
+receptive (the receptive-field ablation), view (what the app shows).
 """
 
 from irvis.analysis.features import Pixels, collect_pixels, feature_maps
