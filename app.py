@@ -145,6 +145,11 @@ def _gallery_name(spec: str) -> str:
 # Handlers: decode, call irvis, shape the results for the components
 
 
+def refusal(message: str, title: str) -> gr.Error:
+    """The message a visitor reads for input the app cannot use. Not a server fault: no traceback in the log."""
+    return gr.Error(message, title=title, print_exception=False)
+
+
 def upload_folders() -> list[str]:
     """The only folders an input may be read from: Gradio's upload folder (uploads, pasted and webcam images,
     copies of the examples) and its examples cache, links resolved."""
@@ -169,10 +174,10 @@ def _from_data_url(url: str) -> str:
     try:
         encoded = url.split(",", 1)[1]
         if len(encoded) > MAX_PASTED_BYTES * 4 // 3 + 4:
-            raise gr.Error("The pasted image is larger than 64 MB.", title="This image cannot be used")
+            raise refusal("The pasted image is larger than 64 MB.", "This image cannot be used")
         data = base64.b64decode(encoded, validate=False)
     except (IndexError, ValueError, binascii.Error):
-        raise gr.Error("The pasted image is not valid base64 data.", title="This image cannot be used") from None
+        raise refusal("The pasted image is not valid base64 data.", "This image cannot be used") from None
     folder = Path(get_upload_folder()) / "irvis-pasted" / uuid.uuid4().hex
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "pasted image"
@@ -193,8 +198,7 @@ def upload_image(**kwargs) -> gr.Image:
         if (payload.url or "").startswith("data:"):
             return _from_data_url(payload.url)
         if not payload.path or not is_upload(payload.path):
-            raise gr.Error("Only images uploaded to this app can be used: upload the file.",
-                           title="This image cannot be used")
+            raise refusal("Only images uploaded to this app can be used: upload the file.", "This image cannot be used")
         return payload.path
 
     component.preprocess = preprocess
@@ -207,7 +211,7 @@ def _decode(what: str, fn, path: str):
         return fn()
     except ImageError as e:
         message = str(e).replace(str(path), Path(path).name)
-        raise gr.Error(f"{what}: {message}", title="This image cannot be used") from None
+        raise refusal(f"{what}: {message}", "This image cannot be used") from None
 
 
 def _a(word: str) -> str:
@@ -297,9 +301,9 @@ def make_translate(loaded: Loaded, outputs: Outputs):
         """Translate one image; with a ground truth, also score it against the truth and the baselines.
         Returns (prediction PNG, before/after pair, download PNG, error map, scores table, summary)."""
         if image is None:
-            raise gr.Error(f"Upload, paste or capture {_a(d.source)} image first.", title="No input")
+            raise refusal(f"Upload, paste or capture {_a(d.source)} image first.", "No input")
         if loaded.translator is None:
-            raise gr.Error(loaded.problem, title="No generator")
+            raise refusal(loaded.problem, "No generator")
         progress(0.05, desc="decoding")
         source = _decode("Input", lambda: load_image(image, d.source), image)
         target = None
@@ -334,14 +338,14 @@ def make_show_sample(generators: dict[str, Loaded], gallery: Gallery, outputs: O
     def show_sample(key: str | None, direction: str = "ir2vis", progress=gr.Progress()):
         """One gallery pair in one direction: (input, prediction, truth, error map, scores table, summary)."""
         if not key:
-            raise gr.Error("Pick a pair in the gallery first.", title="No sample")
+            raise refusal("Pick a pair in the gallery first.", "No sample")
         loaded = generators[get_direction(direction).name]
         try:
             sample = gallery.get(key)
             progress(0.1, desc="loading the pair")
             source, truth = sample_tensors(sample, direction, loaded.short_side)
         except ValueError as e:  # GalleryError, ImageError, DataError: a message for the page
-            raise gr.Error(str(e), title="This sample cannot be shown") from None
+            raise refusal(str(e), "This sample cannot be shown") from None
         prediction = None
         if loaded.translator is not None:
             progress(0.3, desc="translating")
@@ -383,33 +387,6 @@ def _status_line(loaded: Loaded) -> str:
         return f"**{loaded.direction.label}**: not loaded"
     g = loaded.translator.generator
     return f"**{loaded.direction.label}**: `{loaded.translator.source}` ({g.arch}) on {loaded.translator.device}"
-
-
-VIDEO_MAX_SECONDS = 10  # per request: a short clip, translated at the generator's working size
-
-
-def make_translate_video(loaded: Loaded, outputs: Outputs):
-    from irvis.video import VideoError, translate_video
-
-    d = loaded.direction
-
-    @gpu
-    def translate_clip(video: str | None, progress=gr.Progress()):
-        if loaded.translator is None:
-            raise gr.Error(loaded.problem or "This direction's generator is not loaded.")
-        if not video:
-            raise gr.Error(f"Upload {_a(d.source)} video first.")
-        dst = Path(tempfile.mkdtemp(dir=outputs.root)) / f"{Path(video).stem}_{d.name}.mp4"
-        try:
-            r = translate_video(loaded.translator, video, dst, max_seconds=VIDEO_MAX_SECONDS,
-                                progress=lambda done, total: progress((done, total or None), desc="frames"))
-        except VideoError as e:
-            raise gr.Error(str(e).replace(str(video), Path(video).name), title="This video cannot be used") from None
-        w, h = r["size"]
-        return str(dst), (f"Translated {r['frames']} frames ({w}x{h}, {float(r['rate']):g} frames/s) in "
-                          f"{r['seconds']:.1f} s ({r['frames_per_second']:.1f} frames/s) on {loaded.translator.device}.")
-
-    return translate_clip
 
 
 VIDEO_MAX_SECONDS = 10  # per request: a short clip, translated at the generator's working size
@@ -487,19 +464,6 @@ def translate_tab(loaded: Loaded, outputs: Outputs, examples: list[list[str]]):
             clip_summary = gr.Markdown(elem_id=f"{d.name}-video-summary")
         clip_button.click(make_translate_video(loaded, outputs), inputs=[clip], outputs=[clip_out, clip_summary],
                           api_name=f"{d.name}_video", concurrency_id="generator")
-        with gr.Accordion(f"Short video ({d.source} → {d.target}, at most {VIDEO_MAX_SECONDS} s)", open=False):
-            gr.Markdown(f"Upload {_a(d.source)} video (MP4, AVI, MKV, MOV or WebM) of at most {VIDEO_MAX_SECONDS} "
-                        "seconds: every frame is translated and you get an MP4 at the same frame rate (sound is "
-                        "dropped). Longer videos: `python -m irvis translate VIDEO` (see the README).")
-            with gr.Row(equal_height=True):
-                clip = gr.Video(label=f"Input video ({d.source})", sources=["upload"], height=300,
-                                elem_id=f"{d.name}-video-input")
-                clip_out = gr.Video(label=f"Prediction ({d.target})", interactive=False, height=300,
-                                    elem_id=f"{d.name}-video-prediction")
-            clip_button = gr.Button("Translate video", elem_id=f"{d.name}-video-translate")
-            clip_summary = gr.Markdown(elem_id=f"{d.name}-video-summary")
-        clip_button.click(make_translate_video(loaded, outputs), inputs=[clip], outputs=[clip_out, clip_summary],
-                          api_name=f"{d.name}_video", concurrency_id="generator")
 
 
 def gallery_tab(generators: dict[str, Loaded], gallery: Gallery | None, thumbs: list, problem: str | None,
@@ -516,7 +480,7 @@ folder in LLVIP's layout (`DIR/infrared/test/NAME.jpg` ↔ `DIR/visible/test/NAM
    A Hugging Face dataset in that layout works too: `--gallery hf://datasets/OWNER/NAME`.""",
                         elem_id="gallery-help")
             return
-        notes = "; ".join(gallery.notes)
+        notes = scrub_paths("; ".join(gallery.notes))
         gr.Markdown(f"{len(gallery.samples)} pairs from `{_gallery_name(gallery.source)}`" + (f" ({notes})" if notes else "") +
                     ". Each thumbnail shows a pair split down the middle: **infrared left, visible right**; test-split "
                     "pairs come first (the generators never saw them). Pick one to translate it in the chosen "
@@ -524,7 +488,8 @@ folder in LLVIP's layout (`DIR/infrared/test/NAME.jpg` ↔ `DIR/visible/test/NAM
         with gr.Row():
             direction = gr.Radio([(g.direction.label, name) for name, g in generators.items()], value="ir2vis",
                                  label="Direction", elem_id="gallery-direction")
-            key = gr.Dropdown([s.key for s in gallery.samples], value=None, label="Sample", elem_id="gallery-sample")
+            key = gr.Dropdown([s.key for s in gallery.samples], value=None, label="Sample", elem_id="gallery-sample",
+                              allow_custom_value=True)  # an unknown key gets the gallery's message, not a traceback
         thumbs_view = gr.Gallery(thumbs, label="Pairs (left half infrared, right half visible)", columns=6,
                                  height=380, allow_preview=False, object_fit="contain", elem_id="gallery-thumbs")
         summary = gr.Markdown(elem_id="gallery-summary")

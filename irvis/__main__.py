@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -55,7 +56,12 @@ def cmd_translate(args) -> int:
     if args.direction and translator.direction.name != args.direction:
         raise SystemExit(f"error: {args.weights} holds a {translator.direction.name} generator, not {args.direction}")
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise SystemExit(f"error: --out {out}: cannot make this output folder ({e.strerror or e})") from None
+    if not os.access(out, os.W_OK):
+        raise SystemExit(f"error: --out {out}: this folder cannot be written to")
     images, videos = _translate_jobs(args.inputs, out, translator.direction.name)
     if args.compile:
         translator.compile()
@@ -318,15 +324,38 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def check_device(device: str) -> None:
+    """A --device that cannot run here is an error message, not a traceback from deep inside torch."""
+    import torch
+
+    if device == "auto":
+        return
+    try:
+        d = torch.device(device)
+    except RuntimeError:
+        raise SystemExit(f"error: --device {device}: not a device (auto, cpu, cuda, cuda:N or mps)") from None
+    if d.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"error: --device {device}: no CUDA GPU is available here (use --device auto or cpu)")
+    if d.type == "cuda" and d.index is not None and d.index >= torch.cuda.device_count():
+        raise SystemExit(f"error: --device {device}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+    if d.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise SystemExit(f"error: --device {device}: Apple's MPS is not available here (use --device auto or cpu)")
+
+
 def main(argv: list[str] | None = None) -> int:
     from irvis.data import DataError
     from irvis.images import ImageError
     from irvis.nets import WeightsError
 
     args = build_parser().parse_args(argv)
+    if getattr(args, "device", None):
+        check_device(args.device)
     try:
         return args.func(args)
     except (DataError, ImageError, WeightsError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a full disk, a folder that cannot be written: the reason, without a traceback
         print(f"error: {e}", file=sys.stderr)
         return 2
 

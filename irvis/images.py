@@ -92,7 +92,9 @@ def _open(source: ImageSource, name: str) -> Image.Image:
         if isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
             raise ImageError(f"{name}: a folder, not an image file")
         fp = io.BytesIO(source) if isinstance(source, bytes) else source
-        return Image.open(fp, formats=FORMATS)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "Corrupt EXIF data" and the like: the pixels decide, below
+            return Image.open(fp, formats=FORMATS)
     except ImageError:
         raise
     except FileNotFoundError:
@@ -159,7 +161,9 @@ def open_image(source: ImageSource, draft_size: tuple[int, int] | None = None, l
     except Exception as e:  # OSError, SyntaxError, struct.error...: whatever a broken file makes a plugin raise
         raise ImageError(f"{name}: corrupt or truncated image ({e})") from None
     try:
-        img = ImageOps.exif_transpose(img)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "Corrupt EXIF data": the image itself is fine
+            img = ImageOps.exif_transpose(img)
     except Exception:  # a broken EXIF block must not lose an otherwise good image
         pass
     return img

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
@@ -129,6 +130,12 @@ class TrainConfig:
 
         if self.max_steps is not None and self.epochs is not None:
             raise ConfigError("give --max-steps or --epochs, not both")
+        for f in fields(self):  # NaN passes every comparison below, and inf makes no run: refuse both here
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"--{f.name.replace('_', '-')} must be a finite number, got {value}")
+        if self.run_dir.exists() and not self.run_dir.is_dir():
+            raise ConfigError(f"--output-dir {self.run_dir}: a file is there, not a run folder")
         positive = ["batch_size", "gradient_accumulation_steps", "load_size", "crop_size", "log_every",
                     "checkpoint_every", "checkpoints_total_limit", "val_short_side", "ndf", "d_layers"]
         positive += [n for n in ("max_steps", "epochs", "ngf") if getattr(self, n) is not None]
