@@ -1,14 +1,14 @@
 """Translator: any image in, its translation out, at the input's own resolution and aspect ratio.
 
-Precision: by default the fastest numeric path this machine supports is used: bfloat16 autocast where
-the CPU has native bf16 (AMX or AVX512-BF16, through oneDNN) or the GPU supports it, float16 autocast
-on other CUDA GPUs, plain float32 elsewhere. A fast path is kept only if, on a probe image, its output
+Precision: by default the fastest numeric path this machine supports is used: a bfloat16 copy of the
+weights on bfloat16 activations where the CPU has native bf16 (AMX or AVX512-BF16, through oneDNN) or
+the GPU supports it, float16 on other CUDA GPUs, plain float32 elsewhere. A fast path is kept only if, on a probe image, its output
 matches the plain float32 output within FAST_PATH_MIN_PSNR; `precision="fp32"` forces plain float32.
 """
 
 from __future__ import annotations
 
-import contextlib
+import copy
 import json
 import math
 import os
@@ -130,7 +130,7 @@ class Translator:
             self.generator = self.generator.to(memory_format=torch.channels_last)
         self.direction: Direction = get_direction(generator.direction)
         self.source = source  # where the weights came from, for reports
-        self._forward = self.generator
+        self._forward, self._dtype = self.generator, torch.float32
         self.precision, self.probe_psnr = "fp32", None
         self._choose_precision(precision)
         self.compiled = False
@@ -138,26 +138,23 @@ class Translator:
             self.compile()
 
     # -- the numeric path ----------------------------------------------------------------------------
-    def _autocast(self, precision: str | None = None):
-        precision = self.precision if precision is None else precision
-        if precision == "fp32":
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
-
     def _choose_precision(self, asked: str) -> None:
         """auto: the reduced precision this device runs natively, kept only where it matches float32 on a
-        probe image within FAST_PATH_MIN_PSNR. An explicit bf16/fp16 is used as asked (and still probed)."""
+        probe image within FAST_PATH_MIN_PSNR. An explicit bf16/fp16 is used as asked (and still probed).
+        The fast path runs a bf16/fp16 copy of the weights on bf16/fp16 activations: on oneDNN this beats
+        autocast (no casts between layers) and keeps GroupNorm and the interpolations in the low dtype too."""
         candidate = fast_precision(self.device) if asked == "auto" else asked
         if candidate == "fp32":
             return
+        dtype = torch.bfloat16 if candidate == "bf16" else torch.float16
         probe = probe_image(self.direction.in_channels).to(self.device)
         if self.device.type in ("cpu", "cuda"):
             probe = probe.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
             try:
+                low = copy.deepcopy(self.generator).to(dtype)
                 reference = self.generator(probe).float()
-                with self._autocast(candidate):
-                    fast = self.generator(probe).float()
+                fast = low(probe.to(dtype)).float()
             except RuntimeError as e:  # a device without this dtype's kernels
                 if asked != "auto":
                     raise ValueError(f"{candidate} is not available on {self.device}: {e}") from None
@@ -165,7 +162,7 @@ class Translator:
         self.probe_psnr = psnr(fast.clamp(0, 1), reference.clamp(0, 1))
         if asked == "auto" and self.probe_psnr < FAST_PATH_MIN_PSNR:
             return
-        self.precision = candidate
+        self.precision, self._dtype, self._forward = candidate, dtype, low
 
     def compile(self) -> bool:
         """torch.compile the generator (Inductor; needs a C++ compiler on the CPU). Each new input size is
@@ -174,9 +171,9 @@ class Translator:
         if self.compiled:
             return True
         try:
-            compiled = torch.compile(self.generator, dynamic=False)
-            probe = probe_image(self.direction.in_channels, (64, 64)).to(self.device)
-            with torch.inference_mode(), self._autocast():
+            compiled = torch.compile(self._forward)
+            probe = probe_image(self.direction.in_channels, (64, 64)).to(self.device, self._dtype)
+            with torch.inference_mode():
                 compiled(probe.contiguous(memory_format=torch.channels_last))
         except Exception as e:  # no compiler, unsupported backend: the eager path is always there
             warnings.warn(f"torch.compile unavailable here, using eager PyTorch ({type(e).__name__}: {e})")
@@ -187,7 +184,7 @@ class Translator:
     @property
     def path(self) -> str:
         """The numeric path in words, for logs and reports."""
-        words = {"fp32": "float32", "bf16": "bfloat16 autocast", "fp16": "float16 autocast"}[self.precision]
+        words = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}[self.precision]
         if self.probe_psnr is not None and self.precision != "fp32":
             words += f" ({self.probe_psnr:.1f} dB vs float32 on the probe)"
         return words + (", torch.compile" if self.compiled else "")
@@ -215,9 +212,7 @@ class Translator:
         padded, (h, w) = pad_to_multiple(x, self.generator.size_multiple)
         if self.device.type in ("cpu", "cuda"):
             padded = padded.contiguous(memory_format=torch.channels_last)
-        with self._autocast():
-            y = self._forward(padded)[..., :h, :w]
-        y = y.float()
+        y = self._forward(padded.to(self._dtype))[..., :h, :w].float()
         if y.shape[-2:] != size:
             y = F.interpolate(y, size=tuple(size), mode="bicubic", align_corners=False)
         return y.clamp_(0, 1)
