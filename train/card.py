@@ -9,7 +9,7 @@ from dataclasses import MISSING, fields
 
 import irvis
 from irvis.directions import get_direction
-from irvis.metrics import margin_line
+from irvis.metrics import STRUCTURE_METRICS, margin_line
 from train.config import TrainConfig
 
 DATA_TERMS = {
@@ -67,18 +67,20 @@ def _front_matter(config: TrainConfig, state: dict) -> list[str]:
         lines.append("license_link: https://github.com/bupt-ai-cz/LLVIP")
     lines.append("datasets:")
     lines += [f"- {s}" for s in sets]
-    lines += ["metrics:", "- psnr", "- ssim", "---", ""]
+    lines += ["metrics:", "- psnr", "- ssim", "- sharpness", "- gradient_correlation", "- vif", "---", ""]
     return lines
 
 
 def _metrics_table(entry: dict) -> list[str]:
     """Model, baselines and oracle; the last column is the model's PSNR lead over each (positive: model better)."""
     model = entry.get("model")
-    rows = ["| method | PSNR (dB) | SSIM | model's PSNR lead (dB) |", "|---|---|---|---|"]
+    rows = ["| method | PSNR (dB) | SSIM | sharpness (1 = truth's) | gradient corr. | VIF | model's PSNR lead (dB) |",
+            "|---|---|---|---|---|---|---|"]
 
     def row(name: str, m: dict, lead: bool = True) -> str:
         cell = f"{model['psnr'] - m['psnr']:+.2f}" if model and lead else ""
-        return f"| {name} | {m['psnr']:.2f} | {m['ssim']:.4f} | {cell} |"
+        structure = " | ".join(f"{m[k]:.3f}" if k in m else "-" for k in STRUCTURE_METRICS)
+        return f"| {name} | {m['psnr']:.2f} | {m['ssim']:.4f} | {structure} | {cell} |"
 
     if model:
         rows.append(row("**this model**", model, lead=False))
@@ -93,13 +95,13 @@ def _pairs(n: int) -> str:
     return f"{n} pair" if n == 1 else f"{n} pairs"
 
 
-def _evaluation(config: TrainConfig, result: dict | None, load_path: str, roots: Sequence[str]) -> list[str]:
+def _evaluation(config: TrainConfig, result: dict | None, load_path: str, roots: Sequence[str], split: str) -> list[str]:
     if result is None:
-        return ["## Evaluation", "", "No validation pairs (the training roots have no `test` split and no "
+        return ["## Evaluation", "", f"No validation pairs (the training roots have no `{split}` split and no "
                 "`--val-data` was given), so this generator has not been scored.", ""]
     p = result["protocol"]
     lines = ["## Evaluation", "",
-             f"{_pairs(result['n_pairs'])} for validation (`test` split), whole frames with the shorter side resized to "
+             f"{_pairs(result['n_pairs'])} of the `{split}` split, whole frames with the shorter side resized to "
              f"{p['short_side']} px; infrared compared in 1 channel, visible in RGB; means over pairs. Baselines are "
              "fixed rules that never see the truth; the oracle fits a per-image affine map to the truth, an upper "
              "bound for any global intensity rule.", "", "### Overall", ""]
@@ -107,13 +109,13 @@ def _evaluation(config: TrainConfig, result: dict | None, load_path: str, roots:
     for set_name, entry in result["per_set"].items():
         lines += [f"### {set_name} ({_pairs(entry['n_pairs'])})", ""] + _metrics_table(entry) + [""]
     lines += ["Rerun: `" + shlex.join(["python", "-m", "irvis", "evaluate", "--direction", config.direction, "--weights",
-                                       load_path, "--data", *roots, "--size", str(p["short_side"]),
+                                       load_path, "--data", *roots, "--split", split, "--size", str(p["short_side"]),
                                        "--json", "evaluation.json"]) + "`", ""]
     return lines
 
 
 def model_card(config: TrainConfig, state: dict, result: dict | None, n_params: int, half: bool = False,
-               load_path: str = "PATH", val_roots: Sequence[str] | None = None) -> str:
+               load_path: str = "PATH", val_roots: Sequence[str] | None = None, split: str | None = None) -> str:
     """val_roots: the roots the result was computed on (default: the run's validation roots)."""
     d = get_direction(config.direction)
     gan = "L1 only (no discriminator)" if config.gan_weight == 0 else (
@@ -121,6 +123,10 @@ def model_card(config: TrainConfig, state: dict, result: dict | None, n_params: 
         f"+ L1 (weight {config.l1_weight:g})")
     if config.ssim_weight > 0:
         gan += f" + SSIM loss (weight {config.ssim_weight:g})"
+    if config.edge_weight > 0:
+        gan += f" + edge loss (Sobel magnitudes, weight {config.edge_weight:g})"
+    if config.gan_weight > 0 and config.gan_warmup:
+        gan += f"; the adversarial term from step {config.gan_warmup}"
     train_sets = state.get("train_sets", {})
     n_train = sum(train_sets.values())
     processes = state.get("num_processes", 1)
@@ -133,7 +139,8 @@ def model_card(config: TrainConfig, state: dict, result: dict | None, n_params: 
               + "; ".join(DATA_TERMS.get(s, s) for s in sorted(train_sets)) + ".", "",
               "## Training", "", "| setting | value |", "|---|---|",
               f"| direction | {d.name} ({d.source}, {d.in_channels} channel(s) -> {d.target}, {d.out_channels}) |",
-              f"| architecture | {config.arch}, {n_params / 1e6:.2f} M parameters"
+              f"| architecture | {config.arch}" + (f" ({config.head} head)" if config.arch == "irvis-unet" else "")
+              + f", {n_params / 1e6:.2f} M parameters"
               + (", stored in float16" if half else "") + " |",
               f"| training data | {n_train} pairs: " + ", ".join(f"{k} ({v})" for k, v in train_sets.items())
               + (f" (pair draws per epoch; repeated: {', '.join(config.repeat_sets)})" if config.repeat_sets else "")
@@ -155,7 +162,7 @@ def model_card(config: TrainConfig, state: dict, result: dict | None, n_params: 
               f"| training time | {_duration(state.get('train_seconds', 0))} |",
               f"| seed | {config.seed} |", "",
               "Retrain: `" + train_command(config) + "`", ""]
-    lines += _evaluation(config, result, load_path, val_roots or config.val_data or config.data)
+    lines += _evaluation(config, result, load_path, val_roots or config.val_data or config.data, split or config.val_split)
     lines += ["## Use", "", "```python", "from irvis.translate import Translator", "",
               f'translator = Translator.from_pretrained("{load_path}")  # a local folder or a Hub repo id',
               f'translator("{d.source}.jpg").save("{d.target}.png")  # any size; the output matches the input\'s',

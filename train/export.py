@@ -26,7 +26,7 @@ EVALUATION_JSON = "evaluation.json"
 def export_generator(generator: Generator, out: str | os.PathLike, config: TrainConfig, state: dict,
                      val_pairs: Sequence[Pair], half: bool = False, device: str | torch.device = "cpu",
                      repo_id: str | None = None, progress: bool = True, lpips: bool | None = None,
-                     val_roots: Sequence[str] | None = None) -> dict | None:
+                     val_roots: Sequence[str] | None = None, val_split: str | None = None) -> dict | None:
     """Write the folder atomically (built beside it, then renamed); returns the evaluation result, or
     None when there are no validation pairs. val_roots: where val_pairs came from, for the card's rerun
     command (default: the run's validation roots). The evaluation scores the weights as written (float16 too);
@@ -45,7 +45,7 @@ def export_generator(generator: Generator, out: str | os.PathLike, config: Train
                                    lpips=lpips, fid=False)
         write_report(result, samples, tmp / EVALUATION_JSON)  # .json, .md and the .png grid (never uploaded)
     card = model_card(config, state, result, count_parameters(generator), half=half, load_path=repo_id or str(out),
-                      val_roots=val_roots)
+                      val_roots=val_roots, split=val_split or config.val_split)
     (tmp / "README.md").write_text(card)
     _replace_dir(tmp, out)
     return result
@@ -63,7 +63,7 @@ def _replace_dir(new: Path, dst: Path) -> None:
 def export_checkpoint(checkpoint: str | os.PathLike, output: str | os.PathLike, half: bool = False,
                       val_data: list[str] | None = None, use_ema: bool = True, device: str = "cpu",
                       repo_id: str | None = None, val_max_pairs: int | None = None,
-                      lpips: bool | None = None) -> dict | None:
+                      lpips: bool | None = None, val_split: str | None = None) -> dict | None:
     """A checkpoint folder (or a run folder: its latest checkpoint) -> an exported generator folder, scored on
     val_data (default: the run's validation roots) and at most val_max_pairs of them (default: as the run; 0: all)."""
     from train.loop import EMA_DIR, GENERATOR_DIR, list_checkpoints, read_checkpoint, validation_pairs
@@ -79,7 +79,8 @@ def export_checkpoint(checkpoint: str | os.PathLike, output: str | os.PathLike, 
     config, state = read_checkpoint(path)
     # the export's own evaluation; the training config (card's Retrain line, training_config.json) stays as run
     scoring = dataclasses.replace(config, val_data=config.val_data if val_data is None else list(val_data),
-                                  val_max_pairs=config.val_max_pairs if val_max_pairs is None else val_max_pairs)
+                                  val_max_pairs=config.val_max_pairs if val_max_pairs is None else val_max_pairs,
+                                  val_split=config.val_split if val_split is None else val_split)
     folder = path / EMA_DIR if use_ema and (path / EMA_DIR).is_dir() else path / GENERATOR_DIR
     try:
         generator = load_generator(folder)
@@ -88,9 +89,10 @@ def export_checkpoint(checkpoint: str | os.PathLike, output: str | os.PathLike, 
     print(f"exporting {folder} (step {state['step']}) to {output}")
     result = export_generator(generator, output, config, {**state, "exported_from": str(path), "weights": folder.name},
                               validation_pairs(scoring), half=half, device=device, repo_id=repo_id, lpips=lpips,
-                              val_roots=scoring.val_data or scoring.data)
+                              val_roots=scoring.val_data or scoring.data, val_split=scoring.val_split)
     if result is not None:
         m = result["model"]
-        print(f"validation ({result['n_pairs']} pairs): PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f}")
+        print(f"{scoring.val_split} split ({result['n_pairs']} pairs): PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f}, "
+              f"sharpness {m['sharpness']:.3f}, gradient correlation {m['gradient_correlation']:.3f}")
     return result
 

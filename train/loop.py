@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 import irvis
 from irvis.data import Pair, PairedDataset, count_sets, load_pair, load_pairs, photometric_jitter
 from irvis.directions import get_direction
+from irvis.images import luminance
 from irvis.metrics import PSNR_CAP_DB, baseline_predictions, gradient_correlation, score, sharpness
 from irvis.nets import Generator, PatchDiscriminator, build_generator, count_parameters
 from irvis.translate import pad_to_multiple
@@ -203,6 +204,25 @@ def ssim_loss(pred: torch.Tensor, target: torch.Tensor, c1: float = 0.01**2, c2:
     vx, vy, cov = exx - mx.pow(2), eyy - my.pow(2), exy - mx * my
     ssim_map = ((2 * mx * my + c1) * (2 * cov + c2)) / ((mx.pow(2) + my.pow(2) + c1) * (vx + vy + c2))
     return 1 - ssim_map.mean()
+
+
+def edge_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean |(|grad pred| - |grad truth|)|: Sobel gradient magnitudes of the lumas, compared without their
+    sign. Between modalities the sign of an edge depends on the scene (a pedestrian is darker than the street
+    in visible, brighter in thermal) while its place does not, so a pixel loss alone is lowest for a blur
+    that averages both signs to nothing; this term is lowest for an edge of the right strength in the right
+    place, whichever its sign, and is blind to each frame's overall level."""
+    with torch.autocast(pred.device.type, enabled=False):
+        def magnitude(x: torch.Tensor) -> torch.Tensor:
+            y = x.float() if x.shape[1] == 1 else luminance(x.float())
+            g = F.conv2d(F.pad(y, (1, 1, 1, 1), mode="replicate"), _SOBEL.to(y))
+            return (g.pow(2).sum(dim=1) + 1e-6).sqrt()  # eps: sqrt has no derivative at 0 (flat regions)
+
+        return (magnitude(pred) - magnitude(target)).abs().mean()
+
+
+_SOBEL = torch.tensor([[[[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]],
+                       [[[-1.0, -2.0, -1.0], [0.0, 0.0, 0.0], [1.0, 2.0, 1.0]]]])
 
 
 def lr_factor(schedule: str, total_steps: int) -> Callable[[int], float]:
@@ -497,8 +517,13 @@ class Trainer:
             if cfg.ssim_weight > 0:
                 ssim_term = ssim_loss(fake, target)
                 logs["loss/ssim"] = ssim_term.detach()
+            edge_term = torch.zeros((), device=source.device)
+            if cfg.edge_weight > 0:
+                edge_term = edge_loss(fake, target)
+                logs["loss/edge"] = edge_term.detach()
             # Pix2Pix's weight 100 is for L1 on images in [-1, 1], twice our [0, 1] difference
-            acc.backward(cfg.l1_weight * 2 * l1 + cfg.gan_weight * gan_g + cfg.ssim_weight * ssim_term)
+            acc.backward(cfg.l1_weight * 2 * l1 + cfg.gan_weight * gan_g + cfg.ssim_weight * ssim_term
+                         + cfg.edge_weight * edge_term)
             self.opt_g.step()
             self.opt_g.zero_grad(set_to_none=True)
         logs["loss/l1"] = l1.detach()

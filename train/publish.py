@@ -1,159 +1,216 @@
-"""Assemble a shipped generator folder (weights/DIRECTION) from the recipe's runs, with the model card's
-tables regenerated on the original test splits and the same-budget comparison with the Pix2Pix reference.
+"""Assemble a shipped generator folder (weights/DIRECTION) from a finished run: the weights in float16, the
+model card's tables regenerated on the original test splits, the fit on the training split beside them (to tell
+capacity from generalisation), the working size chosen on full-resolution validation frames, and the recipe
+ablations' validation figures.
 
-    python -m train.publish vis2ir --runs runs --data ../shared/data --out weights/vis2ir
+    python -m train.publish vis2ir --run runs/vis2ir-gan --ablation "no discriminator=runs/vis2ir-l1" \\
+        --data ../shared/data --out weights/vis2ir
 
-Reads runs/DIRECTION-shipped (the shipped run), runs/DIRECTION-default (the default architecture under the
-comparison budget), runs/DIRECTION-reference (pix2pix-unet256, same recipe, steps and pixels per batch) and,
-when it exists, runs/DIRECTION-reference-full (pix2pix-unet256 with the shipped run's steps); see
-train/recipe.sh."""
+Choices are made on the `val` split only; `test` is scored for the card and never chooses anything."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import time
 from pathlib import Path
+
+import torch
 
 from irvis.data import expand_roots, load_pairs
 from irvis.evaluate import evaluate
-from irvis.translate import Translator
+from irvis.images import load_image
+from irvis.nets import load_generator
+from irvis.translate import INFERENCE_FILE, Translator
 from train.export import export_checkpoint
+
+WORKING_SIZES = (256, 384, 512, None)  # None: native resolution
+TIME_BUDGET_S = 0.5  # per 1280x1024 frame on the publishing machine's CPU: what an interactive page can wait
+STRUCTURE = ("sharpness", "gradient_correlation")
 
 LIMITATIONS = {
     "ir2vis": [
-        "The predictions are soft, nearly flat images in the average colour of the scene (a dark olive for LLVIP's "
-        "night streets, a pale gray for daytime roads) with the largest shapes faintly drawn; warm people come out "
-        "as dark silhouettes. They beat every fixed rule on PSNR and SSIM because those reward the right overall "
-        "level and colour, not because they look like photographs.",
-        "Colour is not in the infrared signal. Cars, clothes, signs and façades come out in the average colour of "
-        "similar thermal contexts in the training sets; a red car or a blue jacket cannot be recovered from a "
-        "single thermal frame, whatever the training.",
+        "Colour is not in the infrared signal. Cars, clothes, signs and façades come out in the typical colour of "
+        "similar thermal contexts in the training sets; a red car or a blue jacket cannot be recovered from a single "
+        "thermal frame, whatever the training.",
         "Lighting is not in the infrared signal either: street lamps, headlights and lit windows, which dominate "
         "LLVIP's night frames, are missing or guessed from context.",
+        "Shapes come from the infrared frame itself (the output is a per-pixel affine map of it, its coefficients "
+        "chosen from context): warm people and engines keep their outline, but their shading is the thermal "
+        "image's, not a photograph's.",
     ],
     "vis2ir": [
-        "The prediction is a blurred thermal background, with the largest warm or cold regions (roads, walls, "
-        "vegetation) roughly placed; pedestrians, the hottest objects, are at best faint blobs.",
-        "The level of an unseen scene is a guess, and on LLVIP it is most of the score. LLVIP's thermal camera "
-        "rescales every frame to its own range; 8 of its 12 test frames show one sidewalk whose pavement is warm "
-        "(mean infrared level 0.31), while its training frames' ground is mostly cold (0.15). The prediction's "
-        "mean there is 0.25, and its SSIM lead over a constant mid-gray image on LLVIP (0.433 vs 0.429, inside "
-        "the noise of 12 frames) comes from that level: a flat image at the prediction's own mean would score "
-        "0.441, a flat image at the true mean 0.454. On LLVIP the predicted structure does not yet help SSIM; "
-        "more scenes in training, rather than more steps, is what would change that.",
-        "Heat is not in the visible signal. People and running engines can only be found by their shape; cold "
+        "Heat is not in the visible signal. People and running engines are found by their shape and context; cold "
         "parked cars, or warm surfaces that look like their surroundings (sun-heated walls, recently driven "
         "asphalt), are predicted wrongly.",
-        "At night much of the visible frame is dark noise; the generator fills it with the typical thermal "
-        "background of the training scenes, and a camera with a different thermal gain gives a different level.",
+        "The level of an unseen scene is a guess. LLVIP's thermal camera rescales every frame to its own range, so "
+        "the same pavement is dark in one frame and mid-gray in the next; SSIM punishes a wrong level where the "
+        "thermal frame is flat, which is why a constant mid-gray image is hard to beat on LLVIP's SSIM.",
+        "At night much of the visible frame is dark noise; structure the visible camera did not record cannot be "
+        "drawn, and visible edges with no thermal counterpart (road markings, shadows) sometimes leak through.",
     ],
 }
 
 
-def _scores(weights: Path, pairs, short_side: int) -> dict:
-    result, _ = evaluate(Translator.from_pretrained(weights, device="cpu"), pairs, short_side=short_side, progress=False,
-                         lpips=False, fid=False)
-    return result
+def _roots_with(data: list[str], split: str) -> list[str]:
+    return [str(r) for r in expand_roots(data) if (Path(r) / "infrared" / split).is_dir()]
 
 
-def _row(name: str, m: dict) -> str:
-    return f"| {name} | {m['psnr']:.2f} | {m['ssim']:.4f} |"
+def _cells(m: dict) -> str:
+    return (f"{m['psnr']:.2f} | {m['ssim']:.4f} | {m.get('sharpness', float('nan')):.3f} | "
+            f"{m.get('gradient_correlation', float('nan')):.3f}")
 
 
-def comparison_section(default: dict, reference: dict, budget: str, shipped: dict | None = None,
-                       reference_full: dict | None = None, full_steps: int | None = None) -> list[str]:
-    """reference_full: the reference trained with the shipped run's recipe and steps (4 crops of 256 px per step
-    where the shipped run takes 16 of 128), when that run exists; it answers the question at the real budget."""
-    lines = ["## Compared with the original Pix2Pix generator", "",
-             f"Both architectures trained with the same objective, optimiser, schedule, data and number of pixels per "
-             f"step ({budget}; Pix2Pix's U-Net halves the frame eight times, so it needs 256-pixel crops and takes "
-             "a quarter as many per batch), evaluated the same way (test splits, whole frames, shorter side 256):", "",
-             "| generator | set | PSNR (dB) | SSIM |", "|---|---|---|---|"]
-    rows = [("irvis-unet (default, 3.8 M parameters)", default),
-            ("pix2pix-unet256 (reference, 54.4 M parameters)", reference)]
-    if shipped is not None:
-        rows.append(("irvis-unet as shipped (the full recipe above)", shipped))
-    if reference_full is not None:
-        rows.append((f"pix2pix-unet256 with the shipped recipe ({full_steps} steps)", reference_full))
-    for label, result in rows:
-        lines.append(_row(f"{label} | overall", result["model"]))
-        if "llvip" in result["per_set"]:
-            lines.append(_row(f"{label} | llvip", result["per_set"]["llvip"]["model"]))
-    lines += ["", f"At this budget the default is {_lead(default, reference, None)} against the reference overall, "
-              "with 14x fewer parameters and several times less CPU time per frame (`python -m irvis bench`).", ""]
-    if reference_full is not None and shipped is not None:
-        lines += [f"With the shipped recipe's {full_steps} steps for both, the shipped generator is "
-                  + _lead(shipped, reference_full, None) + " against the reference overall"
-                  + (", " + _lead(shipped, reference_full, "llvip") + " on LLVIP" if "llvip" in shipped["per_set"] else "")
-                  + ".", ""]
+def _best(baselines: dict, key: str) -> tuple[str, dict]:
+    return max(baselines.items(), key=lambda kv: kv[1][key])
+
+
+def fit_section(train: dict, test: dict) -> list[str]:
+    """The same protocol on the training split and on the test split, overall and per set that has both."""
+    lines = ["## Fit (train split) beside generalisation (test split)", "",
+             "The same protocol on the pairs the generator learnt from and on held-out ones: a model that is sharp and "
+             "right on its training frames but not on new scenes lacks data, one that is blurred on both lacks "
+             "capacity or training.", "",
+             "| split | set | pairs | PSNR | SSIM | sharpness | gradient corr. | best baseline PSNR | best baseline SSIM |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for split, result in (("train", train), ("test", test)):
+        entries = [("overall", result["n_pairs"], result)] + [
+            (name, e["n_pairs"], e) for name, e in result["per_set"].items() if name in test["per_set"]]
+        for name, n, entry in entries:
+            bp, bs = _best(entry["baselines"], "psnr"), _best(entry["baselines"], "ssim")
+            lines.append(f"| {split} | {name} | {n} | {_cells(entry['model'])} | {bp[1]['psnr']:.2f} ({bp[0]}) | "
+                         f"{bs[1]['ssim']:.4f} ({bs[0]}) |")
+    return lines + [""]
+
+
+def _frame_seconds(translator: Translator, frame: torch.Tensor, repeats: int = 3) -> float:
+    translator.translate_tensor(frame)  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        translator.translate_tensor(frame)
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
+
+
+def choose_working_size(weights: Path, val_pairs, frame: torch.Tensor, sizes=WORKING_SIZES,
+                        budget_s: float = TIME_BUDGET_S) -> tuple[int | None, list[dict]]:
+    """Score each working size on full-resolution validation frames (the prediction resized back to the frame and
+    compared there, as the app shows it) and time one 1280x1024 frame. Chosen: among the sizes within the time
+    budget, the highest gradient correlation (structure in the right places) among those within 0.5 dB of the best
+    PSNR of the affordable sizes."""
+    generator = load_generator(weights)
+    rows = []
+    for size in sizes:
+        translator = Translator(generator, device="cpu", working_size=size)
+        result, _ = evaluate(translator, val_pairs, short_side=None, progress=False, lpips=False, fid=False)
+        rows.append({"working_size": size, "seconds_per_frame": round(_frame_seconds(translator, frame), 3),
+                     **{k: result["model"][k] for k in ("psnr", "ssim", *STRUCTURE)}})
+    affordable = [r for r in rows if r["seconds_per_frame"] <= budget_s] or rows[:1]
+    top_psnr = max(r["psnr"] for r in affordable)
+    chosen = max((r for r in affordable if r["psnr"] >= top_psnr - 0.5), key=lambda r: r["gradient_correlation"])
+    return chosen["working_size"], rows
+
+
+def working_size_section(rows: list[dict], chosen: int | None, n_val: int, test_full: dict) -> list[str]:
+    name = lambda s: "native" if s is None else str(s)  # noqa: E731
+    lines = ["## Working size for full-resolution frames", "",
+             f"Frames larger than the working size are translated at that shorter side and the prediction is resized "
+             f"back. Chosen on the {n_val} validation pairs at their native resolution (never on test): among the sizes "
+             f"that translate a 1280x1024 frame within {TIME_BUDGET_S:g} s on the CPU that published this card, the "
+             "best gradient correlation within 0.5 dB of the best PSNR. Recorded in `inference.json`; "
+             "`--working-size` overrides it.", "",
+             "| working size | s per 1280x1024 frame (CPU) | PSNR | SSIM | sharpness | gradient corr. |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        mark = " (chosen)" if r["working_size"] == chosen else ""
+        lines.append(f"| {name(r['working_size'])}{mark} | {r['seconds_per_frame']:.3f} | {_cells(r)} |")
+    m = test_full["model"]
+    lines += ["", f"On the test split at native resolution with the chosen size: PSNR {m['psnr']:.2f}, SSIM "
+              f"{m['ssim']:.4f}, sharpness {m['sharpness']:.3f}, gradient correlation {m['gradient_correlation']:.3f} "
+              f"({test_full['n_pairs']} pairs).", ""]
     return lines
 
 
-def _lead(a: dict, b: dict, set_name: str | None) -> str:
-    ma, mb = (r["model"] if set_name is None else r["per_set"][set_name]["model"] for r in (a, b))
-    return f"{ma['psnr'] - mb['psnr']:+.2f} dB PSNR and {ma['ssim'] - mb['ssim']:+.4f} SSIM"
+def ablation_section(runs: dict[str, Path]) -> list[str]:
+    """Each run's exported generator as its own training scored it (the validation split, whole frames)."""
+    lines = ["## Recipe ablations (validation split)", "",
+             "Runs of the same recipe that differ in one setting, each scored by its own export on the validation "
+             "split (whole frames at the training's validation size). These numbers chose the recipe.", "",
+             "| run | steps | discriminator | PSNR | SSIM | sharpness | gradient corr. |", "|---|---|---|---|---|---|---|"]
+    for label, run in runs.items():
+        config = json.loads((run / "final" / "training_config.json").read_text())
+        model = json.loads((run / "final" / "evaluation.json").read_text())["model"]
+        gan = (f"PatchGAN ({config['gan_mode']}, ndf {config['ndf']}, {config['d_layers']} layers)"
+               if config["gan_weight"] else "none")
+        lines.append(f"| {label} | {config['max_steps']} | {gan} | {_cells(model)} |")
+    return lines + [""]
 
 
-def _budget(config: dict) -> str:
-    loss = "L1" + (f" + SSIM (weight {config['ssim_weight']:g})" if config.get("ssim_weight") else "")
-    if config.get("gan_weight"):
-        loss += " + PatchGAN"
-    return (f"{config['arch']}: {config['max_steps']} steps of batch {config['batch_size']}, {config['crop_size']}-pixel "
-            f"crops, {loss}, {config['lr_schedule']} learning rate from {config['lr_g']:g}")
-
-
-def _budget_sentence(config: dict) -> str:
-    return (f"A short training ({config['max_steps']} steps of {config['batch_size']} crops of {config['crop_size']} px; "
-            "hardware and time in the table above) on a few hundred pairs, and it shows:")
-
-
-def publish(direction: str, runs: Path, data: list[str], out: Path) -> None:
-    roots = [str(r) for r in expand_roots(data) if (Path(r) / "infrared" / "test").is_dir()]
-    # PSNR/SSIM only: the same on every machine (LPIPS would depend on backbone weights being on this one)
-    export_checkpoint(runs / f"{direction}-shipped", out, half=True, val_data=roots, val_max_pairs=0, lpips=False)
+def publish(direction: str, run: Path, data: list[str], out: Path, ablations: dict[str, Path] | None = None,
+            sizes=WORKING_SIZES) -> dict:
+    test_roots = _roots_with(data, "test")
+    val_roots = _roots_with(data, "val")
+    # PSNR/SSIM/structure only: the same on every machine (LPIPS would depend on backbone weights being on this one)
+    test = export_checkpoint(run, out, half=True, val_data=test_roots, val_split="test", val_max_pairs=0, lpips=False)
     (out / "evaluation.png").unlink(missing_ok=True)  # made of dataset frames: never shipped
     md = out / "evaluation.md"
     md.write_text(md.read_text().replace("![input, prediction, truth, baseline](evaluation.png)",
                                          "(sample grid: rerun the command below to draw it from your copy of the data)"))
-    pairs = load_pairs(roots, "test")
-    finals = {name: runs / f"{direction}-{name}" / "final" for name in ("default", "reference")}
-    shipped = json.loads((out / "evaluation.json").read_text())
-    size = shipped["protocol"]["short_side"]
-    default, reference = (_scores(finals[name], pairs, size) for name in ("default", "reference"))
-    configs = {name: json.loads((path / "training_config.json").read_text()) for name, path in finals.items()}
-    budget = "; ".join(_budget(configs[name]) for name in ("default", "reference"))
-    full = runs / f"{direction}-reference-full" / "final"
-    reference_full = _scores(full, pairs, size) if full.is_dir() else None
-    full_steps = json.loads((full / "training_config.json").read_text())["max_steps"] if reference_full else None
+    size = test["protocol"]["short_side"]
+    shipped = Translator.from_pretrained(out, device="cpu", working_size=None)
+    train, _ = evaluate(shipped, load_pairs(_roots_with(data, "train"), "train"), short_side=size, progress=False,
+                        lpips=False, fid=False)
+    val_pairs = load_pairs(val_roots, "val")
+    frame = next(load_image(p.infrared if shipped.direction.source == "infrared" else p.visible, shipped.direction.source)
+                 for p in val_pairs if p.set_name == "llvip") if any(p.set_name == "llvip" for p in val_pairs) else \
+        torch.rand(shipped.direction.in_channels, 1024, 1280, generator=torch.Generator().manual_seed(0))
+    chosen, rows = choose_working_size(out, val_pairs, frame, sizes)
+    (out / INFERENCE_FILE).write_text(json.dumps({"working_size": chosen, "chosen_on": "val", "candidates": rows},
+                                                 indent=2) + "\n")
+    test_full, _ = evaluate(Translator.from_pretrained(out, device="cpu"), load_pairs(test_roots, "test"), short_side=None,
+                            progress=False, lpips=False, fid=False)
+    extra = fit_section(train, test) + working_size_section(rows, chosen, len(val_pairs), test_full)
+    if ablations:
+        extra += ablation_section({"shipped": run, **ablations})
+    extra += ["## Where it fails", ""] + [f"- {text}" for text in LIMITATIONS[direction]] + [""]
+    ablation_flags = "".join(f' --ablation "{k}={v}"' for k, v in (ablations or {}).items())
+    extra += ["## Regenerate", "", "The weights and these tables: `bash train/recipe.sh ../shared/data` (the runs), then "
+              f"`python -m train.publish {direction} --run {run}{ablation_flags} --data ../shared/data --out weights/"
+              f"{direction}`. The sample grids: `python -m irvis evaluate --direction {direction} --weights weights/"
+              f"{direction} --data {' '.join(test_roots)} --json eval/{direction}.json` (writes eval/{direction}.png).", ""]
     card = (out / "README.md").read_text()
-    extra = comparison_section(default, reference, budget, shipped, reference_full, full_steps)
-    extra += ["## Where it fails", "", _budget_sentence(json.loads((out / "training_config.json").read_text())), ""]
-    extra += [f"- {text}" for text in LIMITATIONS[direction]] + [""]
-    extra += ["## Regenerate", "", "The weights, these tables and the comparison: `bash train/recipe.sh "
-              "../shared/data` (the runs), then `python -m train.publish " + direction + " --runs runs --data "
-              "../shared/data --out weights/" + direction + "`. The sample grids: `python -m irvis evaluate --direction "
-              + direction + " --weights weights/" + direction + " --data " + " ".join(roots) + " --json eval/" + direction
-              + ".json` (writes eval/" + direction + ".png).", ""]
     (out / "README.md").write_text(card.replace("## Use\n", "\n".join(extra) + "\n## Use\n", 1))
-    (out / "comparison.json").write_text(json.dumps({"budget": budget, "default": default["model"],
-                                                     "reference": reference["model"],
-                                                     "default_llvip": default["per_set"].get("llvip", {}).get("model"),
-                                                     "reference_llvip": reference["per_set"].get("llvip", {}).get("model"),
-                                                     "reference_full": reference_full and reference_full["model"],
-                                                     "reference_full_llvip": reference_full and reference_full["per_set"]
-                                                     .get("llvip", {}).get("model")},
-                                                    indent=2))
+    summary = {"test": {"model": test["model"], "llvip": test["per_set"].get("llvip", {}).get("model")},
+               "train": {"model": train["model"], "llvip": train["per_set"].get("llvip", {}).get("model")},
+               "test_full_resolution": {"model": test_full["model"],
+                                        "llvip": test_full["per_set"].get("llvip", {}).get("model")},
+               "working_size": chosen}
+    (out / "fit.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _ablation(text: str) -> tuple[str, Path]:
+    label, sep, path = text.partition("=")
+    if not sep or not label or not Path(path, "final", "evaluation.json").is_file():
+        raise argparse.ArgumentTypeError(f"expected LABEL=RUN_FOLDER of a finished run, got {text!r}")
+    return label, Path(path)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m train.publish", description=__doc__.split("\n\n")[0])
     p.add_argument("direction", choices=["ir2vis", "vis2ir"])
-    p.add_argument("--runs", default="runs", type=Path)
+    p.add_argument("--run", type=Path, required=True, help="the finished run to ship (its latest checkpoint)")
+    p.add_argument("--ablation", type=_ablation, action="append", default=[], metavar="LABEL=RUN",
+                   help="a finished run of the same recipe with one setting changed, for the card's ablation table")
     p.add_argument("--data", nargs="+", default=["../shared/data"])
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--working-sizes", nargs="+", default=[str(s) if s else "native" for s in WORKING_SIZES],
+                   help="candidate working sizes (shorter sides, or native)")
     args = p.parse_args(argv)
-    publish(args.direction, args.runs, args.data, args.out)
+    sizes = tuple(None if s == "native" else int(s) for s in args.working_sizes)
+    publish(args.direction, args.run, args.data, args.out, dict(args.ablation), sizes)
     print(f"wrote {args.out}: " + ", ".join(sorted(os.listdir(args.out))))
     return 0
 
