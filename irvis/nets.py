@@ -147,7 +147,8 @@ class IrvisUNet(nn.Module):
         if self.coefficients is not None:
             a = F.interpolate(self.coefficients(h), size=x.shape[-2:], mode="bilinear", align_corners=False)
             a = a.unflatten(1, (self.out_channels, self.in_channels))  # (N, C_out, C_in, H, W)
-            out = out + (a * x[:, None]).sum(dim=2)
+            # in float32 even when the network runs in bf16: the input's fine structure lives in its low bits
+            out = out.float() + (a.float() * x.float()[:, None]).sum(dim=2)
         return torch.tanh(out)
 
 

@@ -140,7 +140,7 @@ def test_publish_writes_a_card_with_fit_working_size_and_ablations_and_no_datase
     assert "unavailable" not in (weights / "evaluation.md").read_text()  # no machine-specific LPIPS/FID notes
     card = (weights / "README.md").read_text()
     for text in ("## Fit (train split) beside generalisation (test split)", "## Working size for full-resolution frames",
-                 "## Recipe ablations (validation split)", "| same run | 6 |", "## Where it fails",
+                 "## Recipe ablations (validation split)", "| same run | 6 |", "## Validation during training", "## Where it fails",
                  "Margin against the best baseline", "python -m train.publish vis2ir", "`test` split"):
         assert text in card, text
     evaluation = json.loads((weights / "evaluation.json").read_text())

@@ -134,17 +134,42 @@ def working_size_section(rows: list[dict], chosen: int | None, n_val: int, test_
 
 
 def ablation_section(runs: dict[str, Path]) -> list[str]:
-    """Each run's exported generator as its own training scored it (the validation split, whole frames)."""
+    """Each run's exported generator (run/final: its latest checkpoint) as its own training scored it (the
+    validation split, whole frames), overall and on LLVIP."""
+    from train.loop import list_checkpoints, read_checkpoint
+
     lines = ["## Recipe ablations (validation split)", "",
-             "Runs of the same recipe that differ in one setting, each scored by its own export on the validation "
-             "split (whole frames at the training's validation size). These numbers chose the recipe.", "",
-             "| run | steps | discriminator | PSNR | SSIM | sharpness | gradient corr. |", "|---|---|---|---|---|---|---|"]
+             "Runs that differ from the shipped recipe in the settings named, each scored by its own export on the "
+             "validation split (whole frames at the training's validation size): overall, then LLVIP.", "",
+             "| run | steps trained | discriminator | edge loss | PSNR | SSIM | sharpness | gradient corr. | LLVIP PSNR "
+             "| LLVIP SSIM | LLVIP sharpness | LLVIP gradient corr. |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for label, run in runs.items():
         config = json.loads((run / "final" / "training_config.json").read_text())
-        model = json.loads((run / "final" / "evaluation.json").read_text())["model"]
+        result = json.loads((run / "final" / "evaluation.json").read_text())
+        steps = read_checkpoint(list_checkpoints(run)[-1])[1]["step"]
         gan = (f"PatchGAN ({config['gan_mode']}, ndf {config['ndf']}, {config['d_layers']} layers)"
                if config["gan_weight"] else "none")
-        lines.append(f"| {label} | {config['max_steps']} | {gan} | {_cells(model)} |")
+        llvip = result["per_set"].get("llvip", {}).get("model")
+        lines.append(f"| {label} | {steps} | {gan} | {config.get('edge_weight', 0):g} | {_cells(result['model'])} | "
+                     + (_cells(llvip) if llvip else "- | - | - | -") + " |")
+    return lines + [""]
+
+
+def history_section(run: Path) -> list[str]:
+    """The shipped run's validation during training (metrics.jsonl): how the figures moved with steps."""
+    path = run / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    lines = ["## Validation during training", "",
+             "The shipped run's EMA weights on the validation split, whole frames, as training went:", "",
+             "| step | PSNR | SSIM | sharpness | gradient corr. | LLVIP PSNR | LLVIP SSIM | LLVIP sharpness | "
+             "LLVIP gradient corr. |", "|---|---|---|---|---|---|---|---|---|"]
+    for line in path.read_text().splitlines():
+        entry = json.loads(line)
+        cells = [f"{entry.get(f'val/{k}', float('nan')):.{2 if k == 'psnr' else 3}f}" for k in ("psnr", "ssim", *STRUCTURE)]
+        cells += [f"{entry[f'val/llvip/{k}']:.{2 if k == 'psnr' else 3}f}" if f"val/llvip/{k}" in entry else "-"
+                  for k in ("psnr", "ssim", *STRUCTURE)]
+        lines.append(f"| {entry['step']} | " + " | ".join(cells) + " |")
     return lines + [""]
 
 
@@ -172,6 +197,7 @@ def publish(direction: str, run: Path, data: list[str], out: Path, ablations: di
     test_full, _ = evaluate(Translator.from_pretrained(out, device="cpu"), load_pairs(test_roots, "test"), short_side=None,
                             progress=False, lpips=False, fid=False)
     extra = fit_section(train, test) + working_size_section(rows, chosen, len(val_pairs), test_full)
+    extra += history_section(run)
     if ablations:
         extra += ablation_section({"shipped": run, **ablations})
     extra += ["## Where it fails", ""] + [f"- {text}" for text in LIMITATIONS[direction]] + [""]
