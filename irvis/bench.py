@@ -232,8 +232,15 @@ def bench_end_to_end(g, direction: str, size: tuple[int, int], repeats: int, dev
     # where the rest of the time goes
     y = fast.translate_uint8(fast.load(jpeg)[None])[0]
     pil = to_pil(plain.translate_tensor(load_image(jpeg, d.source)))
+    def gray_draft():  # what a JPEG-aware infrared decode could do: luma only, no RGB conversion
+        img = Image.open(io.BytesIO(jpeg))
+        img.draft("L", img.size)
+        return torch.from_numpy(np.asarray(img.convert("L"))).float().div_(255)
+
     stages = {
         "decode JPEG to tensor": median_seconds(lambda: load_image(jpeg, d.source), repeats),
+        **({"decode JPEG to tensor, luma only (draft mode L)": median_seconds(gray_draft, repeats)}
+           if d.in_channels == 1 else {}),
         "forward (auto path, incl. pad/crop/uint8)": median_seconds(lambda: fast.translate_uint8(fast.load(jpeg)[None]), repeats)
         - median_seconds(lambda: fast.load(jpeg), repeats),
         "to PIL, float route (to_pil)": median_seconds(lambda: to_pil(plain.translate_tensor(load_image(jpeg, d.source))), repeats)

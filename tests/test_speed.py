@@ -182,25 +182,35 @@ def test_video_over_the_length_limit_is_refused(generators, clip, tmp_path):
 
 
 def test_bench_runs_and_writes_json(llvip, tmp_path):
-    """Every section of the bench on a small frame and tiny training batches: it runs, reports the automatic
-    path within tolerance of plain float32, and its JSON holds each figure (no timing is asserted)."""
+    """The bench's inference, folder and video sections on a small frame: it runs, the automatic path is within
+    tolerance of plain float32, and its JSON holds each figure (no timing is asserted)."""
     out = tmp_path / "bench.json"
     run = subprocess.run([sys.executable, "-m", "irvis", "bench", "--size", "160x128", "--quick", "--repeats", "1",
-                          "--frames", "3", "--data", str(llvip), "--train-steps", "1", "--train-batch-size", "2",
-                          "--train-crop", "64", "--skip", "loader", "--json", str(out)],
+                          "--frames", "3", "--data", str(llvip), "--skip", "training", "loader", "--json", str(out)],
                          cwd=REPO, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr
-    assert "end to end" in run.stdout and "frames/s" in run.stdout and "images/s" in run.stdout
+    assert "end to end" in run.stdout and "frames/s" in run.stdout
     r = json.loads(out.read_text())
     e2e = r["inference"]["end_to_end"]
     assert e2e["plain_seconds"] > 0 and e2e["fast_seconds"] > 0
     assert e2e["psnr_fast_vs_plain"] >= FAST_PATH_MIN_PSNR
     assert r["inference"]["reference"]["forward_seconds"] > 0
     assert r["throughput"]["folder"]["frames_per_second"] > 0 and r["throughput"]["video"]["frames"] == 3
-    rows = r["training"]["rows"]
-    assert {(row["setup"].split(" (")[0], row["precision"]) for row in rows} >= {("generator only", "fp32"),
-                                                                                 ("generator only", "bf16")}
-    assert all(row["images_per_second"] > 0 and row["loader_pairs_per_second"] > 0 for row in rows)
+
+
+def test_training_throughput_uses_the_trainer_step(llvip):
+    """The bench's training rows come from the trainer itself (tiny batches here), fp32 and bf16, with and
+    without a discriminator, each beside the loader's pairs/s; the report prints them."""
+    from irvis.bench import format_report, machine
+    from train.bench import DISCRIMINATORS, training_throughput
+
+    rows = training_throughput([str(llvip)], "vis2ir", batch_size=2, crop_size=64, steps=1,
+                               discriminators=[DISCRIMINATORS[0], DISCRIMINATORS[2]])
+    assert [(r["setup"].split(" (")[0], r["precision"]) for r in rows] == [
+        ("generator only", "fp32"), ("generator only", "bf16"), ("+ PatchGAN small", "fp32"), ("+ PatchGAN small", "bf16")]
+    assert all(r["images_per_second"] > 0 and r["loader_pairs_per_second"] > 0 for r in rows)
+    text = "\n".join(format_report({"machine": machine(), "training": {"rows": rows}}))
+    assert "images/s" in text and "loader pairs/s" in text
 
 
 def test_app_translates_a_short_video_and_refuses_a_long_one(generators, clip, llvip, tmp_path):
