@@ -2,8 +2,7 @@
 # How the generators in weights/ were made, exactly as run. Usage: bash train/recipe.sh [DATA_DIR] [RUNS_DIR]
 # (DATA_DIR: a folder of LLVIP-layout sets with train, val and test splits, e.g. ../shared/data).
 #
-# As shipped this ran on a 2-core CPU, the four runs of step 2 side by side with one thread each (times in the
-# model cards). With a GPU drop OMP_NUM_THREADS and --num-workers 0, run one after the other (or under
+# As shipped this ran on a 2-core CPU, runs side by side with one thread each (times in the model cards). With a GPU drop OMP_NUM_THREADS and --num-workers 0, run one after the other (or under
 # `accelerate launch`), and with more data (the full LLVIP) raise --max-steps.
 set -euo pipefail
 DATA_DIR=${1:-../shared/data}
@@ -15,28 +14,42 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 python -m irvis prepare "$DATA_DIR" --out "$CACHE" --size 384 --split train val test
 
 # The recipe: irvis-unet with the affine head (the input's structure passes through; context picks its sign and
-# strength); L1 (Pix2Pix's weight scale, 50) + SSIM (25); bf16 autocast (AMX on this CPU: 1.6x per step); Adam
-# 5e-4 (D 2e-4), beta1 0.5, cosine decay; an EMA of the weights (exported); LLVIP's pairs drawn 3x per epoch (what
-# users bring, 14% of the sample pairs otherwise); 16 crops of 128 px per step from frames whose shorter side is
-# drawn in [256, 384] (the scales the generator is used at). Validation, samples and every choice: the val split.
-RECIPE="--data $CACHE --head affine --l1-weight 50 --ssim-weight 25 --lr-g 5e-4 --lr-d 2e-4 --beta1 0.5 \
+# strength); L1 (Pix2Pix's weight scale, 50) + SSIM (25) + an edge loss (50: Sobel magnitudes, blind to an edge's
+# sign and to the frame's level); bf16 autocast (AMX on this CPU: 1.6x per step); Adam 5e-4 (D 2e-4), beta1 0.5,
+# cosine decay; an EMA of the weights (exported); LLVIP's pairs drawn 3x per epoch (what users bring, 14% of the
+# sample pairs otherwise); 16 crops of 128 px per step from frames whose shorter side is drawn in [256, 384] (the
+# scales the generator is used at). Validation, samples and every choice: the val split.
+RECIPE="--data $CACHE --head affine --l1-weight 50 --ssim-weight 25 --edge-weight 50 --lr-g 5e-4 --lr-d 2e-4 --beta1 0.5 \
   --lr-schedule cosine --ema-decay 0.999 --repeat-sets llvip=3 --load-size 384 --min-load-size 256 --crop-size 128 \
-  --batch-size 16 --num-workers 0 --mixed-precision bf16 --max-steps 2400 --eval-every 500 --sample-every 500 \
-  --checkpoint-every 250 --log-every 20 --export-half --seed 0"
+  --batch-size 16 --num-workers 0 --mixed-precision bf16 --max-steps 2400 --eval-every 400 --sample-every 400 \
+  --checkpoint-every 200 --log-every 20 --export-half --seed 0"
 # Pix2Pix's adversarial term, made affordable on a CPU: a 34x34 PatchGAN (2 layers, ndf 32; the 70x70 one at
 # ndf 64 costs 4x the generator's step), least squares, after 300 steps of the pixel losses alone.
 GAN="--gan-weight 1 --gan-mode lsgan --gan-warmup 300 --ndf 32 --d-layers 2"
 
-# 2. Both directions with the discriminator (shipped) and without it (the ablation), all four at once.
+# 2. The shipped runs, both directions side by side (about 45 minutes each on the two cores).
 for d in vis2ir ir2vis; do
   python -m train --direction $d --output-dir "$RUNS/$d-gan" $RECIPE $GAN --resume latest &
-  python -m train --direction $d --output-dir "$RUNS/$d-l1" $RECIPE --gan-weight 0 --resume latest &
 done
 wait
+
+# 2b. The ablations in the cards: the recipe without the edge loss, with and without the discriminator, four runs
+#     side by side, stopped after step 500 (the cards report their step-500 checkpoints, exported).
+NO_EDGE=${RECIPE/--edge-weight 50 /}
+AS_RUN="--eval-every 500 --sample-every 500 --checkpoint-every 250"
+for d in vis2ir ir2vis; do
+  timeout 40m python -m train --direction $d --output-dir "$RUNS/$d-gan-noedge" $NO_EDGE $AS_RUN $GAN &
+  timeout 40m python -m train --direction $d --output-dir "$RUNS/$d-l1-noedge" $NO_EDGE $AS_RUN --gan-weight 0 &
+done
+wait || true
+for r in vis2ir-gan vis2ir-l1 ir2vis-gan ir2vis-l1; do
+  python -m train export --checkpoint "$RUNS/$r-noedge/checkpoints/checkpoint-000500" --output "$RUNS/$r-noedge/final" \
+    --export-half
+done
 
 # 3. weights/: the shipped runs exported in float16 with model cards whose tables are computed on the original
 #    frames (test split; the train split beside it), the working size chosen on full-resolution val frames.
 for d in vis2ir ir2vis; do
-  python -m train.publish $d --run "$RUNS/$d-gan" --ablation "no discriminator=$RUNS/$d-l1" --data "$DATA_DIR" \
-    --out weights/$d
+  python -m train.publish $d --run "$RUNS/$d-gan" --ablation "no edge loss, 500 steps=$RUNS/$d-gan-noedge" \
+    --ablation "no edge loss, no discriminator, 500 steps=$RUNS/$d-l1-noedge" --data "$DATA_DIR" --out weights/$d
 done
