@@ -1,0 +1,1 @@
+"""Hostile inputs and a load test for the app and the CLI (see tests/test_hostile.py)."""
