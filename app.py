@@ -403,6 +403,8 @@ def make_translate_video(loaded: Loaded, outputs: Outputs):
             raise gr.Error(loaded.problem or "This direction's generator is not loaded.")
         if not video:
             raise gr.Error(f"Upload {_a(d.source)} video first.")
+        if not is_upload(video):  # a request may name any path: only uploads are read
+            raise refusal("Only videos uploaded to this app can be used: upload the file.", "This video cannot be used")
         dst = Path(tempfile.mkdtemp(dir=outputs.root)) / f"{Path(video).stem}_{d.name}.mp4"
         try:
             r = translate_video(loaded.translator, video, dst, max_seconds=VIDEO_MAX_SECONDS,
