@@ -16,7 +16,9 @@ from irvis.data import (DataError, PairedDataset, check_data, discover_pairs, lo
 
 def test_llvip_pairs_are_found_by_stem(llvip):
     train, test = discover_pairs([llvip], "train"), discover_pairs([llvip], "test")
-    assert (len(train.pairs), len(test.pairs)) == (59, 12)
+    val = discover_pairs([llvip], "val")
+    assert (len(train.pairs), len(val.pairs), len(test.pairs)) == (67, 4, 12)
+    assert not {p.name for p in val.pairs} & ({p.name for p in train.pairs} | {p.name for p in test.pairs})
     assert all(p.infrared.stem == p.visible.stem == p.name for p in train.pairs)
     assert {p.set_name for p in train.pairs} == {"llvip"}
     assert not set(p.name for p in train.pairs) & set(p.name for p in test.pairs)
