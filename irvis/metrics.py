@@ -70,12 +70,13 @@ def _luma(x: torch.Tensor) -> torch.Tensor:
 _SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
 
 
-def gradient_magnitude(x: torch.Tensor) -> torch.Tensor:
-    """Sobel gradient magnitude of the luma, (N, 1, H, W), border replicated."""
+def gradient_magnitude(x: torch.Tensor, eps: float = 0.0) -> torch.Tensor:
+    """Sobel gradient magnitude of the luma, (N, 1, H, W), border replicated. eps > 0 keeps the square root
+    differentiable where the image is flat (for use in a loss)."""
     y = F.pad(_luma(x), (1, 1, 1, 1), mode="replicate")
     kernels = torch.stack([_SOBEL_X, _SOBEL_X.T])[:, None].to(y)
     g = F.conv2d(y, kernels)
-    return g.pow(2).sum(dim=1, keepdim=True).sqrt()
+    return (g.pow(2).sum(dim=1, keepdim=True) + eps).sqrt()
 
 
 def sharpness(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

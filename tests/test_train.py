@@ -444,3 +444,19 @@ def test_two_process_cpu_run_with_accelerate_launch(tmp_path):
     # 3 frames over 2 processes: one is padded in, and gather_for_metrics drops it again
     assert json.loads((out / "metrics.jsonl").read_text().splitlines()[0])["n_images"] == 3
     assert Translator.from_pretrained(out / "final", device="cpu").direction.name == "ir2vis"
+
+
+def test_edge_loss_is_blind_to_an_edges_sign_and_the_frames_level_but_not_to_a_blur(data_dir):
+    """The edge loss compares where edges are and how strong, not which way they go: a thermal frame's negative
+    and a brighter copy of it cost nothing, a blurred copy does; its gradients stay finite on flat regions."""
+    from irvis.data import load_pair, load_pairs
+    from train.loop import edge_loss
+
+    infrared, _ = load_pair(load_pairs([data_dir / "llvip"], "val")[0], short_side=64)
+    x = infrared[None] * 0.8
+    blurred = torch.nn.functional.avg_pool2d(x, 5, stride=1, padding=2, count_include_pad=False)
+    assert float(edge_loss(1 - x, x)) < 1e-3 and float(edge_loss(x + 0.1, x)) < 1e-3
+    assert float(edge_loss(blurred, x)) > 0.01
+    flat = torch.full_like(x, 0.5, requires_grad=True)
+    edge_loss(flat, x).backward()
+    assert torch.isfinite(flat.grad).all()

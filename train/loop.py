@@ -30,8 +30,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 import irvis
 from irvis.data import Pair, PairedDataset, count_sets, load_pair, load_pairs, photometric_jitter
 from irvis.directions import get_direction
-from irvis.images import luminance
-from irvis.metrics import PSNR_CAP_DB, baseline_predictions, gradient_correlation, score, sharpness
+from irvis.metrics import (PSNR_CAP_DB, baseline_predictions, gradient_correlation, gradient_magnitude, score,
+                           sharpness)
 from irvis.nets import Generator, PatchDiscriminator, build_generator, count_parameters
 from irvis.translate import pad_to_multiple
 from train.config import CONFIG_FILE, ConfigError, TrainConfig, resume_conflicts
@@ -212,17 +212,8 @@ def edge_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     in visible, brighter in thermal) while its place does not, so a pixel loss alone is lowest for a blur
     that averages both signs to nothing; this term is lowest for an edge of the right strength in the right
     place, whichever its sign, and is blind to each frame's overall level."""
-    with torch.autocast(pred.device.type, enabled=False):
-        def magnitude(x: torch.Tensor) -> torch.Tensor:
-            y = x.float() if x.shape[1] == 1 else luminance(x.float())
-            g = F.conv2d(F.pad(y, (1, 1, 1, 1), mode="replicate"), _SOBEL.to(y))
-            return (g.pow(2).sum(dim=1) + 1e-6).sqrt()  # eps: sqrt has no derivative at 0 (flat regions)
-
-        return (magnitude(pred) - magnitude(target)).abs().mean()
-
-
-_SOBEL = torch.tensor([[[[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]],
-                       [[[-1.0, -2.0, -1.0], [0.0, 0.0, 0.0], [1.0, 2.0, 1.0]]]])
+    with torch.autocast(pred.device.type, enabled=False):  # the metric's own Sobel magnitudes, in float32
+        return (gradient_magnitude(pred, eps=1e-6) - gradient_magnitude(target, eps=1e-6)).abs().mean()
 
 
 def lr_factor(schedule: str, total_steps: int) -> Callable[[int], float]:
