@@ -9,12 +9,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from irvis.nets import CONFIG_NAME, WEIGHTS_NAME, WeightsError
+from irvis.nets import CONFIG_NAME, INFERENCE_FILE, WEIGHTS_NAME, WeightsError
 
 # What a generator folder publishes; training state (optimizers, checkpoints) never leaves the machine.
 # evaluation.png stays local: it shows dataset frames, which this project does not republish.
 UPLOAD_PATTERNS = (CONFIG_NAME, WEIGHTS_NAME, "README.md", "samples/*.png", "eval/*.json", "eval/*.md", "training_config.json",
-                   "evaluation.json", "evaluation.md")
+                   "evaluation.json", "evaluation.md", INFERENCE_FILE, "fit.json")
 
 
 def resolve_weights(path_or_repo_id: str | os.PathLike, revision: str | None = None) -> Path:
@@ -31,7 +31,7 @@ def resolve_weights(path_or_repo_id: str | os.PathLike, revision: str | None = N
     from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError, RepositoryNotFoundError
 
     try:
-        wanted = [CONFIG_NAME, WEIGHTS_NAME, "README.md", "training_config.json", "evaluation.json"]
+        wanted = [CONFIG_NAME, WEIGHTS_NAME, INFERENCE_FILE, "README.md", "training_config.json", "evaluation.json"]
         return Path(snapshot_download(repo_id, revision=revision, allow_patterns=wanted))
     except LocalEntryNotFoundError:
         raise WeightsError(

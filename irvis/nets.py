@@ -31,6 +31,7 @@ from irvis.directions import get_direction
 ARCHITECTURES = ("irvis-unet", "pix2pix-unet256")
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+INFERENCE_FILE = "inference.json"  # how to run it: the working size chosen when it was published (irvis.translate)
 
 
 class WeightsError(ValueError):
@@ -222,9 +223,14 @@ class Generator(nn.Module, PyTorchModelHubMixin, library_name="irvis", tags=["im
         return (self.net(x * 2 - 1) + 1) / 2
 
     @classmethod
-    def _from_pretrained(cls, *, model_id, **kwargs):
-        # The mixin loads non-strictly by default; ours never does (see load_generator).
-        return load_generator(model_id, map_location=kwargs.get("map_location", "cpu"))
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *, revision: str | None = None,
+                        map_location: str | torch.device = "cpu", **_ignored) -> "Generator":
+        """A local folder or a Hub repo id, resolved local-first like every other entry point
+        (irvis.hub.resolve_weights) and loaded strictly (load_generator): the mixin's own loader would
+        fetch config.json by itself and load non-strictly."""
+        from irvis.hub import resolve_weights
+
+        return load_generator(resolve_weights(pretrained_model_name_or_path, revision=revision), map_location)
 
 
 def reference_config(direction: str) -> dict:

@@ -26,7 +26,7 @@ from torchvision.transforms import v2
 from irvis.directions import Direction, get_direction
 from irvis.hub import resolve_weights
 from irvis.images import ImageSource, load_image
-from irvis.nets import Generator, load_generator
+from irvis.nets import INFERENCE_FILE, Generator, load_generator
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # a fast path must reproduce the float32 output at least this closely (PSNR, images in [0, 1])
@@ -55,7 +55,6 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple
     return F.pad(x, (0, pw, 0, ph), mode=mode), (h, w)
 
 
-INFERENCE_FILE = "inference.json"
 
 
 def cpu_has_native_bf16() -> bool:

@@ -37,3 +37,13 @@ def test_shipped_card_tables_agree_with_the_evaluation(direction):
     fit = json.loads((folder / "fit.json").read_text())
     assert fit["test"]["model"] == evaluation["model"] and evaluation["protocol"]["short_side"] == 256
     assert f"| **this model** | {evaluation['model']['psnr']:.2f} |" in card
+
+
+def test_a_hub_repo_id_resolves_like_everywhere_else_and_publishes_the_working_size():
+    from irvis.hub import upload_plan
+    from irvis.nets import Generator, WeightsError
+
+    # offline and not cached: the local-first resolver's message, not "not a generator folder"
+    with pytest.raises(WeightsError, match="Hugging Face cache"):
+        Generator.from_pretrained("irvis-test/not-cached")
+    assert {"inference.json", "fit.json", "model.safetensors"} <= set(upload_plan(SHIPPED / "vis2ir"))
