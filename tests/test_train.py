@@ -460,3 +460,17 @@ def test_edge_loss_is_blind_to_an_edges_sign_and_the_frames_level_but_not_to_a_b
     flat = torch.full_like(x, 0.5, requires_grad=True)
     edge_loss(flat, x).backward()
     assert torch.isfinite(flat.grad).all()
+
+
+def test_resuming_an_older_checkpoint_drops_the_abandoned_newer_ones(tmp_path):
+    """Resumed from checkpoint 3 of a run that reached 6: checkpoint 6 belongs to the abandoned trajectory, and
+    a later --resume latest must continue this run, not that one."""
+    out = tmp_path / "run"
+    base = ["--direction", "ir2vis", "--data", str(MSRS), "--output-dir", str(out), *TINY, "--gan-weight", "0",
+            "--checkpoint-every", "3", "--eval-every", "0", "--sample-every", "0", "--report-to", "none"]
+    code, log = run([*base, "--max-steps", "6"])
+    assert code == 0, log
+    code, log = run([*base, "--max-steps", "4", "--resume", str(out / "checkpoints" / "checkpoint-000003")])
+    assert code == 0, log
+    assert "checkpoint-000006: newer than the checkpoint this run resumed from" in log
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["checkpoint-000003", "checkpoint-000004"]

@@ -391,6 +391,12 @@ class Trainer:
             for stale in (self.run_dir / CHECKPOINTS).glob(".tmp-*"):  # left by a run killed while saving
                 shutil.rmtree(stale, ignore_errors=True)
             _truncate_metrics(self.run_dir / METRICS_FILE, self.step)
+            # resumed from an older checkpoint: the newer ones belong to the abandoned trajectory; kept, they would
+            # be rotated out before this run's own and picked by a later --resume latest
+            for newer in list_checkpoints(self.run_dir):
+                if int(CHECKPOINT_RE.match(newer.name).group(1)) > self.step:
+                    print(f"removing {newer}: newer than the checkpoint this run resumed from", flush=True)
+                    shutil.rmtree(newer)
         acc.wait_for_everyone()
         if cfg.report_to == "tensorboard":
             # purge_step drops events an interrupted run logged after the point this run starts from
