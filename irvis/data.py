@@ -276,8 +276,10 @@ def prepare_cache(
     size: int = 286,
     splits: Sequence[str] = ("train", "val", "test"),
     progress: bool = True,
+    max_pairs: int | None = None,
 ) -> list[Path]:
-    """Write resized copies (shorter side = size) of every pair; return the cache roots, one per set."""
+    """Write resized copies (shorter side = size) of every pair (or the first max_pairs of each split); return
+    the cache roots, one per set."""
     from tqdm.auto import tqdm
 
     out = Path(out)
@@ -288,6 +290,7 @@ def prepare_cache(
         if not report.pairs and not report.problems:
             continue
         report.raise_if_problems()
+        report.pairs = report.pairs[:max_pairs]
         for pair in report.pairs:
             for modality in ("infrared", "visible"):
                 (out / pair.set_name / modality / split).mkdir(parents=True, exist_ok=True)

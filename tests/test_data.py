@@ -152,3 +152,10 @@ def test_prepared_cache_is_an_ordinary_smaller_root(data_dir, tmp_path):
     original = load_pairs([data_dir / "msrs"], "test")[0]
     ref_ir, _ = load_pair(original, short_side=96)
     assert (ir - ref_ir).abs().mean() < 1 / 255
+
+
+def test_prepare_can_stop_at_the_first_pairs_it_needs(data_dir, tmp_path):
+    roots = prepare_cache([data_dir / "msrs"], tmp_path / "cache", size=64, splits=("train",), progress=False,
+                          max_pairs=3)
+    names = [p.name for p in load_pairs(roots, "train")]
+    assert names == [p.name for p in load_pairs([data_dir / "msrs"], "train", decode=False)[:3]]
