@@ -13,16 +13,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import time
 from pathlib import Path
 
 import torch
 
+from irvis.bench import median_seconds
 from irvis.data import expand_roots, load_pairs
+from irvis.directions import MODALITY_CHANNELS
 from irvis.evaluate import evaluate
 from irvis.images import load_image
 from irvis.nets import load_generator
-from irvis.translate import INFERENCE_FILE, Translator
+from irvis.translate import INFERENCE_FILE, Translator, probe_image
 from train.export import export_checkpoint
 
 WORKING_SIZES = (256, 384, 512, None)  # None: native resolution
@@ -84,14 +85,13 @@ def fit_section(train: dict, test: dict) -> list[str]:
     return lines + [""]
 
 
-def _frame_seconds(translator: Translator, frame: torch.Tensor, repeats: int = 3) -> float:
-    translator.translate_tensor(frame)  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        translator.translate_tensor(frame)
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
+def _timing_frame(val_pairs, source: str) -> torch.Tensor:
+    """The frame each working size is timed on: an LLVIP validation frame (1280x1024) of the source modality,
+    else a synthetic frame of that size."""
+    llvip = [p for p in val_pairs if p.set_name == "llvip"]
+    if llvip:
+        return load_image(getattr(llvip[0], source), source)
+    return probe_image(MODALITY_CHANNELS[source], (1024, 1280))[0]
 
 
 def choose_working_size(weights: Path, val_pairs, frame: torch.Tensor, sizes=WORKING_SIZES,
@@ -105,7 +105,8 @@ def choose_working_size(weights: Path, val_pairs, frame: torch.Tensor, sizes=WOR
     for size in sizes:
         translator = Translator(generator, device="cpu", working_size=size)
         result, _ = evaluate(translator, val_pairs, short_side=None, progress=False, lpips=False, fid=False)
-        rows.append({"working_size": size, "seconds_per_frame": round(_frame_seconds(translator, frame), 3),
+        seconds = median_seconds(lambda: translator.translate_tensor(frame))
+        rows.append({"working_size": size, "seconds_per_frame": round(seconds, 3),
                      **{k: result["model"][k] for k in ("psnr", "ssim", *STRUCTURE)}})
     affordable = [r for r in rows if r["seconds_per_frame"] <= budget_s] or rows[:1]
     top_psnr = max(r["psnr"] for r in affordable)
@@ -188,9 +189,7 @@ def publish(direction: str, run: Path, data: list[str], out: Path, ablations: di
     train, _ = evaluate(shipped, load_pairs(_roots_with(data, "train"), "train"), short_side=size, progress=False,
                         lpips=False, fid=False)
     val_pairs = load_pairs(val_roots, "val")
-    frame = next(load_image(p.infrared if shipped.direction.source == "infrared" else p.visible, shipped.direction.source)
-                 for p in val_pairs if p.set_name == "llvip") if any(p.set_name == "llvip" for p in val_pairs) else \
-        torch.rand(shipped.direction.in_channels, 1024, 1280, generator=torch.Generator().manual_seed(0))
+    frame = _timing_frame(val_pairs, shipped.direction.source)
     chosen, rows = choose_working_size(out, val_pairs, frame, sizes)
     (out / INFERENCE_FILE).write_text(json.dumps({"working_size": chosen, "chosen_on": "val", "candidates": rows},
                                                  indent=2) + "\n")
