@@ -24,6 +24,7 @@ from PIL import Image
 from torchvision.transforms import v2
 
 from irvis.directions import Direction, get_direction
+from irvis.fused import fuse
 from irvis.hub import resolve_weights
 from irvis.images import ImageSource, load_image
 from irvis.nets import INFERENCE_FILE, Generator, load_generator
@@ -151,7 +152,9 @@ class Translator:
             probe = probe.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
             try:
-                low = copy.deepcopy(self.generator).to(dtype)
+                low = copy.deepcopy(self.generator)
+                fuse(low)  # the full-resolution tail folded (irvis.fused); checked with the rest below
+                low = low.to(dtype)
                 reference = self.generator(probe).float()
                 fast = low(probe.to(dtype)).float()
             except RuntimeError as e:  # a device without this dtype's kernels

@@ -3,6 +3,7 @@ No timings are asserted: speed is measured by `python -m irvis bench`, correctne
 
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
 import sys
@@ -54,6 +55,42 @@ def test_affine_head_fast_path_matches_plain_fp32(llvip):
     plain.generator.load_state_dict(g.state_dict())
     x = fast.load(_frame(llvip, "vis2ir"))
     assert psnr(fast.translate_tensor(x), plain.translate_tensor(x)) >= FAST_PATH_MIN_PSNR
+
+
+@pytest.mark.parametrize("direction,head", [("vis2ir", "affine"), ("ir2vis", "affine"), ("ir2vis", "conv")])
+def test_fused_network_is_the_plain_network(direction, head, llvip):
+    """The fast path's folded full-resolution tail (irvis.fused) computes the same function as the plain
+    network, frame pixels included, on a real frame whose size needs padding; in float32 the two agree
+    to rounding, so any difference the fast path shows comes from its dtype alone."""
+    from irvis.fused import FusedIrvisUNet, Upsample2x, fuse
+    from irvis.nets import build_generator
+
+    torch.manual_seed(0)
+    g = build_generator(direction, head=head).eval()
+    for p in g.parameters():  # trained-like weights: every coefficient and head tap at work
+        torch.nn.init.normal_(p, std=0.1) if p.dim() > 1 else torch.nn.init.normal_(p, std=0.02)
+    fused = copy.deepcopy(g)
+    assert fuse(fused) and isinstance(fused.net, FusedIrvisUNet)
+    x = Translator(g, device="cpu", precision="fp32").load(_frame(llvip, direction))
+    x = torch.nn.functional.interpolate(x[None], size=(250, 330), mode="area")  # padded to 256x352 below
+    x = torch.nn.functional.pad(x, (0, 22, 0, 6), mode="reflect")
+    with torch.inference_mode():
+        plain_out, fused_out = g(x), fused(x)
+    assert (plain_out - fused_out).abs().max() < 1e-4
+    # the frame (outermost rows and columns) too, where the folded head alone would differ
+    assert (plain_out - fused_out)[..., [0, -1], :].abs().max() < 1e-4
+    assert (plain_out - fused_out)[..., :, [0, -1]].abs().max() < 1e-4
+    z = torch.randn(1, 5, 7, 9)
+    assert torch.allclose(Upsample2x(5)(z), torch.nn.functional.interpolate(z, scale_factor=2, mode="bilinear"),
+                          atol=1e-6)
+
+
+def test_reference_architecture_is_not_fused():
+    from irvis.fused import fuse
+    from irvis.nets import build_generator
+
+    g = build_generator("vis2ir", "pix2pix-unet256", ngf=8)
+    assert not fuse(g) and type(g.net).__name__ == "Pix2PixUNet256"
 
 
 def test_forced_fp32_is_the_bare_generator(generators):
