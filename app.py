@@ -118,9 +118,9 @@ def load_direction(name: str, spec: str | os.PathLike | None) -> Loaded:
         translator = Translator.from_pretrained(folder, device="auto")
     except (WeightsError, OSError) as e:
         return Loaded(d, problem=_hide_paths(f"No {d.label} generator: {e}", spec))
-    if translator.direction.name != name:
-        return Loaded(d, problem=f"`{public_name(spec)}` holds a {translator.direction.name} generator, not {name}: "
-                                 f"give it to `--weights-{translator.direction.name}`.")
+    problem = translator.direction.mismatch(d, f"`{public_name(spec)}`")
+    if problem:
+        return Loaded(d, problem=f"{problem}: give it to `--weights-{translator.direction.name}`.")
     translator.source = public_name(spec)
     return Loaded(d, translator, read_card(folder, name))
 

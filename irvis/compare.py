@@ -293,7 +293,7 @@ def thumbnails(gallery: Gallery, height: int = 128) -> list[tuple[Image.Image, s
 def sample_tensors(sample: Sample, direction: str, short_side: int | None) -> tuple[torch.Tensor, torch.Tensor]:
     """(source, truth) of a sample for `direction`, resized as the evaluation protocol does."""
     ir, vis = load_pair(sample.pair, short_side=short_side)
-    return (ir, vis) if get_direction(direction).source == "infrared" else (vis, ir)
+    return get_direction(direction).arrange(ir, vis)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -7,8 +7,10 @@ visible is RGB. Everything that depends on the direction asks this module.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 MODALITY_CHANNELS = {"infrared": 1, "visible": 3}
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,17 @@ class Direction:
     @property
     def label(self) -> str:
         return f"{self.source.capitalize()} -> {self.target.capitalize()}"
+
+    def arrange(self, infrared: T, visible: T) -> tuple[T, T]:
+        """(source, target) of this direction from an (infrared, visible) pair: the one place that swaps them."""
+        return (infrared, visible) if self.source == "infrared" else (visible, infrared)
+
+    def mismatch(self, asked: "str | Direction | None", holder: object) -> str | None:
+        """None when a generator of this direction may serve `asked` (None: anything), else the problem:
+        "<holder> holds a <this> generator, not <asked>"."""
+        if asked is None or get_direction(asked).name == self.name:
+            return None
+        return f"{holder} holds a {self.name} generator, not {get_direction(asked).name}"
 
 
 DIRECTIONS = {
