@@ -53,8 +53,9 @@ def cmd_translate(args) -> int:
 
     translator = Translator.from_pretrained(args.weights, device=args.device, working_size=args.working_size,
                                             precision=args.precision)
-    if args.direction and translator.direction.name != args.direction:
-        raise SystemExit(f"error: {args.weights} holds a {translator.direction.name} generator, not {args.direction}")
+    problem = translator.direction.mismatch(args.direction, args.weights)
+    if problem:
+        raise SystemExit(f"error: {problem}")
     out = Path(args.out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -207,12 +208,12 @@ def cmd_push(args) -> int:
 
 def cmd_info(args) -> int:
     from irvis.hub import resolve_weights
-    from irvis.nets import count_parameters, load_generator
+    from irvis.nets import architecture, count_parameters, load_generator
 
     folder = resolve_weights(args.weights)
     g = load_generator(folder)
-    config = json.loads((folder / "config.json").read_text())
-    print(json.dumps({**config, "parameters": count_parameters(g), "size_multiple": g.size_multiple, "folder": str(folder)}, indent=2))
+    print(json.dumps({**g.config, "architecture": architecture(g.arch).summary, "parameters": count_parameters(g),
+                      "size_multiple": g.size_multiple, "folder": str(folder)}, indent=2))
     return 0
 
 

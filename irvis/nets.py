@@ -1,7 +1,8 @@
 """Generators and the PatchGAN discriminator.
 
 Two generator architectures share one class, `Generator`, so a folder's config.json says which one it
-holds and loading is one call:
+holds and loading is one call; ARCHITECTURES is the registry (builder, settings with their defaults, size
+multiple) that Generator, the trainer's checks and `python -m irvis info` all read:
 
 - "irvis-unet" (default): a U-Net designed for any-size translation on CPU and GPU: bilinear upsampling
   followed by convolution (no transposed convolutions, hence no checkerboard artifacts), GroupNorm
@@ -18,7 +19,9 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -28,7 +31,6 @@ from torch import nn
 
 from irvis.directions import get_direction
 
-ARCHITECTURES = ("irvis-unet", "pix2pix-unet256")
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 INFERENCE_FILE = "inference.json"  # how to run it: the working size chosen when it was published (irvis.translate)
@@ -194,25 +196,71 @@ class Pix2PixUNet256(nn.Module):
         return self.model(x)
 
 
-class Generator(nn.Module, PyTorchModelHubMixin, library_name="irvis", tags=["image-to-image", "infrared", "pix2pix"]):
-    """A translation network for one direction; every constructor argument is saved in config.json."""
+@dataclass(frozen=True)
+class Architecture:
+    """One generator architecture: how to build it, the settings it takes with its own defaults, and the
+    multiple its input sides must be. The name in a config.json always means this network."""
 
-    def __init__(self, direction: str = "ir2vis", arch: str = "irvis-unet", ngf: int = 16, depth: int = 5,
-                 n_res: int = 2, norm: str = "group", head: str = "conv"):
+    name: str
+    build: Callable[..., nn.Module]  # (in_channels, out_channels, **settings) -> network
+    defaults: dict[str, Any]  # every setting it takes, with its default
+    multiple: Callable[[dict[str, Any]], int]  # settings -> size multiple
+    summary: str
+    # settings of other architectures that configs written by earlier irvis versions carry: accepted only at
+    # the value those versions wrote (they never changed the network), and not written again
+    legacy: dict[str, Any] = field(default_factory=dict)
+
+
+ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (
+    # head "conv" is the library's default so weights saved before heads existed load as they were trained;
+    # the trainer's default head is its own (train.config.TrainConfig.head)
+    Architecture("irvis-unet", lambda c_in, c_out, **s: IrvisUNet(c_in, c_out, **s),
+                 {"ngf": 16, "depth": 5, "n_res": 2, "norm": "group", "head": "conv"},
+                 lambda s: 2 ** s["depth"], "irvis U-Net: any size, GroupNorm, bilinear upsampling"),
+    Architecture("pix2pix-unet256", lambda c_in, c_out, **s: Pix2PixUNet256(c_in, c_out, **s),
+                 {"ngf": 64, "norm": "batch"}, lambda s: 256,
+                 "the Pix2Pix reference: U-Net 256, batch norm, dropout (about 54.4 M parameters)",
+                 legacy={"depth": 5, "n_res": 2, "head": "conv"}),
+)}
+SETTINGS = ("ngf", "depth", "n_res", "norm", "head")  # every architecture's settings, as Generator takes them
+
+
+def architecture(name: str) -> Architecture:
+    try:
+        return ARCHITECTURES[name]
+    except KeyError:
+        raise ValueError(f"unknown architecture {name!r}: use one of {', '.join(ARCHITECTURES)}") from None
+
+
+def generator_config(direction: str, arch: str = "irvis-unet", **settings) -> dict[str, Any]:
+    """The complete config of a generator: direction, arch and every setting of that architecture, the ones
+    not given (or None) at the architecture's defaults. Settings it does not take are errors."""
+    a = architecture(arch)
+    given = {k: v for k, v in settings.items() if v is not None}
+    foreign = sorted(f"{k}={v!r}" for k, v in given.items() if k not in a.defaults and a.legacy.get(k, object()) != v)
+    if foreign:
+        users = sorted({b.name for b in ARCHITECTURES.values() for k in given if k in b.defaults and b is not a})
+        raise ValueError(f"{a.name} takes {', '.join(a.defaults)}, not {', '.join(foreign)}"
+                         + (f" (a setting of {', '.join(users)})" if users else ""))
+    return {"direction": get_direction(direction).name, "arch": a.name,
+            **{k: given.get(k, default) for k, default in a.defaults.items()}}
+
+
+class Generator(nn.Module, PyTorchModelHubMixin, library_name="irvis", tags=["image-to-image", "infrared", "pix2pix"]):
+    """A translation network for one direction. Settings left out (None) take the architecture's defaults
+    (ARCHITECTURES), so an arch name means the same network whichever way it is built; config.json holds
+    the complete config (`self.config`)."""
+
+    def __init__(self, direction: str = "ir2vis", arch: str = "irvis-unet", ngf: int | None = None,
+                 depth: int | None = None, n_res: int | None = None, norm: str | None = None, head: str | None = None):
         super().__init__()
-        d = get_direction(direction)
-        self.direction = d.name
-        self.arch = arch
-        if arch == "irvis-unet":
-            self.net = IrvisUNet(d.in_channels, d.out_channels, ngf=ngf, depth=depth, n_res=n_res, norm=norm, head=head)
-            self.size_multiple = 2**depth
-        elif arch == "pix2pix-unet256":
-            if head != "conv":
-                raise ValueError(f"pix2pix-unet256 has Pix2Pix's own output layer; head {head!r} is for irvis-unet")
-            self.net = Pix2PixUNet256(d.in_channels, d.out_channels, ngf=ngf, norm=norm)
-            self.size_multiple = 256
-        else:
-            raise ValueError(f"unknown architecture {arch!r}: use one of {', '.join(ARCHITECTURES)}")
+        self.config = generator_config(direction, arch, ngf=ngf, depth=depth, n_res=n_res, norm=norm, head=head)
+        self._hub_mixin_config = dict(self.config)  # what save_pretrained writes as config.json
+        d, a = get_direction(direction), architecture(arch)
+        settings = {k: self.config[k] for k in a.defaults}
+        self.direction, self.arch = d.name, a.name
+        self.net = a.build(d.in_channels, d.out_channels, **settings)
+        self.size_multiple = a.multiple(settings)
 
     @property
     def in_channels(self) -> int:
@@ -233,14 +281,9 @@ class Generator(nn.Module, PyTorchModelHubMixin, library_name="irvis", tags=["im
         return load_generator(resolve_weights(pretrained_model_name_or_path, revision=revision), map_location)
 
 
-def reference_config(direction: str) -> dict:
-    """The original Pix2Pix generator: U-Net 256, ngf 64, batch norm (about 54.4 M parameters)."""
-    return {"direction": direction, "arch": "pix2pix-unet256", "ngf": 64, "norm": "batch"}
-
-
-def build_generator(direction: str, arch: str = "irvis-unet", **overrides) -> Generator:
-    config = reference_config(direction) if arch == "pix2pix-unet256" else {"direction": direction, "arch": arch}
-    return Generator(**{**config, **overrides})
+def build_generator(direction: str, arch: str = "irvis-unet", **settings) -> Generator:
+    """Generator(direction, arch, **settings): the architecture's defaults for every setting not given."""
+    return Generator(direction, arch, **settings)
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -259,7 +302,7 @@ def load_generator(folder: str | os.PathLike, map_location: str | torch.device =
         config = json.loads(config_path.read_text())
     except json.JSONDecodeError as e:
         raise WeightsError(f"{config_path}: not valid JSON ({e})") from None
-    known = {"direction", "arch", "ngf", "depth", "n_res", "norm", "head"}
+    known = {"direction", "arch", *SETTINGS}
     unknown = set(config) - known
     if unknown:
         raise WeightsError(f"{config_path}: unknown settings {sorted(unknown)}; this irvis understands {sorted(known)}")

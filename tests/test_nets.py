@@ -20,6 +20,34 @@ def test_reference_is_the_original_pix2pix_unet256():
     assert any(isinstance(m, nn.BatchNorm2d) for m in ref.modules())
 
 
+def test_an_architecture_name_means_one_network_however_it_is_built(tmp_path):
+    from irvis.nets import ARCHITECTURES
+
+    direct, built = Generator("ir2vis", arch="pix2pix-unet256"), build_generator("ir2vis", "pix2pix-unet256")
+    assert count_parameters(direct) == count_parameters(built) > 54e6
+    assert any(isinstance(m, nn.BatchNorm2d) for m in direct.modules())
+    assert direct.config == built.config == {"direction": "ir2vis", "arch": "pix2pix-unet256", "ngf": 64, "norm": "batch"}
+    for name, a in ARCHITECTURES.items():
+        g = build_generator("vis2ir", name)
+        assert g.size_multiple == a.multiple(g.config) and set(g.config) == {"direction", "arch", *a.defaults}
+    # config.json holds the network's own settings, and nothing else
+    assert json.loads((save_generator(direct, tmp_path / "ref") / "config.json").read_text()) == direct.config
+    with pytest.raises(ValueError, match="depth=3"):
+        Generator("ir2vis", arch="pix2pix-unet256", depth=3)
+
+
+def test_configs_written_by_earlier_versions_still_load_strictly(tmp_path):
+    """Before the registry, every config.json carried all of Generator's settings, used or not."""
+    old = {"arch": "pix2pix-unet256", "depth": 5, "direction": "ir2vis", "head": "conv", "n_res": 2, "ngf": 8,
+           "norm": "batch"}
+    folder = save_generator(build_generator("ir2vis", "pix2pix-unet256", ngf=8), tmp_path / "old")
+    (folder / "config.json").write_text(json.dumps(old))
+    assert load_generator(folder).config == {"direction": "ir2vis", "arch": "pix2pix-unet256", "ngf": 8, "norm": "batch"}
+    (folder / "config.json").write_text(json.dumps({**old, "depth": 4}))  # a value that would have meant something
+    with pytest.raises(WeightsError, match="depth=4"):
+        load_generator(folder)
+
+
 def test_default_design_has_no_transposed_convs_and_no_batch_norm():
     g = build_generator("vis2ir")
     kinds = {type(m) for m in g.modules()}
