@@ -11,13 +11,12 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-import torch
 from PIL import Image, ImageDraw
 
 from irvis.data import Pair, load_pair, load_pairs
 from irvis.directions import get_direction
 from irvis.images import to_pil
-from irvis.metrics import PROTOCOL, PSNR_CAP_DB, baseline_predictions, margin_line, method_predictions, score_image
+from irvis.metrics import BASELINES, PROTOCOL, PSNR_CAP_DB, margin_line, method_predictions, score_image
 from irvis.perceptual import PROTOCOL as PERCEPTUAL_PROTOCOL
 from irvis.perceptual import open_metrics
 from irvis.translate import Translator
@@ -26,9 +25,10 @@ GRID_ROWS = 6
 GRID_HEIGHT = 200
 
 
-class _Means:
-    """Running sums of per-image metrics, overall and per set; each metric is averaged over the images
-    where it is defined (sharpness is undefined against a flat truth, VIF on images under 41 pixels)."""
+class Means:
+    """Running sums of per-image metrics, overall ("__all__") and per set; each metric is averaged over the
+    images where it is defined (sharpness is undefined against a flat truth, VIF on images under 41 pixels):
+    leave it out of `metrics`, or pass NaN."""
 
     def __init__(self):
         self.sums: dict[str, dict[str, dict[str, list[float]]]] = {}
@@ -38,6 +38,8 @@ class _Means:
         for key in ("__all__", set_name):
             bucket = self.sums.setdefault(key, {}).setdefault(method, {})
             for name, value in metrics.items():
+                if value != value:  # NaN: undefined for this image
+                    continue
                 total = bucket.setdefault(name, [0.0, 0])
                 total[0] += value
                 total[1] += 1
@@ -46,8 +48,10 @@ class _Means:
         for key in ("__all__", set_name):
             self.counts[key] = self.counts.get(key, 0) + 1
 
-    def means(self, key: str) -> dict[str, dict[str, float]]:
-        return {m: {k: round(v / n, 4) for k, (v, n) in ms.items()} for m, ms in self.sums[key].items()}
+    def means(self, key: str = "__all__", digits: int | None = 4) -> dict[str, dict[str, float]]:
+        """{method: {metric: mean}} for a set (or overall), rounded to `digits` (None: as summed)."""
+        rounded = (lambda x: x) if digits is None else (lambda x: round(x, digits))
+        return {m: {k: rounded(v / n) for k, (v, n) in ms.items()} for m, ms in self.sums[key].items()}
 
 
 def evaluate(translator: Translator | None, pairs: Sequence[Pair], direction: str | None = None,
@@ -71,10 +75,10 @@ def evaluate(translator: Translator | None, pairs: Sequence[Pair], direction: st
             raise ValueError("FID needs at least 2 pairs")
         fid = False
     perceptual, perceptual_status = open_metrics(lpips, fid, translator.device if translator is not None else "cpu")
-    means, per_pair, samples = _Means(), [], []
+    means, per_pair, samples = Means(), [], []
     for pair in tqdm(pairs, desc=f"evaluate {d.name}", disable=not progress):
         ir, vis = load_pair(pair, short_side=short_side)
-        source, truth = (ir, vis) if d.source == "infrared" else (vis, ir)
+        source, truth = d.arrange(ir, vis)
         prediction = translator.translate_tensor(source) if translator is not None else None
         methods = method_predictions(d.name, source, truth, prediction)
         row = {"name": pair.name, "set": pair.set_name}
@@ -146,7 +150,7 @@ def _label(img: Image.Image, text: str) -> Image.Image:
 def sample_grid(samples: list, direction: str, height: int = GRID_HEIGHT) -> Image.Image:
     """Rows of input | prediction | truth | baseline, each tile labelled, scaled to a common height."""
     d = get_direction(direction)
-    baseline_name = next(iter(baseline_predictions(d.name, torch.zeros(1, d.in_channels, 4, 4))))
+    baseline_name = next(iter(BASELINES[d.name]))
     rows = []
     for name, source, prediction, truth, baseline in samples:
         tiles = [(source, f"input ({d.source}) {name}"), (prediction, "prediction"), (truth, f"truth ({d.target})"),
@@ -241,8 +245,9 @@ def evaluate_dataset(weights: str | None, roots: Sequence[str], split: str = "te
                      working_size: int | str | None = "auto") -> tuple[dict, list]:
     """The CLI's entry: load weights (checking they match the direction), check data, evaluate."""
     translator = Translator.from_pretrained(weights, device=device, working_size=working_size) if weights else None
-    if translator is not None and direction is not None and translator.direction.name != get_direction(direction).name:
-        raise ValueError(f"{weights} holds a {translator.direction.name} generator, but --direction is {direction}")
+    problem = translator.direction.mismatch(direction, weights) if translator is not None else None
+    if problem:
+        raise ValueError(problem)
     pairs = load_pairs(roots, split)
     return evaluate(translator, pairs, direction=direction, short_side=short_side, progress=progress,
                     lpips=lpips, fid=fid)

@@ -1,4 +1,4 @@
-"""Local-first weight resolution and Hub upload.
+"""Local-first weight resolution and Hub upload (checked before a long job, reported rather than raised after one).
 
 A path that exists is a path; anything else shaped like `owner/name` is a Hub repo id, fetched with
 huggingface_hub (which honours HF_HUB_OFFLINE and its cache). Nothing is downloaded at import time.
@@ -7,6 +7,7 @@ huggingface_hub (which honours HF_HUB_OFFLINE and its cache). Nothing is downloa
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from irvis.nets import CONFIG_NAME, INFERENCE_FILE, WEIGHTS_NAME, WeightsError
@@ -65,3 +66,33 @@ def push_folder(folder: str | os.PathLike, repo_id: str, private: bool = False, 
     info = api.upload_folder(repo_id=repo_id, folder_path=folder, allow_patterns=upload_plan(folder),
                              commit_message=commit_message)
     return str(info)
+
+
+class HubError(ValueError):
+    """A push that cannot work as asked (no network allowed, no token, a malformed repo id)."""
+
+
+def check_push_ready(repo_id: str) -> None:
+    """Fail before training, not after hours of it, when a push at the end cannot work."""
+    from huggingface_hub import constants, get_token
+
+    if repo_id.count("/") != 1:
+        raise HubError(f"--push-to-hub {repo_id}: give a repo id of the form owner/name")
+    if constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        raise HubError("--push-to-hub needs the network, but HF_HUB_OFFLINE is set; unset it or push later with "
+                       "python -m irvis push --weights FOLDER --repo-id " + repo_id)
+    if get_token() is None:
+        raise HubError("--push-to-hub needs a Hugging Face token: run `hf auth login` or set HF_TOKEN")
+
+
+def push_or_report(folder: str | os.PathLike, repo_id: str, private: bool = False) -> bool:
+    """push_folder after a long job: a failure is reported on stderr, with the command that retries it, and
+    the local folder stays usable. Returns whether the push worked."""
+    print(f"pushing to {repo_id}: {', '.join(upload_plan(folder))}")
+    try:
+        print(push_folder(folder, repo_id, private=private))
+        return True
+    except Exception as e:  # network, auth, permissions: the trained generator must not be lost over it
+        print(f"error: the push to {repo_id} failed ({type(e).__name__}: {e}); the generator is safe in {folder}; "
+              f"retry with: python -m irvis push --weights {folder} --repo-id {repo_id}", file=sys.stderr)
+        return False

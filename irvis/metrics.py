@@ -17,7 +17,7 @@ Conventions (also written into every evaluation JSON as its protocol):
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -107,18 +107,23 @@ def vif(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 # Identical images have infinite PSNR; reports cap it so that means stay numbers.
 PSNR_CAP_DB = 100.0
 METRICS = ("psnr", "ssim", *STRUCTURE_METRICS)
+_METRIC_FUNCTIONS = {"psnr": psnr, "ssim": ssim, "sharpness": sharpness, "gradient_correlation": gradient_correlation,
+                     "vif": vif}
 
 
-def score(pred: torch.Tensor, target: torch.Tensor, structure: bool = True) -> dict[str, torch.Tensor]:
+def score(pred: torch.Tensor, target: torch.Tensor, structure: bool = True,
+          metrics: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
     """{"psnr": (N,), "ssim": (N,), and with structure "sharpness", "gradient_correlation", "vif"}
-    for a batch; the unit every report is built from. NaN marks a metric undefined for that image."""
+    for a batch; the unit every report is built from. NaN marks a metric undefined for that image.
+    metrics: just these (of METRICS), in this order, e.g. without VIF where it costs too much."""
     if pred.shape != target.shape:
         raise ValueError(f"prediction {tuple(pred.shape)} and truth {tuple(target.shape)} differ in shape")
-    out = {"psnr": psnr(pred, target), "ssim": ssim(pred, target)}
-    if structure:
-        out.update(sharpness=sharpness(pred, target), gradient_correlation=gradient_correlation(pred, target),
-                   vif=vif(pred, target))
-    return out
+    if metrics is None:
+        metrics = METRICS if structure else ("psnr", "ssim")
+    unknown = set(metrics) - set(METRICS)
+    if unknown:
+        raise ValueError(f"unknown metrics {sorted(unknown)}: use {', '.join(METRICS)}")
+    return {name: _METRIC_FUNCTIONS[name](pred, target) for name in metrics}
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -198,11 +198,11 @@ def test_hub_upload_plan_is_the_generator_and_its_card_only(vis2ir_run, tmp_path
     # what push_folder would upload: never the dataset grid, never training state
     assert upload_plan(out / "final") == ["README.md", "config.json", "evaluation.json", "evaluation.md",
                                           "model.safetensors", "training_config.json"]
-    from train.loop import push
+    from irvis.hub import push_or_report
 
     err = io.StringIO()
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
-        assert push(out / "final", "someone/irvis-vis2ir") is False  # offline in tests
+        assert push_or_report(out / "final", "someone/irvis-vis2ir") is False  # offline in tests
     assert "the generator is safe in" in err.getvalue() and "python -m irvis push" in err.getvalue()
     assert (out / "final" / "model.safetensors").is_file()
 
@@ -288,7 +288,7 @@ def test_ssim_loss_and_repeated_sets(tmp_path):
 def test_source_jitter_changes_the_source_only():
     from irvis.data import load_pairs
     from train.config import TrainConfig
-    from train.loop import TrainPairs
+    from train.data import TrainPairs
 
     pairs = load_pairs([MSRS], "train", decode=False)[:2]
     plain = TrainConfig(direction="vis2ir", data=[str(MSRS)], crop_size=64, load_size=72)
@@ -301,7 +301,7 @@ def test_source_jitter_changes_the_source_only():
 
 def test_init_from_fine_tunes_an_exported_generator(vis2ir_run, generators, tmp_path):
     from train.config import TrainConfig
-    from train.loop import initial_weights
+    from train.objective import initial_weights
     from irvis.nets import build_generator, load_generator
 
     out, _ = vis2ir_run
@@ -312,7 +312,7 @@ def test_init_from_fine_tunes_an_exported_generator(vis2ir_run, generators, tmp_
     code, log = run(["--direction", "vis2ir", "--data", str(MSRS), "--output-dir", str(tmp_path / "ft"), *TINY,
                      "--max-steps", "1", "--gan-weight", "0", "--init-from", str(generators["ir2vis"]),
                      "--report-to", "none"])
-    assert code == 2 and "holds a ir2vis irvis-unet generator" in log, log
+    assert code == 2 and "holds a ir2vis generator, not vis2ir" in log, log
 
 
 def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path):
@@ -450,7 +450,7 @@ def test_edge_loss_is_blind_to_an_edges_sign_and_the_frames_level_but_not_to_a_b
     """The edge loss compares where edges are and how strong, not which way they go: a thermal frame's negative
     and a brighter copy of it cost nothing, a blurred copy does; its gradients stay finite on flat regions."""
     from irvis.data import load_pair, load_pairs
-    from train.loop import edge_loss
+    from train.objective import edge_loss
 
     infrared, _ = load_pair(load_pairs([data_dir / "llvip"], "val")[0], short_side=64)
     x = infrared[None] * 0.8

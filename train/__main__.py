@@ -26,16 +26,16 @@ def export_parser() -> argparse.ArgumentParser:
 
 
 def export_main(argv: list[str]) -> int:
+    from irvis.hub import check_push_ready, push_or_report
     from train.export import export_checkpoint
-    from train.loop import _check_hub_ready, push
 
     args = export_parser().parse_args(argv)
     if args.push_to_hub:
-        _check_hub_ready(args.push_to_hub)
+        check_push_ready(args.push_to_hub)
     export_checkpoint(args.checkpoint, args.output, half=args.export_half, val_data=args.val_data,
                       use_ema=not args.no_ema, device=args.device, repo_id=args.push_to_hub)
     print(f"exported to {args.output}")
-    if args.push_to_hub and not push(args.output, args.push_to_hub, args.hub_private):
+    if args.push_to_hub and not push_or_report(args.output, args.push_to_hub, args.hub_private):
         return 1
     return 0
 
@@ -51,18 +51,18 @@ def train_main(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     from irvis.data import DataError
+    from irvis.hub import HubError
     from irvis.images import ImageError
     from irvis.nets import WeightsError
-    from train.config import ConfigError
-    from train.loop import _print
+    from train.config import ConfigError, print_once
 
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         if argv[:1] == ["export"]:
             return export_main(argv[1:])
         return train_main(argv)
-    except (DataError, ConfigError, WeightsError, ImageError) as e:
-        _print(f"error: {e}")
+    except (DataError, ConfigError, WeightsError, ImageError, HubError) as e:
+        print_once(f"error: {e}")
         return 2
     except KeyboardInterrupt:
         return 130

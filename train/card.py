@@ -10,6 +10,7 @@ from dataclasses import MISSING, fields
 import irvis
 from irvis.directions import get_direction
 from irvis.metrics import STRUCTURE_METRICS, margin_line
+from train.checkpoint import EMA_DIR, GENERATOR_DIR
 from train.config import TrainConfig
 
 DATA_TERMS = {
@@ -53,8 +54,8 @@ def train_command(config: TrainConfig) -> str:
 
 def _weights_kind(config: TrainConfig, state: dict) -> str:
     # state["weights"] names the checkpoint folder an export used; a run's own export uses the EMA if it kept one
-    used = state.get("weights", "generator_ema" if config.ema_decay > 0 else "generator")
-    return f"EMA of the generator (decay {config.ema_decay:g})" if used == "generator_ema" else "the generator as trained"
+    used = state.get("weights", EMA_DIR if config.ema_decay > 0 else GENERATOR_DIR)
+    return f"EMA of the generator (decay {config.ema_decay:g})" if used == EMA_DIR else "the generator as trained"
 
 
 def _front_matter(config: TrainConfig, state: dict) -> list[str]:

@@ -11,7 +11,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 from irvis.directions import DIRECTIONS
-from irvis.nets import ARCHITECTURES, HEADS
+from irvis.nets import ARCHITECTURES, HEADS, architecture, generator_config
 
 CONFIG_FILE = "training_config.json"
 GROUP_TITLES = {"data": "data", "model": "models", "optimisation": "optimisation", "schedule": "logging, samples, "
@@ -130,8 +130,6 @@ class TrainConfig:
 
     def validate(self) -> "TrainConfig":
         """Every check that needs no data and no model, so a bad flag fails in a second."""
-        from irvis.nets import build_generator
-
         if self.max_steps is not None and self.epochs is not None:
             raise ConfigError("give --max-steps or --epochs, not both")
         for f in fields(self):  # NaN passes every comparison below, and inf makes no run: refuse both here
@@ -163,8 +161,9 @@ class TrainConfig:
         if self.min_load_size is not None and not self.crop_size <= self.min_load_size <= self.load_size:
             raise ConfigError(f"--min-load-size {self.min_load_size} must lie between --crop-size {self.crop_size} "
                               f"and --load-size {self.load_size}")
-        try:
-            multiple = build_generator(self.direction, self.arch, **self.generator_overrides()).size_multiple
+        try:  # the registry's multiple for these settings; no network is built
+            settings = generator_config(self.direction, self.arch, **self.generator_overrides())
+            multiple = architecture(self.arch).multiple(settings)
         except ValueError as e:
             raise ConfigError(str(e)) from None
         if self.crop_size % multiple:
@@ -184,7 +183,7 @@ class TrainConfig:
 
     def generator_overrides(self) -> dict:
         overrides = {} if self.ngf is None else {"ngf": self.ngf}
-        if self.arch == "irvis-unet":
+        if "head" in architecture(self.arch).defaults:  # the trainer's default head, not the library's
             overrides["head"] = self.head
         return overrides
 
@@ -273,3 +272,9 @@ def _arg_type(annotation: str):
 def from_args(argv: list[str] | None = None) -> TrainConfig:
     args = build_parser().parse_args(argv)
     return TrainConfig(**vars(args)).validate()
+
+
+def print_once(*args) -> None:
+    """Print once per machine: before the Accelerator exists, ranks are only known from the launcher's env."""
+    if os.environ.get("LOCAL_RANK", "0") == "0":
+        print(*args, flush=True)

@@ -1,6 +1,6 @@
 """Export a generator: config.json + model.safetensors + training_config.json + evaluation + model card,
 the folder `Translator.from_pretrained` loads and `python -m irvis push` uploads. Used at the end of
-training and by `python -m train export` for any checkpoint."""
+training (train.loop) and by `python -m train export` for any checkpoint (train.checkpoint's layout)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ from irvis.evaluate import evaluate, write_report
 from irvis.nets import Generator, WeightsError, count_parameters, load_generator, save_generator
 from irvis.translate import Translator
 from train.card import model_card
+from train.checkpoint import exported_weights, is_checkpoint, list_checkpoints, read_checkpoint
 from train.config import CONFIG_FILE, ConfigError, TrainConfig
+from train.data import validation_pairs
 
 EVALUATION_JSON = "evaluation.json"
 
@@ -66,12 +68,10 @@ def export_checkpoint(checkpoint: str | os.PathLike, output: str | os.PathLike, 
                       lpips: bool | None = None, val_split: str | None = None) -> dict | None:
     """A checkpoint folder (or a run folder: its latest checkpoint) -> an exported generator folder, scored on
     val_data (default: the run's validation roots) and at most val_max_pairs of them (default: as the run; 0: all)."""
-    from train.loop import EMA_DIR, GENERATOR_DIR, list_checkpoints, read_checkpoint, validation_pairs
-
     path = Path(checkpoint)
     if not path.is_dir():
         raise ConfigError(f"--checkpoint {path}: no such folder")
-    if not (path / "trainer_state.json").is_file():
+    if not is_checkpoint(path):
         found = list_checkpoints(path)
         if not found:
             raise ConfigError(f"--checkpoint {path}: neither a checkpoint nor a run folder with checkpoints")
@@ -81,7 +81,7 @@ def export_checkpoint(checkpoint: str | os.PathLike, output: str | os.PathLike, 
     scoring = dataclasses.replace(config, val_data=config.val_data if val_data is None else list(val_data),
                                   val_max_pairs=config.val_max_pairs if val_max_pairs is None else val_max_pairs,
                                   val_split=config.val_split if val_split is None else val_split)
-    folder = path / EMA_DIR if use_ema and (path / EMA_DIR).is_dir() else path / GENERATOR_DIR
+    folder = exported_weights(path, use_ema)
     try:
         generator = load_generator(folder)
     except WeightsError as e:

@@ -24,6 +24,7 @@ from irvis.evaluate import evaluate
 from irvis.images import load_image
 from irvis.nets import load_generator
 from irvis.translate import INFERENCE_FILE, Translator, probe_image
+from train.checkpoint import METRICS_FILE
 from train.export import export_checkpoint
 
 WORKING_SIZES = (256, 384, 512, None)  # None: native resolution
@@ -137,7 +138,7 @@ def working_size_section(rows: list[dict], chosen: int | None, n_val: int, test_
 def ablation_section(runs: dict[str, Path]) -> list[str]:
     """Each run's exported generator (run/final: its latest checkpoint) as its own training scored it (the
     validation split, whole frames), overall and on LLVIP."""
-    from train.loop import list_checkpoints, read_checkpoint
+    from train.checkpoint import list_checkpoints, read_checkpoint
 
     lines = ["## Recipe ablations (validation split)", "",
              "Runs that differ from the shipped recipe in the settings named, each scored by its own export on the "
@@ -158,7 +159,7 @@ def ablation_section(runs: dict[str, Path]) -> list[str]:
 
 def history_section(run: Path) -> list[str]:
     """The shipped run's validation during training (metrics.jsonl): how the figures moved with steps."""
-    path = run / "metrics.jsonl"
+    path = run / METRICS_FILE
     if not path.is_file():
         return []
     lines = ["## Validation during training", "",
