@@ -8,10 +8,10 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from irvis.analysis.features import COLOUR_FEATURES, Pixels
-from irvis.analysis.report import _cell
-from irvis.analysis.stats import _round, pearson
+from irvis.analysis.report import format_cell
+from irvis.analysis.stats import pearson, rounded
+from irvis.colormap import colorize
 
-_COLORMAP = np.array([[0, 0, 4], [59, 15, 112], [140, 41, 129], [222, 73, 104], [254, 159, 109], [252, 253, 191]], float)
 TILE = 150
 
 
@@ -20,13 +20,6 @@ def _font(size: int = 12):
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow without FreeType: the fixed bitmap font
         return ImageFont.load_default()
-
-
-def _colorize(unit: np.ndarray) -> np.ndarray:
-    pos = np.clip(unit, 0, 1) * (len(_COLORMAP) - 1)
-    lo = np.floor(pos).astype(int).clip(0, len(_COLORMAP) - 2)
-    frac = (pos - lo)[..., None]
-    return (_COLORMAP[lo] * (1 - frac) + _COLORMAP[lo + 1] * frac).astype(np.uint8)
 
 
 def _range(x: np.ndarray) -> tuple[float, float]:
@@ -40,7 +33,7 @@ def hist_tile(x: np.ndarray, y: np.ndarray, title: str) -> Image.Image:
     counts, _, _ = np.histogram2d(y, x, bins=TILE, range=[[y0, y1], [x0, x1]])
     counts = counts[::-1]
     density = np.log1p(counts) / max(np.log1p(counts).max(), 1e-9)
-    img = Image.fromarray(_colorize(density))
+    img = Image.fromarray(colorize(density))
     draw = ImageDraw.Draw(img)
     col = np.clip(((x - x0) / (x1 - x0) * TILE).astype(int), 0, TILE - 1)
     n = np.bincount(col, minlength=TILE)
@@ -77,7 +70,7 @@ def histogram_figure(px: Pixels) -> Image.Image:
                 draw.text((x_px[0] + 8, y + TILE // 2 - 6), "grayscale visible", fill=(90, 90, 90), font=_font(11))
                 continue
             r = pearson(g[fx][keep], g[fy][keep])
-            fig.paste(hist_tile(g[fx][keep], g[fy][keep], f"r = {_cell(_round(r, 3))}"), x_px)
+            fig.paste(hist_tile(g[fx][keep], g[fy][keep], f"r = {format_cell(rounded(r, 3))}"), x_px)
     return fig
 
 
@@ -204,5 +197,5 @@ def pair_figure(maps: dict) -> Image.Image:
         if fx in COLOUR_FEATURES and bool(maps["gray_image"].reshape(-1)[0]):
             draw.text((j * (TILE + 4) + 8, TILE // 2), "grayscale visible", fill=(90, 90, 90), font=_font(11))
             continue
-        fig.paste(hist_tile(x, y, f"r = {_cell(_round(pearson(x, y), 3))}"), (j * (TILE + 4), 18))
+        fig.paste(hist_tile(x, y, f"r = {format_cell(rounded(pearson(x, y), 3))}"), (j * (TILE + 4), 18))
     return fig

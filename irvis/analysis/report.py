@@ -21,7 +21,7 @@ def _pct(v: float | None) -> str:
     return "n/a" if v is None or not np.isfinite(v) else f"{100 * v:.0f}%"
 
 
-def _best(rules: dict, exclude: Iterable[str] = ("oracle_affine_per_image",)) -> tuple[str, float]:
+def best_rule(rules: dict, exclude: Iterable[str] = ("oracle_affine_per_image",)) -> tuple[str, float]:
     scored = [(k, v["r2"]) for k, v in rules.items() if k not in exclude and v["r2"] is not None]
     return max(scored, key=lambda kv: kv[1]) if scored else ("none", float("nan"))
 
@@ -90,7 +90,7 @@ def _rule_sentences(o: dict) -> list[str]:
     if not o.get("rules"):
         return [f"Rules were not scored: {o.get('rules_note', 'no test split')}."]
     v, i = o["rules"]["vis2ir"], o["rules"]["ir2vis"]
-    (best_name, best), (back_name, back) = _best(v), _best(i)
+    (best_name, best), (back_name, back) = best_rule(v), best_rule(i)
     oracle, back_oracle = v["oracle_affine_per_image"], i["oracle_affine_per_image"]
     bright = v["bright_is_hot"]
     bright_ci = bright.get("r2_ci") or [None, None]
@@ -124,7 +124,7 @@ def _structure_sentences(o: dict) -> list[str]:
 
 
 def _per_set_sentences(per_set: dict) -> list[str]:
-    scored = {s: _best(g["rules"]["vis2ir"]) for s, g in per_set.items() if g.get("rules")}
+    scored = {s: best_rule(g["rules"]["vis2ir"]) for s, g in per_set.items() if g.get("rules")}
     lines = []
     if scored:
         lo, hi = min(scored.items(), key=lambda kv: kv[1][1]), max(scored.items(), key=lambda kv: kv[1][1])
@@ -133,7 +133,7 @@ def _per_set_sentences(per_set: dict) -> list[str]:
                      "predicting the test scenes' mean: what held on the train scenes does not carry over.")
     llvip = per_set.get("llvip")
     if llvip and llvip.get("rules"):
-        d, (name, best) = llvip["per_image_r"]["luminance"], _best(llvip["rules"]["vis2ir"])
+        d, (name, best) = llvip["per_image_r"]["luminance"], best_rule(llvip["rules"]["vis2ir"])
         lines.append(f"LLVIP, the original experiment's data: within an image luminance and infrared correlate at a "
                      f"median r = {_f(d['median'])} ({_pct(d['fraction_positive'])} of images positive), yet the best "
                      f"rule fitted on its train scenes scores R^2 = {_f(best)} on its test scenes ({name}).")
@@ -152,7 +152,7 @@ def _verdict(o: dict) -> str:
     if not o.get("rules"):
         return ("Verdict: no held-out rules, so nothing is claimed about intensities; " +
                 ("edges are shared." if shared else "edges are not clearly shared."))
-    best = [r[_best(r)[0]] for r in (o["rules"]["vis2ir"], o["rules"]["ir2vis"]) if _best(r)[0] != "none"]
+    best = [r[best_rule(r)[0]] for r in (o["rules"]["vis2ir"], o["rules"]["ir2vis"]) if best_rule(r)[0] != "none"]
     uppers = [(b.get("r2_ci") or [None, b["r2"]])[1] for b in best]
     lowers = [(b.get("r2_ci") or [b["r2"]])[0] for b in best]
     rules_weak = bool(uppers) and all(u is not None and u < WEAK_R2 for u in uppers)
@@ -175,13 +175,13 @@ def _verdict(o: dict) -> str:
 # Report: Markdown and plots
 
 
-def _cell(v) -> str:
+def format_cell(v) -> str:
     return "-" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
 
 
 def _table(header: Sequence[str], rows: Iterable[Sequence]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return lines + ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return lines + ["| " + " | ".join(format_cell(c) for c in row) + " |" for row in rows]
 
 
 def markdown_report(result: dict, figures: dict[str, str] | None = None) -> str:
@@ -254,7 +254,7 @@ def _rules_tables(groups: dict) -> list[str]:
         lines += [f"- `{n}`: {next(iter(scored.values()))[n]['rule']}" for n in names] + [""]
         lines += _table(["set", "test images", *names],
                         [(s, groups[s]["rules"]["n_test_images"],
-                          *(f"{_cell(r[n]['r2'])} / {_cell(r[n]['r2_within_images_median'])}" for n in names))
+                          *(f"{format_cell(r[n]['r2'])} / {format_cell(r[n]['r2_within_images_median'])}" for n in names))
                          for s, r in scored.items()]) + [""]
     return lines
 
@@ -273,7 +273,7 @@ ABLATION_COLUMNS = (("r2", "R^2"), ("psnr", "PSNR"), ("ssim", "SSIM"), ("gradien
                     ("vif", "VIF"), ("sharpness", "sharpness"))
 
 
-def _field(entry: dict) -> str:
+def receptive_field_text(entry: dict) -> str:
     return f"{entry['receptive_field']} px" if entry.get("receptive_field") else "whole frame"
 
 
@@ -292,11 +292,11 @@ def ablation_sentences(rf: dict) -> list[str]:
         preds = d["predictors"]
         names = list(preds)
         target = "infrared" if direction == "vis2ir" else "visible RGB"
-        path = ", ".join(f"{_field(preds[n])} {_f(preds[n]['all']['r2']['mean'])}{_ci(preds[n]['all']['r2']['ci'])}"
+        path = ", ".join(f"{receptive_field_text(preds[n])} {_f(preds[n]['all']['r2']['mean'])}{_ci(preds[n]['all']['r2']['ci'])}"
                          for n in names)
         steps_up, steps_flat, steps_down = [], [], []
         for diff in d["differences"][:len(names) - 1]:
-            label = f"{_field(preds[diff['from']])} -> {_field(preds[diff['to']])}: {diff['r2']['mean']:+.2f}" \
+            label = f"{receptive_field_text(preds[diff['from']])} -> {receptive_field_text(preds[diff['to']])}: {diff['r2']['mean']:+.2f}" \
                     f"{_ci(diff['r2']['ci'])}"
             lo, hi = diff["r2"]["ci"]
             (steps_up if lo is not None and lo > 0 else steps_down if hi is not None and hi < 0 else steps_flat).append(label)
@@ -338,7 +338,7 @@ def ablation_markdown(rf: dict, figure: str | None = None) -> list[str]:
         preds = d["predictors"]
         lines += [f"### {direction}", ""]
         lines += _table(["predictor", "field", "parameters", "chosen step", *(t for _, t in ABLATION_COLUMNS)],
-                        [(n, _field(e), rf["parameters"][direction][n], e["chosen_step"],
+                        [(n, receptive_field_text(e), rf["parameters"][direction][n], e["chosen_step"],
                           *(_with_ci(e["all"][m]) for m, _ in ABLATION_COLUMNS)) for n, e in preds.items()]) + [""]
         lines += ["Paired differences (later minus earlier predictor, same bootstrap draws):", ""]
         lines += _table(["from", "to", "R^2", "PSNR", "SSIM", "grad. corr."],
@@ -347,7 +347,7 @@ def ablation_markdown(rf: dict, figure: str | None = None) -> list[str]:
         sets = [g for g in next(iter(preds.values())) if isinstance(next(iter(preds.values()))[g], dict) and g != "all"]
         lines += ["Per test set, R^2 / SSIM:", ""]
         lines += _table(["predictor", *sets],
-                        [(n, *(f"{_with_ci(e[s]['r2'], 2)} / {_cell(e[s]['ssim']['mean'])}" for s in sets))
+                        [(n, *(f"{_with_ci(e[s]['r2'], 2)} / {format_cell(e[s]['ssim']['mean'])}" for s in sets))
                          for n, e in preds.items()]) + [""]
     if figure:
         lines += [f"![receptive-field curve]({figure})", ""]

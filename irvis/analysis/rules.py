@@ -7,7 +7,7 @@ from typing import Sequence
 import numpy as np
 
 from irvis.analysis.features import Pixels
-from irvis.analysis.stats import (N_BOOT, _round, association, interval, moment_sums, pooled_pearson, pooled_r2,
+from irvis.analysis.stats import (N_BOOT, rounded, association, interval, moment_sums, pooled_pearson, pooled_r2,
                                   r2, r2_within_images, resample_indices)
 
 class LinearRule:
@@ -105,8 +105,8 @@ def _score(rules: dict, truth: np.ndarray, test: Pixels, n_boot: int, seed: int)
     for name, (pred, note) in rules.items():
         err = ((y - pred.astype(np.float64).reshape(len(y), -1)) ** 2).sum(1)
         sse = np.bincount(image, weights=err, minlength=n_images)
-        out[name] = {"r2": _round(r2(truth, pred)), "r2_ci": interval(pooled_r2(sse, sums, sumsqs, n, idx)),
-                     "r2_within_images_median": _round(r2_within_images(truth, pred, image)), "rule": note}
+        out[name] = {"r2": rounded(r2(truth, pred)), "r2_ci": interval(pooled_r2(sse, sums, sumsqs, n, idx)),
+                     "r2_within_images_median": rounded(r2_within_images(truth, pred, image)), "rule": note}
     return out
 
 
@@ -126,8 +126,8 @@ def structure(px: Pixels, n_boot: int = N_BOOT, seed: int = 0) -> dict:
         with np.errstate(divide="ignore", invalid="ignore"):
             rate = counts[0] / counts[1]
             lift = rate / (counts[2] / counts[3])
-        return {"rate": _round(hit), "rate_ci": interval(rate), "chance": _round(chance),
-                "lift": _round(hit / chance) if hit is not None and chance > 0 else None, "lift_ci": interval(lift)}
+        return {"rate": rounded(hit), "rate_ci": interval(rate), "chance": rounded(chance),
+                "lift": rounded(hit / chance) if hit is not None and chance > 0 else None, "lift_ci": interval(lift)}
 
     gradient = association(px["gradient"], px["ir_gradient"])
     gradient["pearson_ci"] = interval(pooled_pearson(moment_sums(px["gradient"], px["ir_gradient"], px.image, n_images), idx))

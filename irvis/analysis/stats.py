@@ -37,7 +37,7 @@ def spearman(x: np.ndarray, y: np.ndarray, y_ranks: np.ndarray | None = None) ->
     return pearson(ranks(x), ranks(y) if y_ranks is None else y_ranks)
 
 
-def _quantile_codes(x: np.ndarray, bins: int) -> np.ndarray:
+def quantile_codes(x: np.ndarray, bins: int) -> np.ndarray:
     inner = np.unique(np.quantile(x, np.linspace(0, 1, bins + 1)[1:-1]))
     return np.searchsorted(inner, x, side="right")
 
@@ -48,7 +48,7 @@ def mutual_information(x: np.ndarray, y: np.ndarray, bins: int = MI_BINS, y_code
     about (bins-1)^2 / (2 n ln 2) bits; log2(bins) for a variable with itself."""
     if _constant(x) or _constant(y):
         return 0.0
-    cx, cy = _quantile_codes(x, bins), _quantile_codes(y, bins) if y_codes is None else y_codes
+    cx, cy = quantile_codes(x, bins), quantile_codes(y, bins) if y_codes is None else y_codes
     ny = int(cy.max()) + 1
     joint = np.bincount(cx * ny + cy, minlength=(int(cx.max()) + 1) * ny).reshape(-1, ny) / len(x)
     px, py = joint.sum(1, keepdims=True), joint.sum(0, keepdims=True)
@@ -67,11 +67,11 @@ def association(x: np.ndarray, y: np.ndarray, y_ranks: np.ndarray | None = None,
     """Pearson, Spearman, MI (bits) and MI on the correlation scale; y's ranks and bin codes may be
     passed in when y is compared with many x."""
     mi = mutual_information(x, y, y_codes=y_codes)
-    return {"pearson": _round(pearson(x, y)), "spearman": _round(spearman(x, y, y_ranks)), "mi_bits": _round(mi),
-            "mi_corr": _round(informational_correlation(mi))}
+    return {"pearson": rounded(pearson(x, y)), "spearman": rounded(spearman(x, y, y_ranks)), "mi_bits": rounded(mi),
+            "mi_corr": rounded(informational_correlation(mi))}
 
 
-def _round(v: float | None, digits: int = 4) -> float | None:
+def rounded(v: float | None, digits: int = 4) -> float | None:
     return None if v is None or not np.isfinite(v) else round(float(v), digits)
 
 
@@ -86,13 +86,13 @@ def per_image_correlations(px: Pixels, feature: str) -> np.ndarray:
     return np.array([np.nan if r is None else r for r in out])
 
 
-def _distribution(r: np.ndarray) -> dict:
+def distribution(r: np.ndarray) -> dict:
     r = r[np.isfinite(r)]
     if not len(r):
         return {"n_images": 0, "median": None, "q25": None, "q75": None, "fraction_positive": None}
     q25, med, q75 = np.quantile(r, [0.25, 0.5, 0.75])
-    return {"n_images": int(len(r)), "median": _round(med), "q25": _round(q25), "q75": _round(q75),
-            "fraction_positive": _round(float((r > 0).mean()))}
+    return {"n_images": int(len(r)), "median": rounded(med), "q25": rounded(q25), "q75": rounded(q75),
+            "fraction_positive": rounded(float((r > 0).mean()))}
 
 
 def r2(y: np.ndarray, pred: np.ndarray) -> float | None:
@@ -142,7 +142,7 @@ def interval(replicates: np.ndarray, level: float = LEVEL) -> list[float | None]
     if not len(r):
         return [None, None]
     lo, hi = np.quantile(r, [(1 - level) / 2, (1 + level) / 2])
-    return [_round(lo), _round(hi)]
+    return [rounded(lo), rounded(hi)]
 
 
 def pooled_r2(sse: np.ndarray, sums: np.ndarray, sumsqs: np.ndarray, n: np.ndarray, idx: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ from irvis.analysis import receptive
 from irvis.analysis.plots import ablation_figure, histogram_figure, per_image_figure
 from irvis.analysis.report import SHARED_EDGE_LIFT, WEAK_R2, ablation_sentences, conclusions, markdown_report
 from irvis.analysis.rules import ir2vis_rules, structure, vis2ir_rules
-from irvis.analysis.stats import (N_BOOT, _distribution, _quantile_codes, _round, association, interval,
+from irvis.analysis.stats import (N_BOOT, distribution, quantile_codes, rounded, association, interval,
                                   moment_sums, per_image_correlations, pooled_pearson, ranks, resample_indices)
 from irvis.data import load_pairs
 
@@ -34,7 +34,7 @@ def _associations(px: Pixels, idx: np.ndarray) -> dict:
             continue
         ir = px["infrared"] if mask is None else px["infrared"][mask]
         image = px.image if mask is None else px.image[mask]
-        ir_ranks, ir_codes = ranks(ir), _quantile_codes(ir, MI_BINS)
+        ir_ranks, ir_codes = ranks(ir), quantile_codes(ir, MI_BINS)
         for f in features:
             x = px[f] if mask is None else px[f][mask]
             out[f] = association(x, ir, ir_ranks, ir_codes)
@@ -59,7 +59,7 @@ def _group(px: Pixels, test: Pixels | None, n_boot: int = N_BOOT, seed: int = 0)
     out = {
         "n_images": len(px.images), "n_pixels": len(px), "n_grayscale_visible_images": int(gray.sum()),
         "association": _associations(px, idx),
-        "per_image_r": {f: {**_distribution(r), "fraction_positive_ci": _sign_interval(r, idx)}
+        "per_image_r": {f: {**distribution(r), "fraction_positive_ci": _sign_interval(r, idx)}
                         for f, r in per_image.items()},
         "structure": structure(px, n_boot, seed),
     }
@@ -92,7 +92,7 @@ def analyze(roots: Sequence[str | os.PathLike], split: str = "train", test_split
         "protocol": _protocol(roots, split, test_split, short_side, pixels_per_image, seed, n_boot),
         "overall": _group(px, test, n_boot, seed),
         "per_set": per_set,
-        "images": [{"set": s, "name": n, "r_luminance": _round(r), "r_redness": _round(rr)}
+        "images": [{"set": s, "name": n, "r_luminance": rounded(r), "r_redness": rounded(rr)}
                    for (s, n), r, rr in zip(px.images, lum_r, red_r)],
     }
     result["conclusions"] = conclusions(result)

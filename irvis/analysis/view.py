@@ -13,7 +13,7 @@ from PIL import Image
 
 from irvis.analysis.features import feature_maps
 from irvis.analysis.plots import pair_figure
-from irvis.analysis.report import _best, _field
+from irvis.analysis.report import best_rule, receptive_field_text
 from irvis.analysis.stats import pearson
 from irvis.data import resize_short_side
 from irvis.images import ImageSource, load_image
@@ -61,7 +61,7 @@ def headline_rows(result: dict) -> list[list[str]]:
                      _ci(d, "fraction_positive_ci")])
     if o.get("rules"):
         for direction, what in (("vis2ir", "infrared from visible"), ("ir2vis", "visible from infrared")):
-            name, value = _best(o["rules"][direction])
+            name, value = best_rule(o["rules"][direction])
             rows.append([f"R^2 of {what}, best per-pixel rule ({name}), test", f"{value:.2f}",
                          _ci(o["rules"][direction][name], "r2_ci")])
         bright = o["rules"]["vis2ir"]["bright_is_hot"]
@@ -73,7 +73,7 @@ def headline_rows(result: dict) -> list[list[str]]:
         rows.append(["visible edges near infrared edges, x chance", f"{e['lift']:.2f}", _ci(e, "lift_ci")])
     for direction, d in (result.get("receptive_field") or {}).get("directions", {}).items():
         for name, p in d["predictors"].items():
-            rows.append([f"R^2 {direction}, receptive field {_field(p)}, test", f"{p['all']['r2']['mean']:.2f}",
+            rows.append([f"R^2 {direction}, receptive field {receptive_field_text(p)}, test", f"{p['all']['r2']['mean']:.2f}",
                          _ci(p["all"]["r2"], "ci")])
     return rows
 
