@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 import torch
 from PIL import Image
 from torchvision.transforms import v2
 
+from irvis.colormap import INFERNO
 from irvis.data import Pair, discover_pairs, expand_roots, load_pair
 from irvis.directions import get_direction
 from irvis.images import ImageError, ImageSource, load_image, to_pil
@@ -26,10 +26,6 @@ from irvis.metrics import method_predictions, score_image
 # Error maps share one fixed scale, so a colour means the same error on every image: an absolute
 # error of ERROR_MAP_MAX (half the range) or more is the brightest colour.
 ERROR_MAP_MAX = 0.5
-# Anchors of matplotlib's "inferno" (perceptually uniform, readable in grayscale), interpolated to a
-# 256-entry table so the map needs no plotting library.
-_INFERNO = [(0.0, (0, 0, 4)), (0.25, (87, 16, 110)), (0.5, (188, 55, 84)), (0.75, (249, 142, 9)),
-            (1.0, (252, 255, 164))]
 # Scoring memory grows with the pixels scored (SSIM and VIF keep several full-size float maps, about
 # 0.6 GB a megapixel): larger pairs are scored, and their error map drawn, at a size of at most this many
 # pixels (aspect ratio kept, antialiased). LLVIP's 1280x1024 frames are scored at 1118x894.
@@ -115,23 +111,13 @@ def best_baseline(rows: Sequence[MethodScore]) -> MethodScore:
     return max((r for r in rows if r.method.startswith("baseline: ")), key=lambda r: r.psnr)
 
 
-def _colormap() -> np.ndarray:
-    xs = np.linspace(0.0, 1.0, 256)
-    stops = np.array([s for s, _ in _INFERNO])
-    colors = np.array([c for _, c in _INFERNO], dtype=np.float64)
-    return np.stack([np.interp(xs, stops, colors[:, i]) for i in range(3)], axis=1).round().astype(np.uint8)
-
-
-_LUT = _colormap()
-
-
 def error_map(prediction: torch.Tensor, truth: torch.Tensor, vmax: float = ERROR_MAP_MAX) -> Image.Image:
     """|prediction - truth| averaged over channels, coloured with inferno on the fixed scale [0, vmax]."""
     if prediction.shape != truth.shape:
         raise ValueError(f"prediction {tuple(prediction.shape)} and truth {tuple(truth.shape)} differ in shape")
     err = (prediction.float() - truth.float()).abs().mean(dim=0)
     index = (err / vmax).clamp(0, 1).mul(255).round().to(torch.uint8).numpy()
-    return Image.fromarray(_LUT[index], mode="RGB")
+    return Image.fromarray(INFERNO[index], mode="RGB")
 
 
 # ---------------------------------------------------------------------------------------------------
