@@ -4,6 +4,10 @@
 
 UI wiring only: decoding, translation, scores, error maps, the gallery and the model cards all come
 from irvis. Scripts use the endpoints /ir2vis, /vis2ir and /gallery through gradio_client.
+
+Why one file: it is the Space's app_file and holds one page; its sections (loading, handlers, the tabs,
+the command line) share the page's components and the per-request limits at module level that hosting
+and tests set (TRANSLATE_MAX_PIXELS, APP_MAX_PIXELS), and everything that is not wiring already lives in irvis.
 """
 
 from __future__ import annotations
