@@ -97,12 +97,18 @@ def test_paired_transform_draws_one_crop_and_flip_for_both(llvip):
     from torchvision import tv_tensors
 
     torch.manual_seed(0)
-    flips = set()
     for _ in range(12):
         a, b = ds_pairs_loader(tv_tensors.Image(ir), tv_tensors.Image(ir.expand(3, -1, -1).clone()))
         assert a.shape == (1, 64, 64) and b.shape == (3, 64, 64)
         assert torch.equal(a[0], b[1])
-        flips.add(bool(torch.equal(a, ir[:, :64, :64])))
+    # flips: a left-to-right ramp runs right-to-left after one; both occur, and both images always agree
+    ramp = torch.linspace(0, 1, ir.shape[-1]).expand_as(ir).contiguous()
+    flips = []
+    for _ in range(12):
+        a, b = ds_pairs_loader(tv_tensors.Image(ramp), tv_tensors.Image(ramp.expand(3, -1, -1).clone()))
+        assert torch.equal(a[0], b[1])
+        flips.append(bool(a[..., -1].mean() < a[..., 0].mean()))
+    assert any(flips) and not all(flips)
     sample = ds[0]
     assert sample["infrared"].shape == (1, 64, 64) and sample["visible"].shape == (3, 64, 64)
     assert 0 <= float(sample["visible"].min()) and float(sample["visible"].max()) <= 1

@@ -67,9 +67,14 @@ def test_bad_input_is_refused_clearly(ir2vis):
         ir2vis(b"GIF89a broken")
 
 
-def test_device_auto_is_cpu_here():
-    assert resolve_device("auto").type in ("cpu", "cuda", "mps")
-    assert resolve_device("cpu").type == "cpu"
+def test_device_auto_prefers_cuda_then_mps_then_the_cpu(monkeypatch):
+    mps = torch.backends.mps
+    for cuda, apple, expected in ((True, True, "cuda"), (False, True, "mps"), (False, False, "cpu")):
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+        monkeypatch.setattr(mps, "is_available", lambda: apple)
+        assert resolve_device("auto").type == expected
+    assert resolve_device("cpu").type == "cpu"  # an explicit device is taken as given
+    assert resolve_device("cuda:1") == torch.device("cuda", 1)
 
 
 def test_cli_translates_and_checks_direction(generators, llvip, tmp_path):
