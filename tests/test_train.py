@@ -74,7 +74,7 @@ def vis2ir_run(tmp_path_factory):
     code, log = run(["--direction", "vis2ir", "--data", str(MSRS), str(LLVIP), "--output-dir", str(out), *TINY,
                      "--max-steps", "6", "--checkpoint-every", "2", "--checkpoints-total-limit", "2",
                      "--sample-every", "3", "--eval-every", "3", "--val-max-pairs", "3", "--resume", "latest",
-                     "--mixed-precision", "bf16", "--ssim-weight", "10"])
+                     "--mixed-precision", "bf16", "--ssim-weight", "10", "--edge-weight", "5", "--texture-weight", "5"])
     from accelerate.state import AcceleratorState, GradientState
 
     AcceleratorState._reset_state(True)
@@ -98,6 +98,8 @@ def test_vis2ir_run_exports_a_generator_that_translates(vis2ir_run):
     # validation is the val split (LLVIP has one, MSRS none), never test
     assert set(evaluation["per_set"]) == {"llvip"} and "`val` split" in (final / "README.md").read_text()
     assert 0 < evaluation["model"]["psnr"] < 100  # finite: bf16 autocast with the SSIM loss trains, no NaN
+    card = (final / "README.md").read_text()
+    assert "edge loss (Sobel magnitudes, weight 5)" in card and "texture loss (8x8-block edge energy, weight 5)" in card
     assert 0 <= evaluation["model"]["sharpness"] and -1 <= evaluation["model"]["gradient_correlation"] <= 1
     card = (final / "README.md").read_text()
     assert card.startswith("---\nlibrary_name: irvis\n")
@@ -467,6 +469,25 @@ def test_edge_loss_is_blind_to_an_edges_sign_and_the_frames_level_but_not_to_a_b
     flat = torch.full_like(x, 0.5, requires_grad=True)
     edge_loss(flat, x).backward()
     assert torch.isfinite(flat.grad).all()
+
+
+def test_texture_loss_forgives_where_structure_lies_within_a_block_but_not_a_blur(data_dir):
+    """The texture loss asks each 8x8 block for the right amount of structure: it prefers the truth moved by a
+    pixel to a blurred copy, where the per-pixel edge loss prefers the blur (the hedging a translation that
+    cannot know exact positions learns); a flat frame costs most."""
+    from irvis.data import load_pair, load_pairs
+    from train.objective import edge_loss, texture_loss
+
+    infrared, _ = load_pair(load_pairs([data_dir / "llvip"], "val")[0], short_side=128)
+    x = infrared[None]
+    moved = torch.roll(x, shifts=(1, 1), dims=(-2, -1))
+    blurred = torch.nn.functional.avg_pool2d(x, 5, stride=1, padding=2, count_include_pad=False)
+    assert float(texture_loss(moved, x)) < 0.8 * float(texture_loss(blurred, x))
+    assert float(edge_loss(moved, x)) > 1.1 * float(edge_loss(blurred, x))
+    flat = torch.full_like(x, 0.5, requires_grad=True)
+    loss = texture_loss(flat, x)
+    loss.backward()
+    assert float(loss) > float(texture_loss(blurred, x)) and torch.isfinite(flat.grad).all()
 
 
 def test_resuming_an_older_checkpoint_drops_the_abandoned_newer_ones(tmp_path):

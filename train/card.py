@@ -126,6 +126,8 @@ def model_card(config: TrainConfig, state: dict, result: dict | None, n_params: 
         gan += f" + SSIM loss (weight {config.ssim_weight:g})"
     if config.edge_weight > 0:
         gan += f" + edge loss (Sobel magnitudes, weight {config.edge_weight:g})"
+    if config.texture_weight > 0:
+        gan += f" + texture loss (8x8-block edge energy, weight {config.texture_weight:g})"
     if config.gan_weight > 0 and config.gan_warmup:
         gan += f"; the adversarial term from step {config.gan_warmup}"
     train_sets = state.get("train_sets", {})

@@ -91,6 +91,10 @@ class TrainConfig:
                               "blind to each edge's sign and to the frame's level (0: off; e.g. 50): a pixel loss "
                               "alone rewards blurring edges whose sign differs between modalities", default=0.0,
                               group="optimisation")
+    texture_weight: float = _opt("weight of a texture loss: L1 between the 8x8-block means of the Sobel gradient "
+                                 "magnitudes of prediction and truth (0: off; e.g. 100): the right amount of structure "
+                                 "in each block, where its exact place cannot be known", default=0.0,
+                                 group="optimisation")
     l1_weight: float = _opt("weight of the L1 loss (measured on the [-1, 1] scale, as Pix2Pix)", default=100.0,
                             group="optimisation")
     gan_weight: float = _opt("weight of the conditional PatchGAN loss; 0 trains pure L1 regression without a "
@@ -145,13 +149,13 @@ class TrainConfig:
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         for name in ("num_workers", "gan_warmup", "sample_every", "eval_every", "val_max_pairs", "l1_weight", "gan_weight",
-                     "ssim_weight", "edge_weight", "lr_g", "lr_d"):
+                     "ssim_weight", "edge_weight", "texture_weight", "lr_g", "lr_d"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} cannot be negative, got {getattr(self, name)}")
         self.set_repeats()  # format check
-        if self.l1_weight == 0 and self.gan_weight == 0 and self.ssim_weight == 0 and self.edge_weight == 0:
-            raise ConfigError("--l1-weight, --gan-weight, --ssim-weight and --edge-weight are all 0: there is nothing "
-                              "to learn")
+        if not any((self.l1_weight, self.gan_weight, self.ssim_weight, self.edge_weight, self.texture_weight)):
+            raise ConfigError("--l1-weight, --gan-weight, --ssim-weight, --edge-weight and --texture-weight are all 0: "
+                              "there is nothing to learn")
         if not 0 <= self.ema_decay < 1:
             raise ConfigError(f"--ema-decay must be in [0, 1), got {self.ema_decay}")
         if self.crop_size > self.load_size:
