@@ -394,6 +394,7 @@ def _status_line(loaded: Loaded) -> str:
 
 
 VIDEO_MAX_SECONDS = 10  # per request: a short clip, translated at the generator's working size
+VIDEO_MAX_FRAME_PIXELS = 1920 * 1088  # Full HD: each frame is translated at full size, so the area sets the cost
 
 
 def make_translate_video(loaded: Loaded, outputs: Outputs):
@@ -412,6 +413,7 @@ def make_translate_video(loaded: Loaded, outputs: Outputs):
         dst = Path(tempfile.mkdtemp(dir=outputs.root)) / f"{Path(video).stem}_{d.name}.mp4"
         try:
             r = translate_video(loaded.translator, video, dst, max_seconds=VIDEO_MAX_SECONDS,
+                                max_frame_pixels=VIDEO_MAX_FRAME_PIXELS,
                                 progress=lambda done, total: progress((done, total or None), desc="frames"))
         except VideoError as e:
             raise gr.Error(str(e).replace(str(video), Path(video).name), title="This video cannot be used") from None
@@ -459,8 +461,9 @@ def translate_tab(loaded: Loaded, outputs: Outputs, examples: list[list[str]]):
                      queue=False)
         with gr.Accordion(f"Short video ({d.source} → {d.target}, at most {VIDEO_MAX_SECONDS} s)", open=False):
             gr.Markdown(f"Upload {_a(d.source)} video (MP4, AVI, MKV, MOV or WebM) of at most {VIDEO_MAX_SECONDS} "
-                        "seconds: every frame is translated and you get an MP4 at the same frame rate (sound is "
-                        "dropped). Longer videos: `python -m irvis translate VIDEO` (see the README).")
+                        "seconds and at most Full HD (1920x1080): every frame is translated and you get an MP4 at "
+                        "the same frame rate (sound is dropped). Longer or larger videos: `python -m irvis translate "
+                        "VIDEO` (see the README).")
             with gr.Row(equal_height=True):
                 clip = gr.Video(label=f"Input video ({d.source})", sources=["upload"], height=300,
                                 elem_id=f"{d.name}-video-input")

@@ -147,18 +147,28 @@ class VideoWriter:
 
 
 def translate_video(translator, src: str | os.PathLike, dst: str | os.PathLike, batch_size: int = 4,
-                    max_seconds: float | None = None, progress: bool | Callable[[int, int], None] = True) -> dict:
+                    max_seconds: float | None = None, max_frame_pixels: int | None = None,
+                    progress: bool | Callable[[int, int], None] = True) -> dict:
     """Translate every frame of a video into an MP4 at the same frame rate and size (audio dropped).
 
-    max_seconds: refuse (VideoError) a longer video before decoding anything. progress: True for a tqdm
+    max_seconds: refuse (VideoError) a video its header says is longer before decoding anything, and stop
+    (VideoError, nothing written) one whose header does not say and turns out longer while decoding.
+    max_frame_pixels: refuse larger frames (width x height) before decoding. progress: True for a tqdm
     bar (frames/s), or a callable(done, total). Returns frames, seconds, frames_per_second, rate."""
     from irvis.translate import overlapped
 
     info = probe_video(src)
-    if max_seconds is not None and info.seconds > max_seconds:
-        raise VideoError(f"{src}: {info.seconds:.1f} s is longer than the limit of {max_seconds:g} s; trim it first")
-    if max_seconds is not None and info.frames > max_seconds * info.rate + 1:
-        raise VideoError(f"{src}: {info.frames} frames is more than {max_seconds:g} s at {float(info.rate):g} frames/s")
+    if max_frame_pixels is not None and info.width * info.height > max_frame_pixels:
+        raise VideoError(f"{src}: {info.width}x{info.height} frames are over the limit of "
+                         f"{max_frame_pixels / 1e6:.1f} megapixels per frame; scale the video down first")
+    max_frames = None
+    if max_seconds is not None:
+        if info.seconds > max_seconds:
+            raise VideoError(f"{src}: {info.seconds:.1f} s is longer than the limit of {max_seconds:g} s; trim it first")
+        max_frames = int(max_seconds * info.rate) + 1
+        if info.frames > max_frames:
+            raise VideoError(f"{src}: {info.frames} frames is more than the limit of {max_seconds:g} s at "
+                             f"{float(info.rate):g} frames/s")
     d = translator.direction
     bar = None
     if progress is True:
@@ -168,7 +178,10 @@ def translate_video(translator, src: str | os.PathLike, dst: str | os.PathLike, 
 
     def batches():
         chunk = []
-        for arr in read_frames(src, d.in_channels):
+        for i, arr in enumerate(read_frames(src, d.in_channels)):
+            if max_frames is not None and i >= max_frames:  # a header that did not tell the length
+                raise VideoError(f"{src}: longer than the limit of {max_seconds:g} s at {float(info.rate):g} "
+                                 "frames/s; trim it first")
             chunk.append(arr)
             if len(chunk) == batch_size:
                 yield chunk
@@ -181,20 +194,23 @@ def translate_video(translator, src: str | os.PathLike, dst: str | os.PathLike, 
         return translator.translate_uint8(x)
 
     start = time.perf_counter()
-    with VideoWriter(dst, info.width, info.height, info.rate) as writer:
-        def sink(out):
-            for arr in out:
-                writer.write(arr)
-            if bar is not None:
-                bar.update(len(out))
-            elif callable(progress):
-                progress(writer.frames, info.frames)
+    try:
+        with VideoWriter(dst, info.width, info.height, info.rate) as writer:
+            def sink(out):
+                for arr in out:
+                    writer.write(arr)
+                if bar is not None:
+                    bar.update(len(out))
+                elif callable(progress):
+                    progress(writer.frames, info.frames)
 
-        try:
             overlapped(batches(), work, sink)
-        finally:
-            if bar is not None:
-                bar.close()
+    except BaseException:  # no half-written video left behind
+        Path(dst).unlink(missing_ok=True)
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
     seconds = time.perf_counter() - start
     if writer.frames == 0:
         Path(dst).unlink(missing_ok=True)

@@ -212,10 +212,29 @@ def test_video_over_the_length_limit_is_refused(generators, clip, tmp_path):
     t = Translator.from_pretrained(generators["ir2vis"], device="cpu")
     with pytest.raises(VideoError, match="limit"):
         translate_video(t, clip, tmp_path / "o.mp4", max_seconds=0.3, progress=False)
+    with pytest.raises(VideoError, match="megapixels per frame"):
+        translate_video(t, clip, tmp_path / "o.mp4", max_frame_pixels=160 * 127, progress=False)
+    assert not (tmp_path / "o.mp4").exists()
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(b"not a video at all")
     with pytest.raises(VideoError, match="not a video"):
         translate_video(t, junk, tmp_path / "o.mp4", progress=False)
+
+
+def test_video_whose_header_hides_its_length_is_stopped_at_the_limit(generators, clip, tmp_path, monkeypatch):
+    """A stream without duration or frame count in its header (raw streams, some muxers) passes the header
+    check; decoding stops at the limit and nothing is left behind, instead of translating an endless video."""
+    import irvis.video
+    from irvis.video import VideoError, VideoInfo, probe_video, translate_video
+
+    info = probe_video(clip)
+    monkeypatch.setattr(irvis.video, "probe_video", lambda src: VideoInfo(info.width, info.height, info.rate, 0, 0.0))
+    t = Translator.from_pretrained(generators["ir2vis"], device="cpu")
+    with pytest.raises(VideoError, match="longer than the limit of 0.3 s"):
+        translate_video(t, clip, tmp_path / "o.mp4", max_seconds=0.3, progress=False)  # 8 frames at 10/s
+    assert not (tmp_path / "o.mp4").exists()
+    r = translate_video(t, clip, tmp_path / "o.mp4", max_seconds=1, progress=False)  # 8 frames fit in 1 s
+    assert r["frames"] == 8
 
 
 def test_bench_runs_and_writes_json(llvip, tmp_path):
