@@ -31,8 +31,8 @@ from irvis.data import load_pairs, loader_throughput, prepare_cache
 from irvis.directions import get_direction
 from irvis.images import load_image, to_pil
 from irvis.nets import build_generator, count_parameters, load_generator
-from irvis.translate import (PNG_COMPRESS_LEVEL, Translator, cpu_has_native_bf16, pad_to_multiple, probe_image, psnr,
-                             save_png, translate_files)
+from irvis.png import COMPRESS_LEVEL, save_png
+from irvis.translate import (Translator, cpu_has_native_bf16, pad_to_multiple, probe_image, psnr, translate_files)
 
 
 def median_seconds(fn: Callable[[], object], repeats: int = 3, device: torch.device | None = None) -> float:
@@ -246,7 +246,10 @@ def bench_end_to_end(g, direction: str, size: tuple[int, int], repeats: int, dev
         "to PIL, float route (to_pil)": median_seconds(lambda: to_pil(plain.translate_tensor(load_image(jpeg, d.source))), repeats)
         - median_seconds(lambda: plain.translate_tensor(load_image(jpeg, d.source)), repeats),
         "PNG encode, Pillow default (level 6)": median_seconds(lambda: pil.save(io.BytesIO(), format="PNG"), repeats),
-        f"PNG encode, level {PNG_COMPRESS_LEVEL}": median_seconds(lambda: save_png(y, io.BytesIO()), repeats),
+        "PNG encode, Pillow level 1": median_seconds(lambda: pil.save(io.BytesIO(), format="PNG", compress_level=1),
+                                                     repeats),
+        f"PNG encode, irvis.png (Up filter, zlib level {COMPRESS_LEVEL})": median_seconds(
+            lambda: save_png(y, io.BytesIO()), repeats),
     }
     return {"end_to_end": e2e, "stages": stages, "frame_bytes": len(jpeg), "frame_size": f"{w}x{h}"}
 

@@ -287,3 +287,28 @@ def test_app_translates_a_short_video_and_refuses_a_long_one(generators, clip, l
         assert "Translated 8 frames" in summary
         with pytest.raises(AppError, match="limit of 10 s"):
             c.predict(handle_file(str(long_clip)), api_name="/ir2vis_video")
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_png_writer_round_trips_real_frames_exactly(llvip, tmp_path, channels):
+    """irvis.png's files are ordinary PNGs: Pillow decodes them to exactly the frame written (gray and RGB, an
+    odd size, a (H, W) array too), and they are no larger than Pillow's own level-1 files."""
+    import io
+
+    from irvis.png import encode_png, save_png
+
+    img = _frame(llvip, "vis2ir").convert("RGB" if channels == 3 else "L").resize((321, 257))
+    arr = np.asarray(img)
+    for a in (arr, arr[..., None]) if channels == 1 else (arr,):
+        data = encode_png(a)
+        back = Image.open(io.BytesIO(data))
+        assert back.mode == img.mode and np.array_equal(np.asarray(back), arr)
+    pillow = io.BytesIO()
+    img.save(pillow, format="PNG", compress_level=1)
+    assert len(data) <= len(pillow.getvalue())
+    save_png(arr, tmp_path / "f.png")
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "f.png")), arr)
+    with pytest.raises(ValueError, match="uint8"):
+        encode_png(arr.astype(np.float32))
+    with pytest.raises(ValueError, match="shape"):
+        encode_png(np.zeros((4, 4, 2), np.uint8))
