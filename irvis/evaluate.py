@@ -16,9 +16,10 @@ from PIL import Image, ImageDraw
 from irvis.data import Pair, load_pair, load_pairs
 from irvis.directions import get_direction
 from irvis.images import to_pil
-from irvis.metrics import BASELINES, PROTOCOL, PSNR_CAP_DB, margin_line, method_predictions, score_image
+from irvis.metrics import BASELINES, PROTOCOL, PSNR_CAP_DB, method_predictions, score_image
 from irvis.perceptual import PROTOCOL as PERCEPTUAL_PROTOCOL
 from irvis.perceptual import open_metrics
+from irvis.tables import result_tables
 from irvis.translate import Translator
 
 GRID_ROWS = 6
@@ -173,17 +174,9 @@ def sample_grid(samples: list, direction: str, height: int = GRID_HEIGHT) -> Ima
     return grid
 
 
-COLUMNS = {"sharpness": "sharpness (1 = truth's)", "gradient_correlation": "gradient corr.", "vif": "VIF",
-           "lpips": "LPIPS", "fid": "FID (set)"}
-
-
-def _fmt(m: dict | None, extra: tuple[str, ...] = ()) -> str:
-    cells = [f"{m['psnr']:.2f}", f"{m['ssim']:.4f}"] if m else ["-", "-"]
-    cells += [f"{m[k]:.3f}" if m and k in m else "-" for k in extra]
-    return "| " + " | ".join(cells) + " |"
-
-
-def markdown_report(result: dict, grid_name: str | None = None) -> str:
+def markdown_report(result: dict, grid_name: str | None = None, samples_note: str | None = None) -> str:
+    """The result as a person reads it; grid_name: the sample grid beside it, else samples_note (if any) says
+    where the samples went."""
     d = get_direction(result["direction"])
     lines = [f"# irvis evaluation: {d.label} ({d.name})", ""]
     if result.get("weights"):
@@ -196,31 +189,15 @@ def markdown_report(result: dict, grid_name: str | None = None) -> str:
               "mean Sobel gradient over the truth's (1 is right, near 0 a blur), gradient correlation the Pearson "
               "correlation of the two gradient maps (structure in the right places), VIF the visual information "
               "fidelity (higher is better). Means over pairs.", ""]
-
-    def table(entry: dict) -> list[str]:
-        methods = [entry.get("model") or {}, *entry["baselines"].values(), *entry["oracles"].values()]
-        extra = tuple(k for k in COLUMNS if any(k in m for m in methods))
-        rows = ["| method | PSNR | SSIM |" + "".join(f" {COLUMNS[k]} |" for k in extra),
-                "|---|---|---|" + "---|" * len(extra)]
-        if entry.get("model"):
-            rows.append(f"| **model** {_fmt(entry['model'], extra)}")
-        rows += [f"| baseline: {k} {_fmt(v, extra)}" for k, v in entry["baselines"].items()]
-        rows += [f"| oracle: {k} (sees the truth) {_fmt(v, extra)}" for k, v in entry["oracles"].items()]
-        return rows
-
     notes = [f"{name.upper()}: {p[name]}." if state == "ok" else f"{name.upper()} {state}"
              for name, state in result.get("perceptual", {}).items() if state != "off"]
     if notes:
         lines += [n + "  " for n in notes] + [""]
-    lines += ["## Overall", ""] + table(result) + [""]
-    if result.get("model"):
-        lines += [margin_line(result["model"], result["baselines"]), ""]
-    for set_name, entry in result["per_set"].items():
-        lines += [f"## {set_name} ({entry['n_pairs']} pairs)", ""] + table(entry) + [""]
-        if entry.get("model"):
-            lines += [margin_line(entry["model"], entry["baselines"]), ""]
+    lines += result_tables(result, level=2)
     if grid_name:
         lines += ["## Samples", "", f"![input, prediction, truth, baseline]({grid_name})", ""]
+    elif samples_note:
+        lines += ["## Samples", "", samples_note, ""]
     lines += ["Regenerate: `python -m irvis evaluate` with the same arguments; the JSON beside this file holds per-pair figures.", ""]
     return "\n".join(lines)
 

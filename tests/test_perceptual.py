@@ -197,7 +197,7 @@ def test_evaluate_reports_lpips_and_fid_when_weights_are_present(with_weights, m
     assert "fid" not in result["per_set"]["msrs"]["baselines"]["luminance"]  # set-level, overall only
     assert "unreliable for small n" in result["protocol"]["fid"]
     report = markdown_report(result)
-    assert "| method | PSNR | SSIM | sharpness (1 = truth's) | gradient corr. | VIF | LPIPS | FID (set) |" in report
+    assert "| method | PSNR (dB) | SSIM | sharpness (1 = truth's) | gradient corr. | VIF | LPIPS | FID (set) |" in report
     json.dumps(result, allow_nan=False)
 
 
@@ -207,7 +207,7 @@ def test_evaluate_without_weights_stays_plain_and_says_why(without_weights, msrs
     assert result["perceptual"]["fid"].startswith("unavailable: ")
     assert set(result["baselines"]["infrared_as_rgb"]) == {"psnr", "ssim", "sharpness", "gradient_correlation", "vif"}
     report = markdown_report(result)
-    assert "LPIPS unavailable: " in report and "| method | PSNR | SSIM |" in report
+    assert "LPIPS unavailable: " in report and "| method | PSNR (dB) | SSIM |" in report
 
 
 def test_cli_requiring_missing_weights_is_one_error_line(without_weights, data_dir, tmp_path, capsys):
