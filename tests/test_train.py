@@ -103,12 +103,47 @@ def test_vis2ir_run_exports_a_generator_that_translates(vis2ir_run):
     assert 0 <= evaluation["model"]["sharpness"] and -1 <= evaluation["model"]["gradient_correlation"] <= 1
     card = (final / "README.md").read_text()
     assert card.startswith("---\nlibrary_name: irvis\n")
+    assert_eval_results(final, "val")
+    assert "Started from" not in card and "## Lineage" not in card  # a run from scratch
     for text in ("vis2ir", "| steps | 6 of 6", "msrs (46), llvip (67)", "non-commercial research", "baseline: luminance",
                  "oracle: affine", "Margin against the best baseline", 'Translator.from_pretrained("'):
         assert text in card, text
     saved = json.loads((final / "training_config.json").read_text())
     assert saved["direction"] == "vis2ir" and saved["max_steps"] == 6 and saved["data"] == [str(MSRS), str(LLVIP)]
     assert "starting fresh" in log  # --resume latest with nothing to resume
+
+
+def assert_eval_results(folder: Path, split: str) -> None:
+    """The card parses as a Hub model card whose eval_results are evaluation.json's figures: the model on the
+    whole evaluation (the sets joined by "+") and, where there are several sets, on each."""
+    from huggingface_hub import ModelCard
+
+    data = ModelCard.load(folder / "README.md").data
+    evaluation = json.loads((folder / "evaluation.json").read_text())
+    assert data.library_name == "irvis" and data.pipeline_tag == "image-to-image" and data.license == "other"
+    assert "infrared" in data.tags and evaluation["direction"] in data.tags and "llvip" in data.datasets
+    entries = {"+".join(evaluation["per_set"]): evaluation}
+    if len(evaluation["per_set"]) > 1:
+        entries.update(evaluation["per_set"])
+    found = {(r.dataset_type, r.metric_type): r for r in data.eval_results}
+    assert set(found) == {(name, k) for name in entries for k in ("psnr", "ssim", "sharpness", "gradient_correlation")}
+    for (name, metric), r in found.items():
+        assert r.metric_value == entries[name]["model"][metric], (name, metric)
+        assert r.task_type == "image-to-image" and r.dataset_split == split
+        assert r.dataset_args == {"pairs": entries[name]["n_pairs"], "short_side": evaluation["protocol"]["short_side"]}
+
+
+@pytest.fixture(scope="module")
+def finetuned_run(vis2ir_run, tmp_path_factory):
+    """Two more steps of vis2ir_run's recipe, started from its export (--init-from)."""
+    parent, _ = vis2ir_run
+    out = tmp_path_factory.mktemp("train") / "vis2ir-ft"
+    code, log = run(["--direction", "vis2ir", "--data", str(MSRS), str(LLVIP), "--output-dir", str(out), *TINY,
+                     "--max-steps", "2", "--eval-every", "0", "--sample-every", "0", "--val-max-pairs", "1",
+                     "--edge-weight", "5", "--texture-weight", "5", "--init-from", str(parent / "final"),
+                     "--report-to", "none"])
+    assert code == 0, log
+    return out
 
 
 def test_card_margin_compares_each_metric_with_its_own_best_baseline():
@@ -121,13 +156,17 @@ def test_card_margin_compares_each_metric_with_its_own_best_baseline():
     assert "ahead of every baseline" in margin_line({"psnr": 13.9, "ssim": 0.45}, baselines)
 
 
-def test_publish_writes_a_card_with_fit_working_size_and_ablations_and_no_dataset_pixels(vis2ir_run, tmp_path):
-    """train.publish on a finished run (here the tiny one, also standing for its own ablation): test tables on
-    MSRS's original test split, the train-split fit, a working size chosen on a val pair, never dataset pixels."""
+def test_publish_writes_a_card_with_fit_working_size_ablations_and_lineage_and_no_dataset_pixels(
+        vis2ir_run, finetuned_run, tmp_path):
+    """train.publish on a finished run (here a fine-tuned one, of the tiny run, which also stands for an
+    ablation): test tables on MSRS's original test split, the train-split fit, a working size chosen on a val
+    pair, the lineage back to the tiny run, never dataset pixels."""
     from train.config import build_parser
     from train.publish import main as publish
 
-    out, _ = vis2ir_run
+    parent, _ = vis2ir_run
+    ft_card = (finetuned_run / "final" / "README.md").read_text()
+    assert f"Started from `{parent / 'final'}`" in ft_card and "## Lineage" not in ft_card
     # a small copy: two MSRS train and test pairs, one 640x480 M3SVD val pair (the working size is chosen on val)
     msrs = tmp_path / "data" / "msrs"
     for split in ("train", "test"):
@@ -136,15 +175,33 @@ def test_publish_writes_a_card_with_fit_working_size_and_ablations_and_no_datase
     val_root = copy_pairs(m3svd, tmp_path / "data" / "m3svd", sorted(os.listdir(m3svd / "visible" / "val"))[:1], "val")
     weights = tmp_path / "weights" / "vis2ir"
     with contextlib.redirect_stdout(io.StringIO()):
-        assert publish(["vis2ir", "--run", str(out), "--ablation", f"same run={out}", "--data", str(msrs), str(val_root),
-                        "--out", str(weights), "--working-sizes", "64", "128"]) == 0
+        assert publish(["vis2ir", "--run", str(finetuned_run), "--parent-run", str(parent), "--ablation",
+                        f"same run={parent}", "--data", str(msrs), str(val_root), "--out", str(weights),
+                        "--working-sizes", "64", "128"]) == 0
     assert not list(weights.glob("*.png"))  # grids are made of dataset frames: never shipped
-    assert "unavailable" not in (weights / "evaluation.md").read_text()  # no machine-specific LPIPS/FID notes
+    report = (weights / "evaluation.md").read_text()
+    assert "unavailable" not in report and "(sample grid: rerun" in report  # no machine-specific LPIPS/FID notes
     card = (weights / "README.md").read_text()
     for text in ("## Fit (train split) beside generalisation (test split)", "## Working size for full-resolution frames",
-                 "## Recipe ablations (validation split)", "| same run | 6 |", "## Validation during training", "## Where it fails",
-                 "Margin against the best baseline", "python -m train.publish vis2ir", "`test` split"):
+                 "## Recipe ablations (validation split)", "| same run | 6 |", "## Where it fails",
+                 "Margin against the best baseline", "python -m train.publish vis2ir", "`test` split",
+                 f"--parent-run {parent}", "texture loss (8x8-block edge energy, weight 5)"):
         assert text in card, text
+    assert "## Validation during training" not in card  # the fine-tuned run never validated mid-run
+    titles = [line for line in card.splitlines() if line.startswith("## ")]
+    assert titles[:3] == ["## Training", "## Lineage", "## Evaluation"] and titles[-2:] == ["## Use", "## Limitations"]
+    # the lineage: the parent's recipe, steps and time, and the totals of both runs
+    from train.export import open_checkpoint
+
+    parent_state, ft_state = open_checkpoint(parent)[2], open_checkpoint(finetuned_run)[2]
+    lineage = card.split("## Lineage")[1].split("## Evaluation")[0]
+    assert f"Started from `{parent / 'final'}`" in card and f"| parent: `{parent}` | irvis-unet (affine head)" in lineage
+    assert "SSIM loss (weight 10)" in lineage.split("| this run |")[0]  # the parent's recipe, not this run's
+    from train.card import duration
+
+    total = duration(parent_state["train_seconds"] + ft_state["train_seconds"])
+    assert f"| total | | 8 | {total} |" in lineage  # 6 + 2 steps
+    assert_eval_results(weights, "test")
     evaluation = json.loads((weights / "evaluation.json").read_text())
     assert evaluation["n_pairs"] == 2 and set(evaluation["per_set"]) == {"msrs"}
     fit = json.loads((weights / "fit.json").read_text())
@@ -157,9 +214,29 @@ def test_publish_writes_a_card_with_fit_working_size_and_ablations_and_no_datase
     rerun = next(line for line in card.splitlines() if line.startswith("Rerun:"))
     assert "--val-data" not in retrain and "--output-dir" not in retrain
     rerun_args = build_parser().parse_args(shlex.split(retrain.split("`")[1])[3:])  # after "python -m train"
-    assert rerun_args.data == [str(MSRS), str(LLVIP)] and rerun_args.max_steps == 6 and rerun_args.val_data is None
+    assert rerun_args.data == [str(MSRS), str(LLVIP)] and rerun_args.max_steps == 2 and rerun_args.val_data is None
+    assert rerun_args.init_from == str(parent / "final")
     assert f"--data {msrs} --split test --size" in rerun
     assert json.loads((weights / "training_config.json").read_text())["val_data"] is None
+
+
+def test_publish_refuses_a_parent_for_a_run_that_started_fresh(vis2ir_run, tmp_path, capsys):
+    from train.publish import main as publish
+
+    out, _ = vis2ir_run
+    assert publish(["vis2ir", "--run", str(out), "--parent-run", str(out), "--data", str(MSRS), "--out",
+                    str(tmp_path / "w")]) == 2
+    assert "did not start from earlier weights" in capsys.readouterr().err and not (tmp_path / "w").exists()
+
+
+def test_publish_validation_history_is_the_runs_metrics(vis2ir_run):
+    from train.publish import history_section
+
+    out, _ = vis2ir_run
+    lines = history_section(out).lines()
+    first = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
+    assert lines[0] == "## Validation during training"
+    assert any(line.startswith(f"| {first['step']} | {first['val/psnr']:.2f} | {first['val/ssim']:.4f} |") for line in lines)
 
 
 def test_vis2ir_run_rotates_checkpoints_and_logs_to_tensorboard(vis2ir_run):

@@ -48,7 +48,7 @@ def export_generator(generator: Generator, out: str | os.PathLike, config: Train
         write_report(result, samples, tmp / EVALUATION_JSON)  # .json, .md and the .png grid (never uploaded)
     card = model_card(config, state, result, count_parameters(generator), half=half, load_path=repo_id or str(out),
                       val_roots=val_roots, split=val_split or config.val_split)
-    (tmp / "README.md").write_text(card)
+    card.save(tmp / "README.md")
     _replace_dir(tmp, out)
     return result
 
@@ -62,12 +62,9 @@ def _replace_dir(new: Path, dst: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def export_checkpoint(checkpoint: str | os.PathLike, output: str | os.PathLike, half: bool = False,
-                      val_data: list[str] | None = None, use_ema: bool = True, device: str = "cpu",
-                      repo_id: str | None = None, val_max_pairs: int | None = None,
-                      lpips: bool | None = None, val_split: str | None = None) -> dict | None:
-    """A checkpoint folder (or a run folder: its latest checkpoint) -> an exported generator folder, scored on
-    val_data (default: the run's validation roots) and at most val_max_pairs of them (default: as the run; 0: all)."""
+def open_checkpoint(checkpoint: str | os.PathLike, use_ema: bool = True) -> tuple[Path, TrainConfig, dict, Path]:
+    """A checkpoint folder (or a run folder: its latest checkpoint) -> (the checkpoint, its training config, its
+    state as an export's card reads it, the generator folder an export takes)."""
     path = Path(checkpoint)
     if not path.is_dir():
         raise ConfigError(f"--checkpoint {path}: no such folder")
@@ -77,19 +74,29 @@ def export_checkpoint(checkpoint: str | os.PathLike, output: str | os.PathLike, 
             raise ConfigError(f"--checkpoint {path}: neither a checkpoint nor a run folder with checkpoints")
         path = found[-1]
     config, state = read_checkpoint(path)
+    folder = exported_weights(path, use_ema)
+    return path, config, {**state, "exported_from": str(path), "weights": folder.name}, folder
+
+
+def export_checkpoint(checkpoint: str | os.PathLike, output: str | os.PathLike, half: bool = False,
+                      val_data: list[str] | None = None, use_ema: bool = True, device: str = "cpu",
+                      repo_id: str | None = None, val_max_pairs: int | None = None,
+                      lpips: bool | None = None, val_split: str | None = None) -> dict | None:
+    """A checkpoint folder (or a run folder: its latest checkpoint) -> an exported generator folder, scored on
+    val_data (default: the run's validation roots) and at most val_max_pairs of them (default: as the run; 0: all)."""
+    path, config, state, folder = open_checkpoint(checkpoint, use_ema)
     # the export's own evaluation; the training config (card's Retrain line, training_config.json) stays as run
     scoring = dataclasses.replace(config, val_data=config.val_data if val_data is None else list(val_data),
                                   val_max_pairs=config.val_max_pairs if val_max_pairs is None else val_max_pairs,
                                   val_split=config.val_split if val_split is None else val_split)
-    folder = exported_weights(path, use_ema)
     try:
         generator = load_generator(folder)
     except WeightsError as e:
         raise ConfigError(f"{path}: {e}") from None
     print(f"exporting {folder} (step {state['step']}) to {output}")
-    result = export_generator(generator, output, config, {**state, "exported_from": str(path), "weights": folder.name},
-                              validation_pairs(scoring), half=half, device=device, repo_id=repo_id, lpips=lpips,
-                              val_roots=scoring.val_data or scoring.data, val_split=scoring.val_split)
+    result = export_generator(generator, output, config, state, validation_pairs(scoring), half=half, device=device,
+                              repo_id=repo_id, lpips=lpips, val_roots=scoring.val_data or scoring.data,
+                              val_split=scoring.val_split)
     if result is not None:
         m = result["model"]
         print(f"{scoring.val_split} split ({result['n_pairs']} pairs): PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f}, "
