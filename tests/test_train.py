@@ -229,6 +229,27 @@ def test_publish_refuses_a_parent_for_a_run_that_started_fresh(vis2ir_run, tmp_p
     assert "did not start from earlier weights" in capsys.readouterr().err and not (tmp_path / "w").exists()
 
 
+def test_card_front_matter_names_a_hub_base_model_and_sections_insert_by_title(tmp_path):
+    """--init-from a Hub repo id becomes the card's base_model (a local folder does not: the Hub could not resolve
+    it); sections go in before a named one, and an unknown name is refused."""
+    from huggingface_hub import ModelCard
+
+    from train.card import Section, model_card
+    from train.config import TrainConfig
+
+    state = {"step": 3, "total_steps": 3, "epoch": 0, "train_sets": {"msrs": 2}}
+    for init_from, base in (("owner/irvis-vis2ir", "owner/irvis-vis2ir"), (str(tmp_path), None), (None, None)):
+        config = TrainConfig(direction="vis2ir", data=[str(MSRS)], init_from=init_from)
+        card = model_card(config, state, None, 1000).add(Section("Notes", ["a note"]), before="Use")
+        card.save(tmp_path / "README.md")
+        loaded = ModelCard.load(tmp_path / "README.md")
+        assert loaded.data.base_model == base and loaded.data.eval_results is None and "has not been scored" in loaded.text
+        assert ("Started from" in loaded.text) == (init_from is not None)
+        assert [s.title for s in card.sections] == ["Training", "Evaluation", "Notes", "Use", "Limitations"]
+    with pytest.raises(KeyError, match="no section 'Fit'"):
+        card.add(Section("x"), before="Fit")
+
+
 def test_publish_validation_history_is_the_runs_metrics(vis2ir_run):
     from train.publish import history_section
 
