@@ -132,7 +132,7 @@ class Translator:
         self.direction: Direction = get_direction(generator.direction)
         self.source = source  # where the weights came from, for reports
         self._forward, self._dtype = self.generator, torch.float32
-        self.precision, self.probe_psnr = "fp32", None
+        self.precision, self.probe_psnr, self.folded = "fp32", None, False
         self._choose_precision(precision)
         self.compiled = False
         if compile:
@@ -154,7 +154,7 @@ class Translator:
         with torch.inference_mode():
             try:
                 low = copy.deepcopy(self.generator)
-                fuse(low)  # the full-resolution tail folded (irvis.fused); checked with the rest below
+                folded = fuse(low)  # the full-resolution tail folded (irvis.fused); checked with the rest below
                 low = low.to(dtype)
                 reference = self.generator(probe).float()
                 fast = low(probe.to(dtype)).float()
@@ -165,7 +165,7 @@ class Translator:
         self.probe_psnr = psnr(fast.clamp(0, 1), reference.clamp(0, 1))
         if asked == "auto" and self.probe_psnr < FAST_PATH_MIN_PSNR:
             return
-        self.precision, self._dtype, self._forward = candidate, dtype, low
+        self.precision, self._dtype, self._forward, self.folded = candidate, dtype, low, folded
 
     def compile(self) -> bool:
         """torch.compile the generator (Inductor; needs a C++ compiler on the CPU). Each new input size is
@@ -190,6 +190,8 @@ class Translator:
         words = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}[self.precision]
         if self.probe_psnr is not None and self.precision != "fp32":
             words += f" ({self.probe_psnr:.1f} dB vs float32 on the probe)"
+        if self.folded:
+            words += ", folded full-resolution tail"
         return words + (", torch.compile" if self.compiled else "")
 
     @classmethod
