@@ -268,7 +268,10 @@ class Generator(nn.Module, PyTorchModelHubMixin, library_name="irvis", tags=["im
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C_in, H, W) in [0, 1], H and W multiples of size_multiple -> (N, C_out, H, W) in [0, 1]."""
-        return (self.net(x * 2 - 1) + 1) / 2
+        y = self.net(x * 2 - 1)
+        if torch.is_inference_mode_enabled():  # no autograd to keep y for: rescale in place (full-res passes count)
+            return y.add_(1).mul_(0.5)
+        return (y + 1) / 2
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *, revision: str | None = None,

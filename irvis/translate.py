@@ -210,17 +210,24 @@ class Translator:
         if x.shape[1] != self.direction.in_channels:
             raise ValueError(f"{self.direction.name} expects {self.direction.in_channels}-channel input, got {x.shape[1]}")
         size = x.shape[-2:]
+        resize = self.working_size is not None and min(size) > self.working_size
+        from_uint8 = x.dtype == torch.uint8
         x = x.to(self.device)
-        x = x.float().div_(255) if x.dtype == torch.uint8 else x.float()
-        if self.working_size is not None and min(size) > self.working_size:
-            x = v2.functional.resize(x, [self.working_size], antialias=True).clamp(0, 1)
+        if self.device.type in ("cpu", "cuda"):  # NHWC for the convolutions; cheapest while still uint8
+            x = x.contiguous(memory_format=torch.channels_last)
+        # straight to the dtype the network runs in, unless a float32 resize comes first (0-255 are exact in bf16)
+        x = x.to(torch.float32 if resize else self._dtype)
+        if from_uint8:
+            x = x.div_(255)
+        if resize:
+            x = v2.functional.resize(x, [self.working_size], antialias=True).clamp_(0, 1).to(self._dtype)
         padded, (h, w) = pad_to_multiple(x, self.generator.size_multiple)
         if self.device.type in ("cpu", "cuda"):
             padded = padded.contiguous(memory_format=torch.channels_last)
-        y = self._forward(padded.to(self._dtype))[..., :h, :w].float()
-        if y.shape[-2:] != size:
-            y = F.interpolate(y, size=tuple(size), mode="bicubic", align_corners=False)
-        return y.clamp_(0, 1)
+        y = self._forward(padded)[..., :h, :w].float()
+        if y.shape[-2:] != size:  # bicubic overshoots: clamp; the generator's own output is in [0, 1]
+            return F.interpolate(y, size=tuple(size), mode="bicubic", align_corners=False).clamp_(0, 1)
+        return y
 
     @torch.inference_mode()
     def translate_tensor(self, x: torch.Tensor) -> torch.Tensor:
