@@ -220,6 +220,41 @@ def test_publish_writes_a_card_with_fit_working_size_ablations_and_lineage_and_n
     assert json.loads((weights / "training_config.json").read_text())["val_data"] is None
 
 
+def test_lineage_follows_a_chain_of_fine_tunes_and_a_checkpoint_ships_with_its_own_history(
+        vis2ir_run, finetuned_run, tmp_path):
+    """A fine-tune of a fine-tune: the Lineage lists every run from the first, with the totals of all; a parent
+    that did not itself start from weights ends the chain (asking past it is refused). A checkpoint folder can be
+    shipped: its validation history stops at its step."""
+    from train.card import duration
+    from train.export import open_checkpoint
+    from train.config import ConfigError
+    from train.publish import history_section, parent_lineage
+
+    parent, _ = vis2ir_run
+    second = tmp_path / "vis2ir-ft2"
+    code, log = run(["--direction", "vis2ir", "--data", str(MSRS), "--output-dir", str(second), *TINY,
+                     "--max-steps", "1", "--eval-every", "0", "--sample-every", "0", "--val-max-pairs", "1",
+                     "--init-from", str(finetuned_run / "final"), "--report-to", "none"])
+    assert code == 0, log
+    lineage = "\n".join(parent_lineage(second, [finetuned_run, parent]).lines())
+    rows = [line for line in lineage.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert [r.split(" | ")[0] for r in rows] == [f"| parent: `{parent}`", f"| parent: `{finetuned_run}`",
+                                                  "| this run", "| total"]
+    states = [open_checkpoint(r)[2] for r in (parent, finetuned_run, second)]
+    assert f"| total | | 9 | {duration(sum(st['train_seconds'] for st in states))} |" in lineage  # 6 + 2 + 1
+    assert "each started from the one before it" in lineage and "Totals count all 3 runs" in lineage
+    with pytest.raises(ConfigError, match="did not start from earlier weights"):
+        parent_lineage(second, [finetuned_run, parent, parent])
+    checkpoint = parent / "checkpoints" / "checkpoint-000004"
+    history = "\n".join(history_section(checkpoint).lines())
+    steps = [int(line.split(" | ")[0][2:]) for line in history.splitlines() if line[:3] in ("| 1", "| 2", "| 3")]
+    assert steps == [3]  # validated at steps 3 and 6; the checkpoint of step 4 ships with step 3's figures only
+    from train.publish import ablation_section
+
+    ablations = "\n".join(ablation_section({"at step 4": checkpoint, "finished": parent}).lines())
+    assert "| at step 4 | 4 |" in ablations and "| finished | 6 |" in ablations
+
+
 def test_publish_refuses_a_parent_for_a_run_that_started_fresh(vis2ir_run, tmp_path, capsys):
     from train.publish import main as publish
 

@@ -261,19 +261,21 @@ def model_card(config: TrainConfig, state: dict, result: dict | None, n_params: 
     return Card(card_data(config, state, result, split), f"irvis {d.name}: {d.label}", intro, sections)
 
 
-def lineage_section(config: TrainConfig, state: dict, parent: str, parent_config: TrainConfig,
-                    parent_state: dict) -> Section:
-    """A fine-tuned run beside the run whose weights it started from: each one's recipe, steps and training
-    time, and the totals."""
-    runs = [(f"parent: `{parent}`", parent_config, parent_state), ("this run", config, state)]
-    body = [f"This generator was fine-tuned: its run started from `{config.init_from}`, the weights of the parent "
-            "run below. Totals count both runs.", "",
+def lineage_section(config: TrainConfig, state: dict, parents: list[tuple[str, TrainConfig, dict]]) -> Section:
+    """A fine-tuned run beside the runs whose weights it started from (parents: (where, config, state), the
+    nearest first): each one's recipe, steps and training time, and the totals."""
+    runs = [(f"parent: `{where}`", c, st) for where, c, st in reversed(parents)] + [("this run", config, state)]
+    chain = "the weights of the parent run below" if len(parents) == 1 else (
+        f"the last of {len(parents)} runs below, each started from the one before it")
+    body = [f"This generator was fine-tuned: its run started from `{config.init_from}`, {chain}. Totals count all "
+            f"{len(runs)} runs.", "",
             "| run | recipe | steps | training time | hardware |", "|---|---|---|---|---|"]
-    body += [f"| {name} | {recipe_line(c)} | {s.get('step')} | {duration(s.get('train_seconds', 0))} | "
-             f"{s.get('hardware', 'unknown')} |" for name, c, s in runs]
-    body += [f"| total | | {sum(s.get('step') or 0 for _, _, s in runs)} | "
-             f"{duration(sum(s.get('train_seconds', 0) for _, _, s in runs))} | |", "",
-             "Retrain the parent: `" + train_command(parent_config) + "`"]
-    if parent_config.init_from:
-        body += ["", f"The parent itself started from `{parent_config.init_from}`; the runs before it are not counted here."]
+    body += [f"| {name} | {recipe_line(c)} | {st.get('step')} | {duration(st.get('train_seconds', 0))} | "
+             f"{st.get('hardware', 'unknown')} |" for name, c, st in runs]
+    body += [f"| total | | {sum(st.get('step') or 0 for _, _, st in runs)} | "
+             f"{duration(sum(st.get('train_seconds', 0) for _, _, st in runs))} | |", ""]
+    body += [f"Retrain the parent `{where}`: `{train_command(c)}`" for where, c, _ in reversed(parents)]
+    first = parents[-1][1]
+    if first.init_from:
+        body += ["", f"The first of them started from `{first.init_from}`; the runs before it are not counted here."]
     return Section("Lineage", body)

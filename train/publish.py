@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import torch
@@ -29,7 +30,7 @@ from irvis.nets import count_parameters, load_generator
 from irvis.tables import CORE, cell, cells, headers, table
 from irvis.translate import INFERENCE_FILE, Translator, probe_image
 from train.card import Section, lineage_section, model_card
-from train.checkpoint import METRICS_FILE
+from train.checkpoint import METRICS_FILE, is_checkpoint
 from train.config import ConfigError
 from train.export import export_checkpoint, open_checkpoint
 
@@ -129,13 +130,28 @@ def working_size_section(rows: list[dict], chosen: int | None, n_val: int, test_
         f"({test_full['n_pairs']} pairs)."])
 
 
+def run_folder(run: Path) -> Path:
+    """A run folder, given it or one of its checkpoint folders."""
+    return run.parent.parent if is_checkpoint(run) else run
+
+
+def _val_export(run: Path) -> tuple[dict, dict]:
+    """(training config, validation result) of a run's export: run/final for a finished run folder; for a
+    checkpoint folder, or a run stopped before its end, an export made now (the validation split, as training)."""
+    final = run / "final"
+    if not is_checkpoint(run) and (final / "evaluation.json").is_file():
+        return json.loads((final / "training_config.json").read_text()), json.loads((final / "evaluation.json").read_text())
+    with tempfile.TemporaryDirectory() as tmp:
+        result = export_checkpoint(run, Path(tmp) / "export", val_max_pairs=0)
+        return json.loads((Path(tmp) / "export" / "training_config.json").read_text()), result
+
+
 def ablation_section(runs: dict[str, Path]) -> Section:
-    """Each run's exported generator (run/final: its latest checkpoint) as its own training scored it (the
-    validation split, whole frames), overall and on LLVIP."""
+    """Each run's exported generator (a run folder: its latest checkpoint; or a checkpoint folder) as its own
+    training scored it (the validation split, whole frames), overall and on LLVIP."""
     rows = []
     for label, run in runs.items():
-        config = json.loads((run / "final" / "training_config.json").read_text())
-        result = json.loads((run / "final" / "evaluation.json").read_text())
+        config, result = _val_export(run)
         steps = open_checkpoint(run)[2]["step"]
         gan = (f"PatchGAN ({config['gan_mode']}, ndf {config['ndf']}, {config['d_layers']} layers)"
                if config["gan_weight"] else "none")
@@ -151,12 +167,14 @@ def ablation_section(runs: dict[str, Path]) -> Section:
 
 def history_section(run: Path) -> Section | None:
     """The shipped run's validation during training (metrics.jsonl): how the figures moved with steps."""
-    path = run / METRICS_FILE
+    path = run_folder(run) / METRICS_FILE
     if not path.is_file():
         return None
-    rows = []
+    rows, last = [], open_checkpoint(run)[2]["step"]
     for line in path.read_text().splitlines():
         entry = json.loads(line)
+        if entry["step"] > last:  # a checkpoint before the run's end ships: its history stops with it
+            break
         overall = {k: entry.get(f"val/{k}") for k in CORE}
         llvip = {k: entry.get(f"val/llvip/{k}") for k in CORE}
         rows.append([entry["step"], *cells(overall), *cells(llvip)])
@@ -165,21 +183,25 @@ def history_section(run: Path) -> Section | None:
         *table(["step", *headers(), *headers(prefix="LLVIP ")], rows)])
 
 
-def parent_lineage(run: Path, parent: Path) -> Section:
-    """The Lineage section of a run fine-tuned from the parent run's weights (--init-from)."""
+def parent_lineage(run: Path, parents: list[Path]) -> Section:
+    """The Lineage section of a run fine-tuned from earlier runs' weights (--init-from): parents, the nearest
+    first, each one the run (or checkpoint) the one before it started from."""
     _, config, state, _ = open_checkpoint(run)
-    if not config.init_from:
-        raise ConfigError(f"--parent-run {parent}: the run {run} did not start from earlier weights (no init_from "
-                          "in its training_config.json)")
-    _, parent_config, parent_state, _ = open_checkpoint(parent)
-    return lineage_section(config, state, str(parent), parent_config, parent_state)
+    chain = []
+    for child, parent in zip([run, *parents], parents):
+        if not (config if child == run else chain[-1][1]).init_from:
+            raise ConfigError(f"--parent-run {parent}: the run {child} did not start from earlier weights (no "
+                              "init_from in its training_config.json)")
+        _, parent_config, parent_state, _ = open_checkpoint(parent)
+        chain.append((str(parent), parent_config, parent_state))
+    return lineage_section(config, state, chain)
 
 
 def publish(direction: str, run: Path, data: list[str], out: Path, ablations: dict[str, Path] | None = None,
-            sizes=WORKING_SIZES, parent: Path | None = None) -> dict:
-    """parent: the run whose weights `run` started from (--init-from): the card's Lineage section."""
+            sizes=WORKING_SIZES, parents: list[Path] | None = None) -> dict:
+    """parents: the runs whose weights `run` started from (--init-from), the nearest first: the card's Lineage."""
     _, config, state, _ = open_checkpoint(run)
-    lineage = parent_lineage(run, parent) if parent is not None else None  # refused before any work
+    lineage = parent_lineage(run, parents) if parents else None  # refused before any work
     test_roots = _roots_with(data, "test")
     val_roots = _roots_with(data, "val")
     # PSNR/SSIM/structure only: the same on every machine (LPIPS would depend on backbone weights being on this one)
@@ -210,7 +232,7 @@ def publish(direction: str, run: Path, data: list[str], out: Path, ablations: di
         extra.append(ablation_section({"shipped": run, **ablations}))
     extra.append(Section("Where it fails", [f"- {text}" for text in LIMITATIONS[direction]]))
     flags = "".join(f' --ablation "{k}={v}"' for k, v in (ablations or {}).items())
-    flags += f" --parent-run {parent}" if parent is not None else ""
+    flags += "".join(f" --parent-run {parent}" for parent in parents or [])
     extra.append(Section("Regenerate", [
         "The weights and these tables: `bash train/recipe.sh ../shared/data` (the runs), then "
         f"`python -m train.publish {direction} --run {run}{flags} --data ../shared/data --out weights/{direction}`. "
@@ -229,20 +251,23 @@ def publish(direction: str, run: Path, data: list[str], out: Path, ablations: di
 
 def _ablation(text: str) -> tuple[str, Path]:
     label, sep, path = text.partition("=")
-    if not sep or not label or not Path(path, "final", "evaluation.json").is_file():
-        raise argparse.ArgumentTypeError(f"expected LABEL=RUN_FOLDER of a finished run, got {text!r}")
+    if not sep or not label or not (Path(path, "final", "evaluation.json").is_file() or is_checkpoint(Path(path))
+                                    or any(Path(path, "checkpoints").glob("checkpoint-*"))):
+        raise argparse.ArgumentTypeError(f"expected LABEL=RUN_FOLDER (or a checkpoint folder), got {text!r}")
     return label, Path(path)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m train.publish", description=__doc__.split("\n\n")[0])
     p.add_argument("direction", choices=["ir2vis", "vis2ir"])
-    p.add_argument("--run", type=Path, required=True, help="the finished run to ship (its latest checkpoint)")
+    p.add_argument("--run", type=Path, required=True,
+                   help="the run to ship: a run folder (its latest checkpoint) or one of its checkpoint folders")
     p.add_argument("--ablation", type=_ablation, action="append", default=[], metavar="LABEL=RUN",
                    help="a finished run of the same recipe with one setting changed, for the card's ablation table")
-    p.add_argument("--parent-run", type=Path, metavar="RUN",
-                   help="the run whose weights --run started from (its --init-from): the card's Lineage section, "
-                        "with the steps and training time of both runs")
+    p.add_argument("--parent-run", type=Path, metavar="RUN", action="append", default=[],
+                   help="the run (or checkpoint) whose weights --run started from (its --init-from): the card's "
+                        "Lineage section, with the steps and training time of each run; repeat it, nearest first, "
+                        "for a chain of fine-tunes")
     p.add_argument("--data", nargs="+", default=["../shared/data"])
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--working-sizes", nargs="+", default=[str(s) if s else "native" for s in WORKING_SIZES],
