@@ -47,6 +47,38 @@ for r in vis2ir-gan vis2ir-l1 ir2vis-gan ir2vis-l1; do
     --export-half
 done
 
+# 2c. vis2ir, fine-tuned toward LLVIP's structure (its 2400-step run above was still blurred on LLVIP). Each stage
+#     starts from an earlier one's weights (--init-from) with LLVIP drawn 8x, a stronger adversarial term and the
+#     texture loss (8x8-block edge energy); every stage was chosen on the val split. Stages stopped at a checkpoint
+#     keep their full --max-steps (the cosine schedule depends on it) and are stopped there.
+FT="--data $CACHE --head affine --lr-g 3e-4 --lr-d 2e-4 --beta1 0.5 --lr-schedule cosine --ema-decay 0.999 \
+  --repeat-sets llvip=8 --load-size 384 --min-load-size 256 --crop-size 128 --batch-size 16 --num-workers 0 \
+  --mixed-precision bf16 --eval-every 400 --sample-every 400 --checkpoint-every 400 --checkpoints-total-limit 12 \
+  --log-every 20 --export-half --seed 1 --gan-mode lsgan --gan-warmup 100 --ndf 32 --d-layers 2 --resume latest"
+until_checkpoint() {  # until_checkpoint STEP RUN_DIR COMMAND...: run COMMAND until RUN_DIR has that checkpoint
+  local step=$1 dir=$2; shift 2
+  "$@" & local pid=$!
+  while kill -0 $pid 2>/dev/null && [ ! -f "$dir/checkpoints/checkpoint-$(printf %06d $step)/trainer_state.json" ]; do
+    sleep 10; done
+  kill $pid 2>/dev/null || true; wait $pid || true
+}
+# the ablations (stopped where the cards report them), then the chain: texture 100 -> 250 with GAN 3 -> 400 with GAN 5
+until_checkpoint 400 "$RUNS/vis2ir-ft-edge" python -m train --direction vis2ir --output-dir "$RUNS/vis2ir-ft-edge" $FT \
+  --init-from "$RUNS/vis2ir-gan/final" --max-steps 4000 --l1-weight 25 --ssim-weight 25 --edge-weight 100 --gan-weight 1
+until_checkpoint 1200 "$RUNS/vis2ir-ft-gan" python -m train --direction vis2ir --output-dir "$RUNS/vis2ir-ft-gan" $FT \
+  --init-from "$RUNS/vis2ir-gan/final" --max-steps 4000 --l1-weight 20 --ssim-weight 10 --edge-weight 50 --gan-weight 3
+until_checkpoint 1200 "$RUNS/vis2ir-ft-tex" python -m train --direction vis2ir --output-dir "$RUNS/vis2ir-ft-tex" $FT \
+  --init-from "$RUNS/vis2ir-gan/final" --max-steps 4000 --l1-weight 25 --ssim-weight 10 --edge-weight 50 \
+  --texture-weight 100 --gan-weight 1
+python -m train export --checkpoint "$RUNS/vis2ir-ft-tex/checkpoints/checkpoint-000800" --output "$RUNS/vis2ir-ft-tex-800"
+python -m train --direction vis2ir --output-dir "$RUNS/vis2ir-ft-tex2" $FT --init-from "$RUNS/vis2ir-ft-tex-800" \
+  --max-steps 3200 --l1-weight 15 --ssim-weight 5 --edge-weight 50 --texture-weight 250 --gan-weight 3 &
+until_checkpoint 800 "$RUNS/vis2ir-ft-tex2" sleep infinity
+python -m train export --checkpoint "$RUNS/vis2ir-ft-tex2/checkpoints/checkpoint-000800" --output "$RUNS/vis2ir-ft-tex2-800"
+python -m train --direction vis2ir --output-dir "$RUNS/vis2ir-ft-tex3" $FT --init-from "$RUNS/vis2ir-ft-tex2-800" \
+  --max-steps 2400 --l1-weight 10 --ssim-weight 5 --edge-weight 50 --texture-weight 400 --gan-weight 5
+wait
+
 # 3. weights/: the shipped runs exported in float16 with model cards whose tables are computed on the original
 #    frames (test split; the train split beside it), the working size chosen on full-resolution val frames.
 for d in vis2ir ir2vis; do
