@@ -67,7 +67,7 @@ until_checkpoint 400 "$RUNS/vis2ir-ft-edge" python -m train --direction vis2ir -
   --init-from "$RUNS/vis2ir-gan/final" --max-steps 4000 --l1-weight 25 --ssim-weight 25 --edge-weight 100 --gan-weight 1
 until_checkpoint 1200 "$RUNS/vis2ir-ft-gan" python -m train --direction vis2ir --output-dir "$RUNS/vis2ir-ft-gan" $FT \
   --init-from "$RUNS/vis2ir-gan/final" --max-steps 4000 --l1-weight 20 --ssim-weight 10 --edge-weight 50 --gan-weight 3
-until_checkpoint 1200 "$RUNS/vis2ir-ft-tex" python -m train --direction vis2ir --output-dir "$RUNS/vis2ir-ft-tex" $FT \
+until_checkpoint 1600 "$RUNS/vis2ir-ft-tex" python -m train --direction vis2ir --output-dir "$RUNS/vis2ir-ft-tex" $FT \
   --init-from "$RUNS/vis2ir-gan/final" --max-steps 4000 --l1-weight 25 --ssim-weight 10 --edge-weight 50 \
   --texture-weight 100 --gan-weight 1
 python -m train export --checkpoint "$RUNS/vis2ir-ft-tex/checkpoints/checkpoint-000800" --output "$RUNS/vis2ir-ft-tex-800"
@@ -81,7 +81,15 @@ wait
 
 # 3. weights/: the shipped runs exported in float16 with model cards whose tables are computed on the original
 #    frames (test split; the train split beside it), the working size chosen on full-resolution val frames.
-for d in vis2ir ir2vis; do
-  python -m train.publish $d --run "$RUNS/$d-gan" --ablation "no edge loss, 500 steps=$RUNS/$d-gan-noedge" \
-    --ablation "no edge loss, no discriminator, 500 steps=$RUNS/$d-l1-noedge" --data "$DATA_DIR" --out weights/$d
-done
+#    ir2vis: its 2400-step run. vis2ir: the last stage's checkpoint chosen on val (every done criterion met on val,
+#    then the highest LLVIP gradient correlation: step 1600), its lineage back to the 2400-step run, and the other
+#    fine-tuning recipes as ablations.
+python -m train.publish ir2vis --run "$RUNS/ir2vis-gan" --ablation "no edge loss, 500 steps=$RUNS/ir2vis-gan-noedge" \
+  --ablation "no edge loss, no discriminator, 500 steps=$RUNS/ir2vis-l1-noedge" --data "$DATA_DIR" --out weights/ir2vis
+python -m train.publish vis2ir --run "$RUNS/vis2ir-ft-tex3/checkpoints/checkpoint-001600" \
+  --parent-run "$RUNS/vis2ir-ft-tex2/checkpoints/checkpoint-000800" \
+  --parent-run "$RUNS/vis2ir-ft-tex/checkpoints/checkpoint-000800" --parent-run "$RUNS/vis2ir-gan" \
+  --ablation "texture 250, GAN 3: the same stage to its end=$RUNS/vis2ir-ft-tex2" \
+  --ablation "the last stage to its end=$RUNS/vis2ir-ft-tex3" --ablation "texture 100, GAN 1=$RUNS/vis2ir-ft-tex" \
+  --ablation "GAN 3, no texture loss=$RUNS/vis2ir-ft-gan" \
+  --ablation "edge 100, GAN 1, no texture loss=$RUNS/vis2ir-ft-edge" --data "$DATA_DIR" --out weights/vis2ir
