@@ -278,7 +278,7 @@ class Outputs:
         return self._write(name, lambda staging: image.save(staging, format=options.pop("format"), **options))
 
     def save_png(self, image, name: str) -> str:
-        """Lossless at the input's resolution; gray and RGB through irvis.png (3x faster than Pillow's level 1)."""
+        """Lossless at the input's resolution; gray and RGB through irvis.png (about 2x faster than Pillow's level 1)."""
         if image.mode in ("L", "RGB"):
             return self._write(name, lambda staging: save_png(np.asarray(image), staging))
         return self._save(image, name, format="PNG", compress_level=1)
@@ -403,7 +403,7 @@ def _status_line(loaded: Loaded) -> str:
 
 
 VIDEO_MAX_SECONDS = 10  # per request: a short clip, translated at the generator's working size
-VIDEO_MAX_FRAME_PIXELS = 1920 * 1088  # Full HD: each frame is translated at full size, so the area sets the cost
+VIDEO_MAX_FRAME_PIXELS = 1920 * 1088  # Full HD: each frame is decoded, translated and encoded: the area sets the cost
 
 
 def make_translate_video(loaded: Loaded, outputs: Outputs):

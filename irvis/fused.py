@@ -27,19 +27,21 @@ from torch import nn
 from irvis.nets import IrvisUNet
 
 
+def _parity_kernels(response: torch.Tensor, centre: int) -> torch.Tensor:
+    """(..., 2, 2, 3, 3) kernels from the x2-resolution response (..., 2n, 2n) to an impulse at (centre,
+    centre): output pixel (2i+ey, 2j+ex) reads input (i+my-1, j+mx-1) with weight [..., ey, ex, my, mx]."""
+    i = centre - (torch.arange(3) - 1)  # the output row whose tap my lands on the impulse
+    rows = (2 * i[:, None] + torch.arange(2)).T  # (ey, my) -> row
+    return response[..., rows[:, None, :, None], rows[None, :, None, :]]
+
+
 @torch.no_grad()
 def _upsample_kernels(channels: int) -> torch.Tensor:
     """(4 * channels, 1, 3, 3) depthwise kernels whose pixel shuffle is bilinear x2 (align_corners=False)."""
     impulse = torch.zeros(1, 1, 5, 5)
     impulse[0, 0, 2, 2] = 1
     up = F.interpolate(impulse, scale_factor=2, mode="bilinear", align_corners=False)[0, 0]  # (10, 10)
-    kernels = torch.empty(2, 2, 3, 3)
-    for ey in range(2):
-        for ex in range(2):
-            for my in range(3):
-                for mx in range(3):  # output pixel (2i+ey, 2j+ex) reads input (i+my-1, j+mx-1)
-                    kernels[ey, ex, my, mx] = up[2 * (2 - my + 1) + ey, 2 * (2 - mx + 1) + ex]
-    return kernels.reshape(4, 1, 3, 3).repeat(channels, 1, 1, 1)
+    return _parity_kernels(up, 2).reshape(4, 1, 3, 3).repeat(channels, 1, 1, 1)
 
 
 class Upsample2x(nn.Module):
@@ -57,7 +59,7 @@ class Upsample2x(nn.Module):
 
 
 @torch.no_grad()
-def _fold_head(to_full: nn.Conv2d, head: nn.Conv2d, features: int) -> nn.Conv2d:
+def _fold_head(head: nn.Conv2d, features: int) -> nn.Conv2d:
     """A half-resolution 3x3 convolution whose pixel shuffle equals head's feature part applied to the
     bilinear x2 upsampling of its input (`features` channels), read off with impulses."""
     c_out = head.out_channels
@@ -66,14 +68,8 @@ def _fold_head(to_full: nn.Conv2d, head: nn.Conv2d, features: int) -> nn.Conv2d:
     impulses[range(features), range(features), n // 2, n // 2] = 1
     up = F.interpolate(impulses, scale_factor=2, mode="bilinear", align_corners=False)
     response = F.conv2d(up, head.weight[:, :features], padding=1)  # (features, c_out, 2n, 2n), no bias
+    w = _parity_kernels(response, n // 2).permute(1, 2, 3, 0, 4, 5)  # (c_out, ey, ex, features, my, mx)
     folded = nn.Conv2d(features, 4 * c_out, 3, padding=0, bias=True).to(head.weight)
-    w = torch.empty(c_out, 2, 2, features, 3, 3, dtype=head.weight.dtype, device=head.weight.device)
-    for ey in range(2):
-        for ex in range(2):
-            for my in range(3):
-                for mx in range(3):  # output (2i+ey, 2j+ex) reads feature (i+my-1, j+mx-1) = the impulse
-                    i, j = n // 2 - (my - 1), n // 2 - (mx - 1)
-                    w[:, ey, ex, :, my, mx] = response[:, :, 2 * i + ey, 2 * j + ex].T
     folded.weight.copy_(w.reshape(4 * c_out, features, 3, 3))
     folded.bias.copy_(head.bias.repeat_interleave(4))
     return folded
@@ -87,7 +83,7 @@ class FusedIrvisUNet(nn.Module):
         super().__init__()
         self.net = net
         features = net.to_full.out_channels
-        self.head_features = _fold_head(net.to_full, net.head, features)
+        self.head_features = _fold_head(net.head, features)
         # the head's feature part as it is, for the output's one-pixel frame
         self.register_buffer("frame_weight", net.head.weight[:, :features].detach().clone())
         self.register_buffer("frame_bias", net.head.bias.detach().clone())
@@ -99,16 +95,7 @@ class FusedIrvisUNet(nn.Module):
 
     def forward(self, x):
         net = self.net
-        skips = [net.stem(x)]
-        for down in net.downs:
-            skips.append(down(skips[-1]))
-        h = net.bottleneck(skips.pop())
-        for k, up in enumerate(net.ups):
-            skip = skips.pop()
-            if k == len(net.ups) - 1 and skip.shape[-2] == 2 * h.shape[-2] and skip.shape[-1] == 2 * h.shape[-1]:
-                h = up.fuse(self.up_last(up.reduce(h)) + skip)
-            else:
-                h = up(h, skip)
+        h = net.body(x, upsample_last=self.up_last)
         g = F.leaky_relu(net.to_full(h), 0.2)
         features = F.pixel_shuffle(self.head_features(F.pad(g, (1, 1, 1, 1), mode="replicate")), 2)
         self._exact_frame(features, g)
@@ -121,7 +108,6 @@ class FusedIrvisUNet(nn.Module):
                 for i in range(net.in_channels):
                     out[:, o].addcmul_(a[:, o * net.in_channels + i], x[:, i])
         return torch.tanh_(out)
-
 
     def _exact_frame(self, features: torch.Tensor, g: torch.Tensor) -> None:
         """Overwrite the outermost rows and columns of the folded head's output with the plain head's:

@@ -79,8 +79,14 @@ class UpBlock(nn.Module):
         self.reduce = nn.Conv2d(c_in, c_out, 1)
         self.fuse = ConvNormAct(c_out, c_out, norm)
 
-    def forward(self, x, skip):
-        x = F.interpolate(self.reduce(x), size=skip.shape[-2:], mode="bilinear", align_corners=False)
+    def forward(self, x, skip, upsample: nn.Module | None = None):
+        """upsample: an exact x2 to use instead of interpolating to the skip's size (irvis.fused), where the
+        skip is exactly twice as large."""
+        x = self.reduce(x)
+        if upsample is not None and tuple(skip.shape[-2:]) == (2 * x.shape[-2], 2 * x.shape[-1]):
+            x = upsample(x)
+        else:
+            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
         return self.fuse(x + skip)
 
 
@@ -138,13 +144,19 @@ class IrvisUNet(nn.Module):
             with torch.no_grad():
                 self.coefficients.bias.copy_(_input_as_output(in_channels, out_channels).flatten())
 
-    def forward(self, x):
+    def body(self, x, upsample_last: nn.Module | None = None):
+        """Encoder, bottleneck and decoder: the half-resolution features the head reads. upsample_last: the
+        last decoder level's x2 (see UpBlock.forward)."""
         skips = [self.stem(x)]
         for down in self.downs:
             skips.append(down(skips[-1]))
         h = self.bottleneck(skips.pop())
-        for up in self.ups:
-            h = up(h, skips.pop())
+        for k, up in enumerate(self.ups):
+            h = up(h, skips.pop(), upsample_last if k == len(self.ups) - 1 else None)
+        return h
+
+    def forward(self, x):
+        h = self.body(x)
         full = F.interpolate(F.leaky_relu(self.to_full(h), 0.2), size=x.shape[-2:], mode="bilinear", align_corners=False)
         out = self.head(torch.cat([full, x], dim=1))
         if self.coefficients is not None:

@@ -57,8 +57,6 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple
     return F.pad(x, (0, pw, 0, ph), mode=mode), (h, w)
 
 
-
-
 def cpu_has_native_bf16() -> bool:
     """AMX tiles or AVX512-BF16: oneDNN then runs bfloat16 convolutions natively (on other CPUs bf16 is
     emulated and slower than float32)."""

@@ -190,13 +190,14 @@ def parent_lineage(run: Path, parents: list[Path]) -> Section:
     """The Lineage section of a run fine-tuned from earlier runs' weights (--init-from): parents, the nearest
     first, each one the run (or checkpoint) the one before it started from."""
     _, config, state, _ = open_checkpoint(run)
-    chain = []
-    for child, parent in zip([run, *parents], parents):
-        if not (config if child == run else chain[-1][1]).init_from:
+    chain, child, child_config = [], run, config
+    for parent in parents:
+        if not child_config.init_from:
             raise ConfigError(f"--parent-run {parent}: the run {child} did not start from earlier weights (no "
                               "init_from in its training_config.json)")
         _, parent_config, parent_state, _ = open_checkpoint(parent)
         chain.append((str(parent), parent_config, parent_state))
+        child, child_config = parent, parent_config
     return lineage_section(config, state, chain)
 
 
