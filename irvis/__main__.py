@@ -145,7 +145,10 @@ def cmd_check_data(args) -> int:
 def cmd_prepare(args) -> int:
     from irvis.data import prepare_cache
 
-    roots = prepare_cache(args.roots, args.out, size=args.size, splits=args.split)
+    if args.jpeg_quality is not None and not 1 <= args.jpeg_quality <= 95:
+        print(f"error: --jpeg-quality must be within 1-95, got {args.jpeg_quality}", file=sys.stderr)
+        return 2
+    roots = prepare_cache(args.roots, args.out, size=args.size, splits=args.split, jpeg_quality=args.jpeg_quality)
     print("prepared: " + " ".join(str(r) for r in roots))
     print("train on them with --data " + " ".join(str(r) for r in roots))
     return 0
@@ -176,6 +179,10 @@ def cmd_bench(args) -> int:
         show("inference", bench.bench_inference(args.direction, size=(h, w), repeats=args.repeats, device=args.device,
                                                 weights=weights, data=args.data, levers=not args.quick,
                                                 compile=args.compile and not args.quick, reference=True))
+    if args.batch or (args.device.startswith("cuda") and "batch" not in args.skip):
+        show("batch", bench.bench_batch(args.direction, size=(h, w), batch=args.batch or 8, device=args.device,
+                                        weights=weights, repeats=max(args.repeats, 10),
+                                        compile=args.compile and not args.quick))
     if "throughput" not in args.skip:
         show("throughput", bench.bench_folder_and_video(args.direction, (h, w), frames=args.frames, device=args.device,
                                                         weights=weights, data=args.data))
@@ -290,6 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", required=True)
     r.add_argument("--size", type=int, default=286, help="shorter side of the cached images")
     r.add_argument("--split", nargs="+", default=["train", "val", "test"])
+    r.add_argument("--jpeg-quality", type=int, metavar="Q", help="write JPEG at this quality (1-95) instead of "
+                   "lossless PNG: about a third of the size, e.g. to copy the cache to a remote GPU machine")
     r.set_defaults(func=cmd_prepare)
 
     b = sub.add_parser("bench", help="speed: inference levers at native resolution, folders, videos, training, loader")
@@ -305,10 +314,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--train-batch-size", type=int, default=16, help="training batch (the shipped recipe: 16 crops)")
     b.add_argument("--train-crop", type=int, default=128, help="training crop side (the shipped recipe: 128)")
     b.add_argument("--pairs", type=int, default=48, help="pairs in the loader benchmark")
+    b.add_argument("--batch", type=int, default=0, help="also time batches of this many frames (default on a GPU: 8)")
     b.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
                    help="include torch.compile among the levers (compiles for a minute or more)")
     b.add_argument("--quick", action="store_true", help="only the plain and automatic paths, no lever table")
-    b.add_argument("--skip", nargs="*", default=[], choices=["inference", "throughput", "training", "loader"])
+    b.add_argument("--skip", nargs="*", default=[], choices=["inference", "batch", "throughput", "training", "loader"])
     b.add_argument("--json", help="also write every figure to this JSON file")
     b.set_defaults(func=cmd_bench)
 

@@ -4,12 +4,17 @@
   pass under each speed lever (memory layout, bf16, bf16 weights, torch.compile, OpenVINO, threads), each
   with its speed-up and its PSNR against plain float32; decoding and encoding levers; one frame end to end
   (decode a JPEG, translate, encode a PNG), plain vs the automatic fast path;
+- batched inference (a GPU's figure; `--batch N`, on by default with --device cuda): frames/s of the default
+  generator on a batch of native frames under each lever (CUDA graphs, torch.compile), with its peak memory;
 - folders and videos: frames/s through `translate_files` and `translate_video` (stages overlapped);
 - training: the trainer's own step, images/s with and without a discriminator, fp32 vs bf16, beside its
   loader's pairs/s (needs --data and the trainer, train/, installed beside the library);
 - the loader with and without the prepared cache (--data).
 
 Numbers go to the terminal and, with --json, to a file. Timings are medians of --repeats runs after a warm-up.
+
+Why one file: each section is a measuring function and its lines in `format_report`, which change together (a new
+lever is a row in both); the sections share the timing helper, the probe frame and the generator loading.
 """
 
 from __future__ import annotations
@@ -216,6 +221,90 @@ def bench_inference(direction: str = "vis2ir", size: tuple[int, int] = (1024, 12
     return result
 
 
+def bench_batch(direction: str = "vis2ir", size: tuple[int, int] = (1024, 1280), batch: int = 8, repeats: int = 10,
+                device: str = "cuda", weights: str | None = None, compile: bool = True) -> dict:
+    """Frames/s of the default generator on a batch of native frames (a GPU's figure): float32, channels-last,
+    reduced-precision weights, the folded tail (the automatic path), that path replayed as a CUDA graph and
+    compiled; each with its PSNR against float32 and its peak memory. The reference Pix2Pix U-Net beside them."""
+    dev = torch.device(device)
+    g, source = _generator(direction, weights)
+    g = g.eval().to(dev)
+    h, w = size
+    x = torch.cat([probe_image(get_direction(direction).in_channels, size)] * batch).to(dev)
+    low = torch.bfloat16 if dev.type == "cpu" or torch.cuda.is_bf16_supported() else torch.float16
+    low_name = "bf16" if low == torch.bfloat16 else "fp16"
+    result = {"direction": direction, "size": f"{w}x{h}", "batch": batch, "device": str(dev), "weights": source,
+              "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None, "levers": []}
+    rows = result["levers"]
+    with torch.inference_mode():
+        plain_out = g(x).float()
+
+        def add(name: str, fn: Callable[[], torch.Tensor], setup_seconds: float | None = None):
+            try:
+                if dev.type == "cuda":
+                    torch.cuda.reset_peak_memory_stats(dev)
+                out = fn().float()
+                seconds = median_seconds(fn, repeats, dev)
+            except Exception as e:  # a lever this machine lacks: say so, measure the rest
+                rows.append({"lever": name, "error": f"{type(e).__name__}: {str(e).splitlines()[0][:120]}"})
+                return
+            rows.append({"lever": name, "seconds_per_batch": seconds, "frames_per_second": batch / seconds,
+                         "psnr_vs_fp32": psnr(out.clamp(0, 1), plain_out.clamp(0, 1)),
+                         **({"peak_memory_gib": torch.cuda.max_memory_allocated(dev) / 2**30} if dev.type == "cuda" else {}),
+                         **({"setup_seconds": setup_seconds} if setup_seconds is not None else {})})
+
+        torch.manual_seed(0)
+        ref = build_generator(direction, "pix2pix-unet256").eval().to(dev)
+        xr = pad_to_multiple(x, ref.size_multiple)[0]
+        ref_s = median_seconds(lambda: ref(xr), repeats, dev)
+        result["reference"] = {"arch": "pix2pix-unet256", "seconds_per_batch": ref_s, "frames_per_second": batch / ref_s}
+        del ref, xr
+        add("fp32, NCHW (plain PyTorch)", lambda: g(x))
+        xl = x.contiguous(memory_format=torch.channels_last)
+        gl = copy.deepcopy(g).to(memory_format=torch.channels_last)
+        add("fp32, channels-last", lambda: gl(xl))
+        gb = copy.deepcopy(gl).to(low)
+        xb = xl.to(low)
+        add(f"{low_name} weights, channels-last", lambda: gb(xb))
+        gf = copy.deepcopy(gb)
+        fast = gf if fuse(gf) else gb  # what Translator's automatic path runs
+        add(f"{low_name} weights, channels-last, folded tail (auto)", lambda: fast(xb))
+        if dev.type == "cuda":
+            def graphed():
+                static_in = xb.clone()
+                stream = torch.cuda.Stream()
+                stream.wait_stream(torch.cuda.current_stream())
+                with torch.cuda.stream(stream):
+                    for _ in range(2):
+                        fast(static_in)
+                torch.cuda.current_stream().wait_stream(stream)
+                graph = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(graph):
+                    static_out = fast(static_in)
+
+                def run():
+                    static_in.copy_(xb)
+                    graph.replay()
+                    return static_out
+                return run
+            start = time.perf_counter()
+            try:
+                run = graphed()
+                add("... replayed as a CUDA graph", run, time.perf_counter() - start)
+            except Exception as e:
+                rows.append({"lever": "... replayed as a CUDA graph", "error": f"{type(e).__name__}: {str(e)[:120]}"})
+        if compile:
+            start = time.perf_counter()
+            try:
+                compiled = torch.compile(fast, dynamic=False)
+                compiled(xb)
+                add("... torch.compile (Inductor)", lambda: compiled(xb), time.perf_counter() - start)
+            except Exception as e:
+                rows.append({"lever": "... torch.compile (Inductor)",
+                             "error": f"{type(e).__name__}: {str(e)[:120]}"})
+    return result
+
+
 def bench_end_to_end(g, direction: str, size: tuple[int, int], repeats: int, device: str,
                      data: Sequence[str] | None) -> dict:
     """One JPEG frame -> PNG bytes: plain (float32, full decode, Pillow's default PNG level) vs auto."""
@@ -385,6 +474,22 @@ def format_report(r: dict) -> list[str]:
         if ref:
             lines.append(f"  end to end vs the reference forward pass: {ref['forward_seconds'] / e['fast_seconds']:.1f}x "
                          f"faster ({ref['forward_seconds_channels_last'] / e['fast_seconds']:.1f}x vs its channels-last run)")
+    bt = r.get("batch")
+    if bt:
+        lines.append(f"\nbatched inference, {bt['batch']} frames of {bt['size']}, {bt['direction']}, {bt['device']}"
+                     + (f" ({bt['gpu']})" if bt.get("gpu") else "") + f", {bt['weights']}:")
+        ref = bt["reference"]
+        lines.append(f"  reference pix2pix-unet256, fp32: {ref['frames_per_second']:.1f} frames/s")
+        lines.append(f"  {'default generator':52s} {'frames/s':>9s} {'PSNR vs fp32':>13s} {'peak GiB':>9s}")
+        for row in bt["levers"]:
+            if "error" in row:
+                lines.append(f"  {row['lever']:52s} unavailable: {row['error']}")
+                continue
+            p = row["psnr_vs_fp32"]
+            mem = f"{row['peak_memory_gib']:9.2f}" if "peak_memory_gib" in row else f"{'':9s}"
+            extra = f"  (setup {row['setup_seconds']:.0f} s)" if "setup_seconds" in row else ""
+            lines.append(f"  {row['lever']:52s} {row['frames_per_second']:9.1f} "
+                         f"{'exact' if p == float('inf') else f'{p:.1f} dB':>13s} {mem}{extra}")
     fv = r.get("throughput")
     if fv:
         f, v = fv["folder"], fv["video"]
@@ -402,9 +507,9 @@ def format_report(r: dict) -> list[str]:
             rows = tr["rows"]
             lines.append(f"\ntraining, default generator, batch {rows[0]['batch']} crops of {rows[0]['crop']} px, "
                          f"{rows[0]['device']}, the trainer's own step:")
-            lines.append(f"  {'setup':40s} {'precision':9s} {'steps/s':>8s} {'images/s':>9s} {'loader pairs/s':>15s}")
+            lines.append(f"  {'setup':40s} {'precision':19s} {'steps/s':>8s} {'images/s':>9s} {'loader pairs/s':>15s}")
             for row in rows:
-                lines.append(f"  {row['setup']:40s} {row['precision']:9s} {row['steps_per_second']:8.2f} "
+                lines.append(f"  {row['setup']:40s} {row['precision']:19s} {row['steps_per_second']:8.2f} "
                              f"{row['images_per_second']:9.1f} {row['loader_pairs_per_second']:15.1f}")
     ld = r.get("loader")
     if ld:

@@ -130,5 +130,6 @@ def fuse(generator: nn.Module) -> bool:
     Returns whether it applied (other architectures are left as they are)."""
     if not isinstance(getattr(generator, "net", None), IrvisUNet):
         return False
-    generator.net = FusedIrvisUNet(generator.net)
+    device = next(generator.net.parameters()).device
+    generator.net = FusedIrvisUNet(generator.net).to(device)  # its new kernels are built on the CPU
     return True

@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 
 from conftest import REPO
+from irvis.images import load_image
 from irvis.translate import (FAST_PATH_MIN_PSNR, Translator, cpu_has_native_bf16, overlapped, probe_image, psnr)
 
 av = pytest.importorskip("av")
@@ -71,7 +72,7 @@ def test_fused_network_is_the_plain_network(direction, head, llvip):
         torch.nn.init.normal_(p, std=0.1) if p.dim() > 1 else torch.nn.init.normal_(p, std=0.02)
     fused = copy.deepcopy(g)
     assert fuse(fused) and isinstance(fused.net, FusedIrvisUNet)
-    x = Translator(g, device="cpu", precision="fp32").load(_frame(llvip, direction))
+    x = load_image(_frame(llvip, direction), "infrared" if direction == "ir2vis" else "visible")
     x = torch.nn.functional.interpolate(x[None], size=(250, 330), mode="area")  # padded to 256x352 below
     x = torch.nn.functional.pad(x, (0, 22, 0, 6), mode="reflect")
     with torch.inference_mode():
@@ -83,6 +84,16 @@ def test_fused_network_is_the_plain_network(direction, head, llvip):
     z = torch.randn(1, 5, 7, 9)
     assert torch.allclose(Upsample2x(5)(z), torch.nn.functional.interpolate(z, scale_factor=2, mode="bilinear"),
                           atol=1e-6)
+
+
+def test_fused_network_stays_on_the_generators_device():
+    """Its new kernels are built on the CPU: they must follow the network (a GPU's Translator runs it)."""
+    from irvis.fused import fuse
+    from irvis.nets import build_generator
+
+    g = build_generator("vis2ir").to("meta")
+    assert fuse(g)
+    assert {t.device.type for t in g.state_dict().values()} == {"meta"}
 
 
 def test_reference_architecture_is_not_fused():
@@ -110,6 +121,23 @@ def test_uint8_route_rounds_like_to_pil(generators, llvip):
     x = t.load(_frame(llvip, "ir2vis").resize((200, 150)))
     via_pil = np.asarray(to_pil(t.translate_tensor(x)))
     assert np.array_equal(np.asarray(t(_frame(llvip, "ir2vis").resize((200, 150)))), via_pil)
+
+
+def test_load_keeps_8_bit_frames_uint8_and_translates_them_as_floats(generators, llvip, tmp_path):
+    """Translator.load hands an 8-bit frame over as uint8 in the decoder's layout (converted once, in the
+    network's first pass): the same translation as from the float frame; a 16-bit frame stays float."""
+    from irvis.images import load_image
+
+    t = Translator.from_pretrained(generators["vis2ir"], device="cpu", precision="fp32")
+    frame = _frame(llvip, "vis2ir").resize((320, 256))
+    x = t.load(frame)
+    assert x.dtype == torch.uint8 and x.shape == (3, 256, 320) and x.permute(1, 2, 0).is_contiguous()
+    assert torch.equal(t.translate_tensor(x), t.translate_tensor(load_image(frame, "visible")))
+    sixteen = tmp_path / "ir16.png"
+    Image.fromarray((np.asarray(frame.convert("L"), np.uint16) * 257)).save(sixteen)
+    ir = Translator.from_pretrained(generators["ir2vis"], device="cpu")
+    assert ir.load(sixteen).dtype == torch.float32
+    assert len(ir.translate_batch([sixteen, frame.convert("L")])) == 2  # one 16-bit, one 8-bit: two batches
 
 
 def test_overlapped_keeps_order_and_raises_the_first_error():
@@ -242,7 +270,8 @@ def test_bench_runs_and_writes_json(llvip, tmp_path):
     tolerance of plain float32, and its JSON holds each figure (no timing is asserted)."""
     out = tmp_path / "bench.json"
     run = subprocess.run([sys.executable, "-m", "irvis", "bench", "--size", "160x128", "--quick", "--repeats", "1",
-                          "--frames", "3", "--data", str(llvip), "--skip", "training", "loader", "--json", str(out)],
+                          "--frames", "3", "--batch", "2", "--data", str(llvip), "--skip", "training", "loader",
+                          "--json", str(out)],
                          cwd=REPO, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr
     assert "end to end" in run.stdout and "frames/s" in run.stdout
@@ -252,6 +281,10 @@ def test_bench_runs_and_writes_json(llvip, tmp_path):
     assert e2e["psnr_fast_vs_plain"] >= FAST_PATH_MIN_PSNR
     assert r["inference"]["reference"]["forward_seconds"] > 0
     assert r["throughput"]["folder"]["frames_per_second"] > 0 and r["throughput"]["video"]["frames"] == 3
+    levers = {row["lever"]: row for row in r["batch"]["levers"]}
+    assert not [row for row in levers.values() if "error" in row]
+    assert levers["bf16 weights, channels-last, folded tail (auto)"]["psnr_vs_fp32"] >= FAST_PATH_MIN_PSNR
+    assert r["batch"]["reference"]["frames_per_second"] > 0
 
 
 def test_training_throughput_uses_the_trainer_step(llvip):
@@ -312,3 +345,30 @@ def test_png_writer_round_trips_real_frames_exactly(llvip, tmp_path, channels):
         encode_png(arr.astype(np.float32))
     with pytest.raises(ValueError, match="shape"):
         encode_png(np.zeros((4, 4, 2), np.uint8))
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_png_writer_strips_make_one_valid_stream(llvip, channels):
+    """A full frame compressed in strips on several threads is one valid zlib stream (its Adler-32 checked by
+    zlib itself) that decodes to the frame, whatever the number of strips, and costs no size."""
+    import io
+    import zlib
+
+    from irvis.png import _adler32_combine, encode_png
+
+    img = _frame(llvip, "vis2ir").convert("RGB" if channels == 3 else "L")
+    arr = np.asarray(img)
+    sizes = []
+    for threads in (1, 2, 3):
+        data = encode_png(arr, threads=threads)
+        idat = data.index(b"IDAT")
+        length = int.from_bytes(data[idat - 4:idat], "big")
+        raw = zlib.decompress(data[idat + 4:idat + 4 + length])  # raises on a bad stream or checksum
+        assert len(raw) == arr.shape[0] * (1 + arr.shape[1] * channels)
+        assert np.array_equal(np.asarray(Image.open(io.BytesIO(data))), arr)
+        sizes.append(len(data))
+    assert max(sizes) <= min(sizes) * 1.01
+    rng = np.random.default_rng(0)
+    for n1, n2 in ((0, 5), (7, 0), (1000, 70000), (65521, 3)):
+        a, b = rng.integers(0, 256, n1, np.uint8).tobytes(), rng.integers(0, 256, n2, np.uint8).tobytes()
+        assert _adler32_combine(zlib.adler32(a), zlib.adler32(b), len(b)) == zlib.adler32(a + b)

@@ -20,7 +20,10 @@ DISCRIMINATORS = (
     ("+ PatchGAN 70x70 (ndf 64, 3 layers)", ["--gan-weight", "1", "--ndf", "64", "--d-layers", "3"]),
     ("+ PatchGAN small (ndf 32, 2 layers)", ["--gan-weight", "1", "--ndf", "32", "--d-layers", "2"]),
 )
-PRECISIONS = ("no", "bf16")  # Accelerate's --mixed-precision: float32, bfloat16 autocast
+# (label, Accelerate's --mixed-precision, extra flags): float32, bfloat16 autocast, and on a GPU bf16 with NHWC
+# batches (tensor cores want channels-last; on this project's CPU it measured no gain)
+PRECISIONS = (("fp32", "no", []), ("bf16", "bf16", []))
+GPU_PRECISIONS = PRECISIONS + (("bf16, channels-last", "bf16", ["--channels-last"]),)
 
 
 def _reset_accelerate() -> None:
@@ -49,10 +52,11 @@ def time_trainer(data: Sequence[str], direction: str, flags: list[str], mixed_pr
         trainer = Trainer(from_args(argv))
         start = time.perf_counter()
         batches = []
-        for batch in trainer.train_loader:
-            batches.append(batch)
-            if len(batches) == steps + 1:
-                break
+        while len(batches) < steps + 1:  # as many epochs as it takes (a small set may hold one batch)
+            for batch in trainer.train_loader:
+                batches.append(batch)
+                if len(batches) == steps + 1:
+                    break
         loader_seconds = time.perf_counter() - start
         pairs = sum(len(b["source"]) for b in batches)
         trainer.train_batch(batches[0])  # warm-up: allocator, oneDNN kernel choice
@@ -73,13 +77,13 @@ def time_trainer(data: Sequence[str], direction: str, flags: list[str], mixed_pr
 
 def training_throughput(data: Sequence[str], direction: str = "vis2ir", batch_size: int = 16, crop_size: int = 128,
                         steps: int = 3, cpu: bool = True, discriminators=DISCRIMINATORS,
-                        precisions: Sequence[str] = PRECISIONS) -> list[dict]:
+                        precisions: Sequence[tuple] | None = None) -> list[dict]:
     """One row per (discriminator, precision): the default generator's training speed in the shipped recipe's
-    shape (16 crops of 128 px)."""
+    shape (16 crops of 128 px) or the one asked for."""
     rows = []
     for label, flags in discriminators:
-        for mp in precisions:
-            r = time_trainer(data, direction, flags, mp, batch_size=batch_size, crop_size=crop_size, steps=steps, cpu=cpu)
-            rows.append({"setup": label, "precision": "fp32" if mp == "no" else mp, "batch": batch_size,
-                         "crop": crop_size, **r})
+        for name, mp, extra in precisions or (PRECISIONS if cpu else GPU_PRECISIONS):
+            r = time_trainer(data, direction, flags + extra, mp, batch_size=batch_size, crop_size=crop_size,
+                             steps=steps, cpu=cpu)
+            rows.append({"setup": label, "precision": name, "batch": batch_size, "crop": crop_size, **r})
     return rows

@@ -106,6 +106,9 @@ class TrainConfig:
                          choices=["vanilla", "lsgan"], group="optimisation")
     mixed_precision: str = _opt("no, fp16 (CUDA) or bf16", default="no", choices=["no", "fp16", "bf16"],
                                 group="optimisation")
+    channels_last: bool = _opt("feed batches in channels-last (NHWC) layout: the convolutions then run NHWC, which "
+                               "GPU tensor cores want (weights keep their layout, so checkpoints do not change)",
+                               default=False, group="optimisation")
     seed: int = _opt("seed for initialisation, data order and augmentation", default=0, group="optimisation")
     cpu: bool = _opt("train on the CPU even when a GPU is present", default=False, group="optimisation")
     # when to do what
@@ -215,7 +218,7 @@ class TrainConfig:
 # Settings that may differ when resuming: they change when and how long, never what is being learnt.
 RESUMABLE_CHANGES = {"max_steps", "epochs", "num_workers", "log_every", "checkpoint_every", "checkpoints_total_limit",
                      "sample_every", "eval_every", "val_data", "val_split", "val_short_side", "val_max_pairs", "report_to", "resume",
-                     "export_half", "push_to_hub", "hub_private", "output_dir", "cpu"}
+                     "export_half", "push_to_hub", "hub_private", "output_dir", "cpu", "channels_last"}
 
 
 def resume_conflicts(saved: TrainConfig, current: TrainConfig) -> list[str]:

@@ -186,6 +186,9 @@ class Trainer:
     def train_batch(self, batch: dict) -> dict[str, torch.Tensor]:
         acc, cfg = self.accelerator, self.cfg
         source, target = batch["source"], batch["target"]
+        if cfg.channels_last:
+            source = source.contiguous(memory_format=torch.channels_last)
+            target = target.contiguous(memory_format=torch.channels_last)
         models = (self.generator,) if self.discriminator is None else (self.generator, self.discriminator)
         logs = {}
         with acc.accumulate(*models), acc.autocast():
