@@ -184,8 +184,10 @@ def _high_bit_depth_to_unit(arr: np.ndarray) -> np.ndarray:
     return np.clip((arr - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
 
 
-def to_tensor(img: Image.Image, modality: str) -> torch.Tensor:
-    """PIL image of any supported mode -> float tensor (C, H, W) in [0, 1] for this modality."""
+def to_tensor(img: Image.Image, modality: str, uint8: bool = False) -> torch.Tensor:
+    """PIL image of any supported mode -> float tensor (C, H, W) in [0, 1] for this modality. uint8=True keeps
+    an 8-bit image's values 0-255 as uint8, in the decoder's pixel-interleaved memory (a channels-last view: the
+    layout the fast inference path wants, with no conversion pass); high-bit-depth images stay float."""
     if modality not in MODALITY_CHANNELS:
         raise ValueError(f"unknown modality {modality!r}")
     channels = MODALITY_CHANNELS[modality]
@@ -201,15 +203,16 @@ def to_tensor(img: Image.Image, modality: str) -> torch.Tensor:
     arr = np.asarray(img, dtype=np.uint8)
     if arr.ndim == 2:
         arr = arr[..., None]
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255.0)
+    pixels = torch.from_numpy(arr.copy()).permute(2, 0, 1)
+    return pixels if uint8 else pixels.float().div_(255.0)
 
 
 def load_image(source: ImageSource, modality: str, draft_size: tuple[int, int] | None = None,
-               limit: int | None = None) -> torch.Tensor:
-    """Open, validate and convert in one call: the entry point for files and uploads."""
+               limit: int | None = None, uint8: bool = False) -> torch.Tensor:
+    """Open, validate and convert in one call: the entry point for files and uploads (uint8: see to_tensor)."""
     img = open_image(source, draft_size=draft_size, limit=limit)
     try:
-        return to_tensor(img, modality)
+        return to_tensor(img, modality, uint8=uint8)
     except ImageError as e:
         raise ImageError(f"{_describe(source)}: {e}") from None
 

@@ -5,7 +5,8 @@ the compression itself on a 1280x1024 RGB frame. A translated frame is smooth fr
 "Up" filter alone (each row minus the one above, one numpy subtraction for the whole image) does as well
 or better, and zlib's level 1 with its run-length strategy compresses the result. The files are ordinary
 8-bit PNGs (Pillow, browsers and every viewer read them; the tests decode them back exactly), slightly
-smaller than Pillow's level-1 files, and zlib releases the GIL, so encoding overlaps translation.
+smaller than Pillow's level-1 files, and zlib releases the GIL, so encoding overlaps translation and a large
+frame is compressed in strips on every core.
 """
 
 from __future__ import annotations
@@ -26,8 +27,48 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
-def encode_png(arr: np.ndarray, level: int = COMPRESS_LEVEL) -> bytes:
-    """(H, W), (H, W, 1) or (H, W, 3) uint8 -> the bytes of an 8-bit grayscale or RGB PNG."""
+def _adler32_combine(a1: int, a2: int, len2: int) -> int:
+    """The Adler-32 of two byte strings joined, from each one's (zlib's adler32_combine, which Python lacks)."""
+    base = 65521
+    rem = len2 % base
+    s1 = (a1 & 0xFFFF) + (a2 & 0xFFFF) + base - 1
+    s2 = (rem * (a1 & 0xFFFF)) % base + (a1 >> 16) + (a2 >> 16) + base - rem
+    return (s1 % base) | ((s2 % base) << 16)
+
+
+def _deflate_strip(flat: np.ndarray, start: int, stop: int, level: int, last: bool) -> tuple[bytes, int, int]:
+    """Rows [start, stop) filtered and deflated as one piece of a raw deflate stream: ends on a byte boundary
+    (a sync flush) unless it is the last piece. Returns (deflate bytes, Adler-32 of the filtered rows, their length)."""
+    w = flat.shape[1]
+    rows = np.empty((stop - start, 1 + w), np.uint8)
+    rows[:, 0] = 2  # filter type "Up" on every row (the first row's "above" is zero: the row itself)
+    if start == 0:
+        rows[0, 1:] = flat[0]
+        np.subtract(flat[1:stop], flat[:stop - 1], out=rows[1:, 1:])  # modulo 256, as PNG defines it
+    else:
+        np.subtract(flat[start:stop], flat[start - 1:stop - 1], out=rows[:, 1:])
+    deflate = zlib.compressobj(level, zlib.DEFLATED, -15, 9, zlib.Z_RLE)
+    data = deflate.compress(rows.data) + deflate.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
+    return data, zlib.adler32(rows.data), rows.size
+
+
+_POOL = None
+_MIN_STRIP_BYTES = 1 << 19  # below half a megabyte a strip is not worth a thread's hand-over
+
+
+def _pool():
+    global _POOL
+    if _POOL is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="irvis-png")
+    return _POOL
+
+
+def encode_png(arr: np.ndarray, level: int = COMPRESS_LEVEL, threads: int | None = None) -> bytes:
+    """(H, W), (H, W, 1) or (H, W, 3) uint8 -> the bytes of an 8-bit grayscale or RGB PNG. A large frame is
+    filtered and compressed in horizontal strips on `threads` cores (default: all), joined into one zlib stream
+    as pigz joins them (zlib releases the GIL; Z_RLE only looks one byte back, so the strips cost no size)."""
     if arr.dtype != np.uint8:
         raise ValueError(f"PNG frames are uint8, got {arr.dtype}")
     if arr.ndim == 2:
@@ -36,12 +77,15 @@ def encode_png(arr: np.ndarray, level: int = COMPRESS_LEVEL) -> bytes:
         raise ValueError(f"expected an (H, W), (H, W, 1) or (H, W, 3) image, got shape {tuple(arr.shape)}")
     h, w, c = arr.shape
     flat = np.ascontiguousarray(arr).reshape(h, w * c)
-    rows = np.empty((h, 1 + w * c), np.uint8)
-    rows[:, 0] = 2  # filter type "Up" on every row (the first row's "above" is zero: the row itself)
-    rows[0, 1:] = flat[0]
-    np.subtract(flat[1:], flat[:-1], out=rows[1:, 1:])  # modulo 256, as PNG defines it
-    deflate = zlib.compressobj(level, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
-    data = deflate.compress(rows.data) + deflate.flush()
+    n = max(1, min(threads or os.cpu_count() or 1, flat.size // _MIN_STRIP_BYTES, h))
+    bounds = [h * i // n for i in range(n + 1)]
+    jobs = [(flat, bounds[i], bounds[i + 1], level, i == n - 1) for i in range(n)]
+    pieces = [_deflate_strip(*job) for job in jobs] if n == 1 else list(_pool().map(lambda j: _deflate_strip(*j), jobs))
+    adler = 1
+    for _, a, length in pieces:
+        adler = _adler32_combine(adler, a, length)
+    # the zlib wrapper: header (deflate, 32K window, "fastest" level hint; a multiple of 31), pieces, Adler-32
+    data = b"\x78\x01" + b"".join(piece for piece, _, _ in pieces) + struct.pack(">I", adler)
     header = struct.pack(">IIBBBBB", w, h, 8, _COLOUR_TYPES[c], 0, 0, 0)
     return _SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", data) + _chunk(b"IEND", b"")
 

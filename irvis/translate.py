@@ -242,8 +242,9 @@ class Translator:
         return y.permute(0, 2, 3, 1).cpu().contiguous().numpy()
 
     def load(self, image: ImageSource) -> torch.Tensor:
-        """Decode and validate an input image for this direction (raises ImageError)."""
-        return load_image(image, self.direction.source)
+        """Decode and validate an input image for this direction (raises ImageError): (C, H, W), uint8 for an
+        8-bit image (converted once, inside the network's first pass), float in [0, 1] for a 16-bit one."""
+        return load_image(image, self.direction.source, uint8=True)
 
     def __call__(self, image: ImageSource) -> Image.Image:
         return array_to_pil(self.translate_uint8(self.load(image)[None])[0])
@@ -252,9 +253,9 @@ class Translator:
         """Translate many images; those of equal size run together in batches of batch_size."""
         tensors = [self.load(img) for img in images]
         outputs: list[torch.Tensor | None] = [None] * len(tensors)
-        by_size: dict[tuple[int, int], list[int]] = {}
-        for i, t in enumerate(tensors):
-            by_size.setdefault(tuple(t.shape[-2:]), []).append(i)
+        by_size: dict[tuple, list[int]] = {}
+        for i, t in enumerate(tensors):  # 8-bit (uint8) and 16-bit (float) images never share a batch
+            by_size.setdefault((*t.shape[-2:], t.dtype), []).append(i)
         for indices in by_size.values():
             for start in range(0, len(indices), batch_size):
                 chunk = indices[start:start + batch_size]
