@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from conftest import REPO, copy_pairs
+from irvis.translate import psnr
 from irvis.data import (DataError, PairedDataset, check_data, discover_pairs, load_pair, load_pairs, photometric_jitter,
                         prepare_cache)
 
@@ -165,3 +166,25 @@ def test_prepare_can_stop_at_the_first_pairs_it_needs(data_dir, tmp_path):
                           max_pairs=3)
     names = [p.name for p in load_pairs(roots, "train")]
     assert names == [p.name for p in load_pairs([data_dir / "msrs"], "train", decode=False)[:3]]
+
+
+def test_prepared_cache_in_jpeg_is_a_third_of_the_size_and_close(data_dir, tmp_path):
+    """--jpeg-quality: a compact cache (to copy to a remote GPU machine) that loads like any root, within
+    JPEG's small error of the lossless one."""
+    png = prepare_cache([data_dir / "llvip"], tmp_path / "png", size=192, splits=("test",), progress=False, max_pairs=3)
+    jpg = prepare_cache([data_dir / "llvip"], tmp_path / "jpg", size=192, splits=("test",), progress=False, max_pairs=3,
+                        jpeg_quality=90)
+    images = lambda root: [f for f in root.rglob("*.*") if f.suffix in (".jpg", ".png")]
+    assert len(images(tmp_path / "jpg")) == 6 and {f.suffix for f in images(tmp_path / "jpg")} == {".jpg"}
+    size = lambda root: sum(f.stat().st_size for f in images(root))
+    assert size(tmp_path / "jpg") < size(tmp_path / "png") / 2
+    for a, b in zip(load_pairs(png, "test"), load_pairs(jpg, "test"), strict=True):
+        assert a.name == b.name
+        for x, y in zip(load_pair(a), load_pair(b)):
+            assert psnr(y, x) > 36
+
+
+def test_prepare_refuses_a_jpeg_quality_out_of_range(data_dir, tmp_path):
+    run = subprocess.run([sys.executable, "-m", "irvis", "prepare", str(data_dir / "llvip"), "--out", str(tmp_path / "c"),
+                          "--jpeg-quality", "0"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and "--jpeg-quality" in run.stderr and not (tmp_path / "c").exists()
