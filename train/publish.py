@@ -138,23 +138,21 @@ def run_folder(run: Path) -> Path:
     return run.parent.parent if is_checkpoint(run) else run
 
 
-def _val_export(run: Path) -> tuple[dict, dict]:
-    """(training config, validation result) of a run's export: run/final for a finished run folder; for a
-    checkpoint folder, or a run stopped before its end, an export made now (the validation split, as training)."""
-    final = run / "final"
-    if not is_checkpoint(run) and (final / "evaluation.json").is_file():
-        return json.loads((final / "training_config.json").read_text()), json.loads((final / "evaluation.json").read_text())
+def _val_export(run: Path, val_roots: list[str]) -> tuple[dict, dict]:
+    """(training config, validation result) of a run's generator (a run folder: its latest checkpoint), exported
+    now and scored on val_roots' validation split: every ablation on the same frames, whatever copy it trained on."""
     with tempfile.TemporaryDirectory() as tmp:
-        result = export_checkpoint(run, Path(tmp) / "export", val_max_pairs=0)
+        result = export_checkpoint(run, Path(tmp) / "export", val_data=val_roots, val_split="val", val_max_pairs=0,
+                                   lpips=False)
         return json.loads((Path(tmp) / "export" / "training_config.json").read_text()), result
 
 
-def ablation_section(runs: dict[str, Path]) -> Section:
-    """Each run's exported generator (a run folder: its latest checkpoint; or a checkpoint folder) as its own
-    training scored it (the validation split, whole frames), overall and on LLVIP."""
+def ablation_section(runs: dict[str, Path], val_roots: list[str]) -> Section:
+    """Each run's exported generator (a run folder: its latest checkpoint; or a checkpoint folder) scored on the
+    same validation frames (val_roots, whole frames), overall and on LLVIP."""
     rows = []
     for label, run in runs.items():
-        config, result = _val_export(run)
+        config, result = _val_export(run, val_roots)
         steps = open_checkpoint(run)[2]["step"]
         gan = (f"PatchGAN ({config['gan_mode']}, ndf {config['ndf']}, {config['d_layers']} layers)"
                if config["gan_weight"] else "none")
@@ -162,8 +160,8 @@ def ablation_section(runs: dict[str, Path]) -> Section:
         rows.append([label, steps, gan, f"{config.get('edge_weight', 0):g}", f"{config.get('texture_weight', 0):g}",
                      *cells(result["model"]), *cells(llvip)])
     return Section("Recipe ablations (validation split)", [
-        "Runs that differ from the shipped recipe in the settings named, each scored by its own export on the "
-        "validation split (whole frames at the training's validation size): overall, then LLVIP.", "",
+        "Runs that differ from the shipped recipe in the settings named, each scored by its export on the original "
+        "frames of the validation split (whole frames at the evaluation protocol's size): overall, then LLVIP.", "",
         *table(["run", "steps trained", "discriminator", "edge loss", "texture loss", *headers(),
                 *headers(prefix="LLVIP ")], rows)])
 
@@ -233,7 +231,7 @@ def publish(direction: str, run: Path, data: list[str], out: Path, ablations: di
     extra = [fit_section(train, test), working_size_section(rows, chosen, len(val_pairs), test_full)]
     extra += [s for s in (history_section(run),) if s is not None]
     if ablations:
-        extra.append(ablation_section({"shipped": run, **ablations}))
+        extra.append(ablation_section({"shipped": run, **ablations}, val_roots))
     extra.append(Section("Where it fails", [f"- {text}" for text in LIMITATIONS[direction]]))
     flags = "".join(f' --ablation "{k}={v}"' for k, v in (ablations or {}).items())
     flags += "".join(f" --parent-run {parent}" for parent in parents or [])
