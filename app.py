@@ -414,9 +414,9 @@ def make_translate_video(loaded: Loaded, outputs: Outputs):
     @gpu
     def translate_clip(video: str | None, progress=gr.Progress()):
         if loaded.translator is None:
-            raise gr.Error(loaded.problem or "This direction's generator is not loaded.")
+            raise refusal(loaded.problem or "This direction's generator is not loaded.", "No generator")
         if not video:
-            raise gr.Error(f"Upload {_a(d.source)} video first.")
+            raise refusal(f"Upload {_a(d.source)} video first.", title="No video")
         if not is_upload(video):  # a request may name any path: only uploads are read
             raise refusal("Only videos uploaded to this app can be used: upload the file.", "This video cannot be used")
         dst = Path(tempfile.mkdtemp(dir=outputs.root)) / f"{Path(video).stem}_{d.name}.mp4"
@@ -425,7 +425,7 @@ def make_translate_video(loaded: Loaded, outputs: Outputs):
                                 max_frame_pixels=VIDEO_MAX_FRAME_PIXELS,
                                 progress=lambda done, total: progress((done, total or None), desc="frames"))
         except VideoError as e:
-            raise gr.Error(str(e).replace(str(video), Path(video).name), title="This video cannot be used") from None
+            raise refusal(str(e).replace(str(video), Path(video).name), title="This video cannot be used") from None
         w, h = r["size"]
         return str(dst), (f"Translated {r['frames']} frames ({w}x{h}, {float(r['rate']):g} frames/s) in "
                           f"{r['seconds']:.1f} s ({r['frames_per_second']:.1f} frames/s) on {loaded.translator.device}.")
@@ -629,12 +629,12 @@ def study_tab(outputs: Outputs, folder: Path = STUDY_DIR):
 
         def measure(ir_path: str | None, vis_path: str | None):
             if not ir_path or not vis_path:
-                raise gr.Error("Give both images of the pair, infrared and visible.", title="A pair is needed")
+                raise refusal("Give both images of the pair, infrared and visible.", title="A pair is needed")
             try:
                 image, stats = pair_study(ir_path, vis_path)
             except ValueError as e:  # ImageError included: the message names files, not server paths
                 message = str(e).replace(str(ir_path), Path(ir_path).name).replace(str(vis_path), Path(vis_path).name)
-                raise gr.Error(message, title="This pair cannot be measured") from None
+                raise refusal(message, title="This pair cannot be measured") from None
             return outputs.save_png(image, "pair_histograms.png"), pair_summary(stats, study.result if study else None)
 
         button.click(measure, inputs=[infrared, visible], outputs=[figure, summary], api_name="study_pair")

@@ -56,7 +56,8 @@ def ssim(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     side = min(pred.shape[-2:])
     kernel = min(11, side if side % 2 else side - 1)
     if kernel < 3:
-        raise ValueError(f"SSIM needs images at least 3 pixels on a side, got {tuple(pred.shape[-2:])}")
+        h, w = pred.shape[-2:]
+        raise ValueError(f"SSIM needs images at least 3 pixels on a side, got {w}x{h} (width x height)")
     return structural_similarity_index_measure(
         pred, target, data_range=1.0, kernel_size=kernel, sigma=1.5 * kernel / 11, reduction="none"
     )

@@ -97,3 +97,10 @@ def test_undefined_metrics_are_left_out_not_averaged_as_numbers(frames):
     assert "vif" not in score_image(small, small)
     flat = torch.full_like(ir[0], 0.25)
     assert "sharpness" not in score_image(ir[0], flat)  # the truth has no edges to compare with
+
+
+def test_ssim_refuses_a_too_small_image_naming_its_size_as_width_x_height():
+    from irvis.metrics import ssim
+
+    with pytest.raises(ValueError, match=r"got 7x2 \(width x height\)"):
+        ssim(torch.rand(1, 2, 7), torch.rand(1, 2, 7))
