@@ -188,3 +188,21 @@ def test_prepare_refuses_a_jpeg_quality_out_of_range(data_dir, tmp_path):
     run = subprocess.run([sys.executable, "-m", "irvis", "prepare", str(data_dir / "llvip"), "--out", str(tmp_path / "c"),
                           "--jpeg-quality", "0"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert run.returncode == 2 and "--jpeg-quality" in run.stderr and not (tmp_path / "c").exists()
+
+
+def test_training_samples_go_through_uint8_and_keep_the_float_route_content(data_dir):
+    """Training pairs are decoded, resized and cropped in uint8 (the loader's fast path): the same crop, scale and
+    flip as the float route draws from the same seed, within uint8 rounding."""
+    from torchvision import tv_tensors
+
+    pairs = load_pairs([data_dir / "llvip"], "train")[:3]
+    ds = PairedDataset(pairs, load_size=300, crop_size=128, min_load_size=200)
+    for i, pair in enumerate(pairs):
+        torch.manual_seed(i)
+        item = ds[i]
+        torch.manual_seed(i)
+        ir, vis = load_pair(pair, short_side=300)
+        ref_ir, ref_vis = ds.transform(tv_tensors.Image(ir), tv_tensors.Image(vis))
+        for got, ref in ((item["infrared"], ref_ir), (item["visible"], ref_vis)):
+            assert got.dtype == torch.float32 and got.is_contiguous() and got.shape == ref.shape
+            assert (got - ref.as_subclass(torch.Tensor)).abs().mean() < 1.5 / 255
