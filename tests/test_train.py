@@ -637,3 +637,17 @@ def test_resuming_an_older_checkpoint_drops_the_abandoned_newer_ones(tmp_path):
     assert code == 0, log
     assert "checkpoint-000006: newer than the checkpoint this run resumed from" in log
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["checkpoint-000003", "checkpoint-000004"]
+
+
+def test_loader_workers_feed_a_gpu_and_leave_a_cpu_its_cores():
+    """Unset, --num-workers is 2 on a CPU and, on a GPU, the cores each process can have less one (at most 8):
+    a GPU step outruns one loader process many times over. Asked for, it is what was asked."""
+    from train.config import ConfigError, from_args
+    from train.data import loader_workers
+
+    assert from_args(["--direction", "vis2ir", "--data", str(MSRS)]).num_workers is None
+    assert loader_workers(None, "cpu", 1, cores=16) == 2 and loader_workers(None, "cpu", 1, cores=1) == 1
+    assert loader_workers(None, "cuda", 1, cores=16) == 8 and loader_workers(None, "cuda", 4, cores=16) == 3
+    assert loader_workers(None, "cuda", 8, cores=8) == 1 and loader_workers(0, "cuda", 1, cores=16) == 0
+    with pytest.raises(ConfigError, match="num-workers"):
+        from_args(["--direction", "vis2ir", "--data", str(MSRS), "--num-workers", "-1"])

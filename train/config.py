@@ -56,8 +56,9 @@ class TrainConfig:
                                          group="data")
     source_jitter: float = _opt("random gain, contrast and gamma of the source image, each within +-this (0: off; "
                                 "e.g. 0.3): robustness to exposure and camera gain", default=0.0, group="data")
-    num_workers: int = _opt("DataLoader worker processes per training process (0: load in the training process)",
-                            default=min(2, os.cpu_count() or 1), group="data")
+    num_workers: int | None = _opt("DataLoader worker processes per training process (0: load in the training "
+                                   "process; default: 2 on a CPU; on a GPU the cores per process less one, at most 8, "
+                                   "as a GPU step outruns one loader process 15-30 times)", default=None, group="data")
     # models
     arch: str = _opt("generator: irvis-unet (default) or pix2pix-unet256 (the Pix2Pix reference)",
                      default="irvis-unet", choices=list(ARCHITECTURES), group="model")
@@ -151,7 +152,9 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        for name in ("num_workers", "gan_warmup", "sample_every", "eval_every", "val_max_pairs", "l1_weight", "gan_weight",
+        if self.num_workers is not None and self.num_workers < 0:
+            raise ConfigError(f"--num-workers cannot be negative, got {self.num_workers}")
+        for name in ("gan_warmup", "sample_every", "eval_every", "val_max_pairs", "l1_weight", "gan_weight",
                      "ssim_weight", "edge_weight", "texture_weight", "lr_g", "lr_d"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} cannot be negative, got {getattr(self, name)}")

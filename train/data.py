@@ -4,6 +4,8 @@ workers or processes run, or on where a run resumed."""
 
 from __future__ import annotations
 
+import os
+
 from typing import Sequence
 
 import numpy as np
@@ -35,6 +37,17 @@ class EpochSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return self.n
+
+
+def loader_workers(asked: int | None, device_type: str, processes: int, cores: int | None = None) -> int:
+    """DataLoader workers per training process: as asked, else 2 on a CPU (the cores train), and on a GPU the
+    cores each process can have less one for itself, at most 8."""
+    if asked is not None:
+        return asked
+    cores = cores or os.cpu_count() or 1
+    if device_type == "cpu":
+        return min(2, cores)
+    return max(1, min(8, cores // max(1, processes) - 1))
 
 
 class TrainPairs(Dataset):

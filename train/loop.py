@@ -29,7 +29,7 @@ from irvis.hub import HubError, check_push_ready, push_or_report
 from irvis.nets import Generator, PatchDiscriminator, build_generator, count_parameters
 from train import checkpoint, validation
 from train.config import CONFIG_FILE, ConfigError, TrainConfig, resume_conflicts
-from train.data import EpochSampler, TrainPairs, ValFrames, repeat_sets, spread, validation_pairs
+from train.data import EpochSampler, TrainPairs, ValFrames, loader_workers, repeat_sets, spread, validation_pairs
 from train.export import export_generator
 from train.objective import (EMA, adversarial_term, discriminator_loss, generator_loss, init_pix2pix, initial_weights,
                              lr_factor)
@@ -93,8 +93,9 @@ class Trainer:
         opt_g = torch.optim.Adam(generator.parameters(), lr=cfg.lr_g, betas=betas)
         self.train_set = TrainPairs(self.train_pairs, cfg)
         self.sampler = EpochSampler(len(self.train_set), cfg.seed)
+        workers = loader_workers(cfg.num_workers, acc.device.type, acc.num_processes)
         loader = DataLoader(self.train_set, batch_size=cfg.batch_size, sampler=self.sampler, drop_last=True,
-                            num_workers=cfg.num_workers, pin_memory=acc.device.type == "cuda",
+                            num_workers=workers, pin_memory=acc.device.type == "cuda",
                             # its own generator, so creating an iterator does not consume the global RNG
                             generator=torch.Generator().manual_seed(cfg.seed))
         objects = [generator, opt_g, loader]
@@ -105,7 +106,7 @@ class Trainer:
             objects += [discriminator, torch.optim.Adam(discriminator.parameters(), lr=cfg.lr_d, betas=betas)]
         if self.val_pairs:
             objects.append(DataLoader(ValFrames(self.val_pairs, cfg.direction, cfg.val_short_side), batch_size=1,
-                                      num_workers=min(cfg.num_workers, len(self.val_pairs))))
+                                      num_workers=min(workers, len(self.val_pairs))))
         prepared = list(acc.prepare(*objects))
         self.generator, self.opt_g, self.train_loader = prepared[:3]
         self.discriminator, self.opt_d = prepared[3:5] if cfg.gan_weight > 0 else (None, None)
