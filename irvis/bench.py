@@ -55,6 +55,26 @@ def median_seconds(fn: Callable[[], object], repeats: int = 3, device: torch.dev
     return times[len(times) // 2]
 
 
+def _unavailable(name: str, e: Exception) -> dict:
+    """The row of a lever this machine lacks: its reason, so the rest are still measured."""
+    return {"lever": name, "error": f"{type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"}
+
+
+def _timed_lever(rows: list, name: str, fn: Callable[[], torch.Tensor], reference: torch.Tensor, repeats: int,
+                 dev: torch.device) -> tuple[float, float] | None:
+    """(median seconds, PSNR of its output against reference) of one lever; None, with its row of
+    unavailability appended, where it fails here."""
+    try:
+        if dev.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(dev)
+        out = fn().float()
+        seconds = median_seconds(fn, repeats, dev)
+    except Exception as e:
+        rows.append(_unavailable(name, e))
+        return None
+    return seconds, psnr(out.clamp(0, 1), reference.clamp(0, 1))
+
+
 def machine() -> dict:
     cpu = platform.processor() or platform.machine()
     try:
@@ -144,15 +164,12 @@ def bench_inference(direction: str = "vis2ir", size: tuple[int, int] = (1024, 12
         rows = result["levers"]
 
         def add(name: str, fn: Callable[[], torch.Tensor], note: str = "", setup_seconds: float | None = None):
-            try:
-                out = fn().float()
-                seconds = median_seconds(fn, repeats, dev)
-            except Exception as e:  # a lever this machine lacks: say so, measure the rest
-                rows.append({"lever": name, "error": f"{type(e).__name__}: {str(e).splitlines()[0][:120]}"})
-                return
-            rows.append({"lever": name, "forward_seconds": seconds, "speedup": plain_s / seconds,
-                         "psnr_vs_fp32": psnr(out.clamp(0, 1), plain_out.clamp(0, 1)), "note": note,
-                         **({"setup_seconds": setup_seconds} if setup_seconds is not None else {})})
+            measured = _timed_lever(rows, name, fn, plain_out, repeats, dev)
+            if measured is not None:
+                seconds, quality = measured
+                rows.append({"lever": name, "forward_seconds": seconds, "speedup": plain_s / seconds,
+                             "psnr_vs_fp32": quality, "note": note,
+                             **({"setup_seconds": setup_seconds} if setup_seconds is not None else {})})
 
         rows.append({"lever": "fp32, NCHW (plain PyTorch)", "forward_seconds": plain_s, "speedup": 1.0,
                      "psnr_vs_fp32": float("inf"), "note": ""})
@@ -197,7 +214,7 @@ def bench_inference(direction: str = "vis2ir", size: tuple[int, int] = (1024, 12
                     run()
                     setup = time.perf_counter() - start
                 except Exception as e:
-                    rows.append({"lever": name, "error": f"{type(e).__name__}: {str(e)[:120]}"})
+                    rows.append(_unavailable(name, e))
                     return
                 add(name, run, note, setup)
 
@@ -240,18 +257,14 @@ def bench_batch(direction: str = "vis2ir", size: tuple[int, int] = (1024, 1280),
         plain_out = g(x).float()
 
         def add(name: str, fn: Callable[[], torch.Tensor], setup_seconds: float | None = None):
-            try:
-                if dev.type == "cuda":
-                    torch.cuda.reset_peak_memory_stats(dev)
-                out = fn().float()
-                seconds = median_seconds(fn, repeats, dev)
-            except Exception as e:  # a lever this machine lacks: say so, measure the rest
-                rows.append({"lever": name, "error": f"{type(e).__name__}: {str(e).splitlines()[0][:120]}"})
-                return
-            rows.append({"lever": name, "seconds_per_batch": seconds, "frames_per_second": batch / seconds,
-                         "psnr_vs_fp32": psnr(out.clamp(0, 1), plain_out.clamp(0, 1)),
-                         **({"peak_memory_gib": torch.cuda.max_memory_allocated(dev) / 2**30} if dev.type == "cuda" else {}),
-                         **({"setup_seconds": setup_seconds} if setup_seconds is not None else {})})
+            measured = _timed_lever(rows, name, fn, plain_out, repeats, dev)
+            if measured is not None:
+                seconds, quality = measured
+                rows.append({"lever": name, "seconds_per_batch": seconds, "frames_per_second": batch / seconds,
+                             "psnr_vs_fp32": quality,
+                             **({"peak_memory_gib": torch.cuda.max_memory_allocated(dev) / 2**30}
+                                if dev.type == "cuda" else {}),
+                             **({"setup_seconds": setup_seconds} if setup_seconds is not None else {})})
 
         torch.manual_seed(0)
         ref = build_generator(direction, "pix2pix-unet256").eval().to(dev)
@@ -292,7 +305,7 @@ def bench_batch(direction: str = "vis2ir", size: tuple[int, int] = (1024, 1280),
                 run = graphed()
                 add("... replayed as a CUDA graph", run, time.perf_counter() - start)
             except Exception as e:
-                rows.append({"lever": "... replayed as a CUDA graph", "error": f"{type(e).__name__}: {str(e)[:120]}"})
+                rows.append(_unavailable("... replayed as a CUDA graph", e))
         if compile:
             start = time.perf_counter()
             try:
@@ -300,8 +313,7 @@ def bench_batch(direction: str = "vis2ir", size: tuple[int, int] = (1024, 1280),
                 compiled(xb)
                 add("... torch.compile (Inductor)", lambda: compiled(xb), time.perf_counter() - start)
             except Exception as e:
-                rows.append({"lever": "... torch.compile (Inductor)",
-                             "error": f"{type(e).__name__}: {str(e)[:120]}"})
+                rows.append(_unavailable("... torch.compile (Inductor)", e))
     return result
 
 
@@ -441,6 +453,21 @@ def bench_loader(roots: Sequence[str], n: int = 48, load_size: int = 286, crop_s
 
 
 # -- the report ----------------------------------------------------------------------------------------
+def _lever_lines(rows: list[dict], width: int, speed: Callable[[dict], str],
+                 after: Callable[[dict], str] = lambda row: "") -> list[str]:
+    """One line per lever: its name, its speed columns, its PSNR against float32, then `after` and its setup time."""
+    lines = []
+    for row in rows:
+        if "error" in row:
+            lines.append(f"  {row['lever']:{width}s} unavailable: {row['error']}")
+            continue
+        p = row["psnr_vs_fp32"]
+        setup = f"  (setup {row['setup_seconds']:.0f} s)" if "setup_seconds" in row else ""
+        lines.append(f"  {row['lever']:{width}s} {speed(row)} {'exact' if p == float('inf') else f'{p:.1f} dB':>13s}"
+                     f"{after(row)}{setup}")
+    return lines
+
+
 def format_report(r: dict) -> list[str]:
     m = r["machine"]
     lines = [f"machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} ({m['torch_threads']} threads)"
@@ -456,14 +483,7 @@ def format_report(r: dict) -> list[str]:
                          f"(NCHW), {ref['forward_seconds_channels_last']:.3f} s channels-last "
                          f"({ref['parameters'] / 1e6:.1f} M parameters)")
         lines.append(f"  {'default generator forward pass':48s} {'seconds':>8s} {'speed-up':>9s} {'PSNR vs fp32':>13s}")
-        for row in inf["levers"]:
-            if "error" in row:
-                lines.append(f"  {row['lever']:48s} unavailable: {row['error']}")
-                continue
-            p = row["psnr_vs_fp32"]
-            extra = f"  (setup {row['setup_seconds']:.0f} s)" if "setup_seconds" in row else ""
-            lines.append(f"  {row['lever']:48s} {row['forward_seconds']:8.3f} {row['speedup']:8.2f}x "
-                         f"{'exact' if p == float('inf') else f'{p:.1f} dB':>13s}{extra}")
+        lines += _lever_lines(inf["levers"], 48, lambda row: f"{row['forward_seconds']:8.3f} {row['speedup']:8.2f}x")
         lines.append("  stages of one frame:")
         for name, s in inf["stages"].items():
             lines.append(f"    {name:46s} {s:8.3f} s")
@@ -481,15 +501,8 @@ def format_report(r: dict) -> list[str]:
         ref = bt["reference"]
         lines.append(f"  reference pix2pix-unet256, fp32: {ref['frames_per_second']:.1f} frames/s")
         lines.append(f"  {'default generator':52s} {'frames/s':>9s} {'PSNR vs fp32':>13s} {'peak GiB':>9s}")
-        for row in bt["levers"]:
-            if "error" in row:
-                lines.append(f"  {row['lever']:52s} unavailable: {row['error']}")
-                continue
-            p = row["psnr_vs_fp32"]
-            mem = f"{row['peak_memory_gib']:9.2f}" if "peak_memory_gib" in row else f"{'':9s}"
-            extra = f"  (setup {row['setup_seconds']:.0f} s)" if "setup_seconds" in row else ""
-            lines.append(f"  {row['lever']:52s} {row['frames_per_second']:9.1f} "
-                         f"{'exact' if p == float('inf') else f'{p:.1f} dB':>13s} {mem}{extra}")
+        lines += _lever_lines(bt["levers"], 52, lambda row: f"{row['frames_per_second']:9.1f}",
+                              lambda row: f" {row['peak_memory_gib']:9.2f}" if "peak_memory_gib" in row else f" {'':9s}")
     fv = r.get("throughput")
     if fv:
         f, v = fv["folder"], fv["video"]
