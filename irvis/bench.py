@@ -75,6 +75,28 @@ def _timed_lever(rows: list, name: str, fn: Callable[[], torch.Tensor], referenc
     return seconds, psnr(out.clamp(0, 1), reference.clamp(0, 1))
 
 
+def _add_built(rows: list, name: str, build: Callable[[], Callable[[], torch.Tensor]],
+               add: Callable[[str, Callable[[], torch.Tensor], float], None]) -> None:
+    """A lever that takes a while to set up (compiling, converting, capturing a graph): built and run once, then
+    measured by add(name, run, setup seconds); its row of unavailability where that fails."""
+    try:
+        start = time.perf_counter()
+        run = build()
+        run()
+        setup = time.perf_counter() - start
+    except Exception as e:
+        rows.append(_unavailable(name, e))
+        return
+    add(name, run, setup)
+
+
+def _reduced_dtype(dev: torch.device) -> tuple[torch.dtype, str]:
+    """The reduced precision a lever table measures on this device: bf16 (a CPU emulates it where it lacks it,
+    which the table then shows), else the GPU's fp16."""
+    low = torch.bfloat16 if dev.type == "cpu" or torch.cuda.is_bf16_supported() else torch.float16
+    return low, "bf16" if low == torch.bfloat16 else "fp16"
+
+
 def machine() -> dict:
     cpu = platform.processor() or platform.machine()
     try:
@@ -184,8 +206,7 @@ def bench_inference(direction: str = "vis2ir", size: tuple[int, int] = (1024, 12
                         return model(inp)
                 return run
 
-            low = torch.bfloat16 if dev.type == "cpu" or torch.cuda.is_bf16_supported() else torch.float16
-            low_name = "bf16" if low == torch.bfloat16 else "fp16"
+            low, low_name = _reduced_dtype(dev)
             add(f"{low_name} autocast, channels-last", autocast(gl, low, xl),
                 "AMX/AVX512-BF16" if dev.type == "cpu" and cpu_has_native_bf16() else "")
             gb = copy.deepcopy(gl).to(low)
@@ -207,16 +228,7 @@ def bench_inference(direction: str = "vis2ir", size: tuple[int, int] = (1024, 12
                 add(f"{low_name} weights, channels-last, folded tail (auto)", lambda: gfb(xl.to(low)))
 
             def add_built(name: str, build: Callable[[], Callable[[], torch.Tensor]], note: str):
-                """A lever that takes a while to set up (compiling, converting): its setup time beside it."""
-                try:
-                    start = time.perf_counter()
-                    run = build()
-                    run()
-                    setup = time.perf_counter() - start
-                except Exception as e:
-                    rows.append(_unavailable(name, e))
-                    return
-                add(name, run, note, setup)
+                _add_built(rows, name, build, lambda name, run, setup: add(name, run, note, setup))
 
             if compile:
                 for name, dtype in (("fp32", None), (low_name, low)):
@@ -248,8 +260,7 @@ def bench_batch(direction: str = "vis2ir", size: tuple[int, int] = (1024, 1280),
     g = g.eval().to(dev)
     h, w = size
     x = torch.cat([probe_image(get_direction(direction).in_channels, size)] * batch).to(dev)
-    low = torch.bfloat16 if dev.type == "cpu" or torch.cuda.is_bf16_supported() else torch.float16
-    low_name = "bf16" if low == torch.bfloat16 else "fp16"
+    low, low_name = _reduced_dtype(dev)
     result = {"direction": direction, "size": f"{w}x{h}", "batch": batch, "device": str(dev), "weights": source,
               "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None, "levers": []}
     rows = result["levers"]
@@ -300,20 +311,12 @@ def bench_batch(direction: str = "vis2ir", size: tuple[int, int] = (1024, 1280),
                     graph.replay()
                     return static_out
                 return run
-            start = time.perf_counter()
-            try:
-                run = graphed()
-                add("... replayed as a CUDA graph", run, time.perf_counter() - start)
-            except Exception as e:
-                rows.append(_unavailable("... replayed as a CUDA graph", e))
+            _add_built(rows, "... replayed as a CUDA graph", graphed, add)
         if compile:
-            start = time.perf_counter()
-            try:
-                compiled = torch.compile(fast, dynamic=False)
-                compiled(xb)
-                add("... torch.compile (Inductor)", lambda: compiled(xb), time.perf_counter() - start)
-            except Exception as e:
-                rows.append(_unavailable("... torch.compile (Inductor)", e))
+            def compiled():
+                gc = torch.compile(fast, dynamic=False)
+                return lambda: gc(xb)
+            _add_built(rows, "... torch.compile (Inductor)", compiled, add)
     return result
 
 
