@@ -233,7 +233,8 @@ class PairedDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         pair = self.pairs[i]
-        # training: decoded, resized and cropped in uint8 (2-4x cheaper than in float), floats only at the end
+        # training: decoded, resized and cropped in uint8 (its resize 4x cheaper than in float; 1.4-1.9x the pairs/s),
+        # floats only at the end
         ir, vis = load_pair(pair, short_side=self.load_size, uint8=self.train)
         ir, vis = self.transform(tv_tensors.Image(ir), tv_tensors.Image(vis))
         return {

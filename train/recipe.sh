@@ -98,11 +98,15 @@ GPU="--data cache/384-q90 --head affine --beta1 0.5 --ema-decay 0.999 --load-siz
 SCRATCH="--lr-g 5e-4 --lr-d 2e-4 --l1-weight 20 --ssim-weight 10 --edge-weight 50 --texture-weight 250 --gan-weight 3 \
   --gan-warmup 500"
 unset OMP_NUM_THREADS
-timeout -s INT 290 python -m train --direction vis2ir --output-dir "$RUNS/vis2ir-gpu-ft" $GPU \
+# As run, each was stopped after 290 s; the runs the cards name stop at their named checkpoints instead, so that a
+# rerun on another GPU reaches them.
+until_checkpoint 900 "$RUNS/vis2ir-gpu-ft" python -m train --direction vis2ir --output-dir "$RUNS/vis2ir-gpu-ft" $GPU \
   --init-from "$RUNS/vis2ir-ft-tex3-1600" --lr-g 2e-4 --lr-d 2e-4 --l1-weight 10 --ssim-weight 5 --edge-weight 50 \
   --texture-weight 400 --gan-weight 5 --gan-warmup 100 --ndf 32 --d-layers 2 &
-timeout -s INT 290 python -m train --direction vis2ir --output-dir "$RUNS/vis2ir-gpu-scratch" $GPU $SCRATCH --ndf 32 --d-layers 2 &
-timeout -s INT 290 python -m train --direction vis2ir --output-dir "$RUNS/vis2ir-gpu-scratch-d70" $GPU $SCRATCH --ndf 64 --d-layers 3 &
+until_checkpoint 900 "$RUNS/vis2ir-gpu-scratch" python -m train --direction vis2ir --output-dir "$RUNS/vis2ir-gpu-scratch" \
+  $GPU $SCRATCH --ndf 32 --d-layers 2 &
+until_checkpoint 600 "$RUNS/vis2ir-gpu-scratch-d70" python -m train --direction vis2ir \
+  --output-dir "$RUNS/vis2ir-gpu-scratch-d70" $GPU $SCRATCH --ndf 64 --d-layers 3 &
 timeout -s INT 290 python -m train --direction ir2vis --output-dir "$RUNS/ir2vis-gpu-scratch" $GPU $SCRATCH --ndf 32 --d-layers 2 &
 timeout -s INT 290 python -m train --direction ir2vis --output-dir "$RUNS/ir2vis-gpu-ft" $GPU --init-from "$RUNS/ir2vis-gan/final" \
   --lr-g 2e-4 --lr-d 2e-4 --l1-weight 15 --ssim-weight 5 --edge-weight 50 --texture-weight 250 --gan-weight 3 \
