@@ -322,18 +322,21 @@ def test_app_translates_a_short_video_and_refuses_a_long_one(generators, clip, l
             c.predict(handle_file(str(long_clip)), api_name="/ir2vis_video")
 
 
+@pytest.mark.parametrize("compressor", ["isal", "zlib"])
 @pytest.mark.parametrize("channels", [1, 3])
-def test_png_writer_round_trips_real_frames_exactly(llvip, tmp_path, channels):
+def test_png_writer_round_trips_real_frames_exactly(llvip, tmp_path, channels, compressor):
     """irvis.png's files are ordinary PNGs: Pillow decodes them to exactly the frame written (gray and RGB, an
-    odd size, a (H, W) array too), and they are no larger than Pillow's own level-1 files."""
+    odd size, a (H, W) array too), and they are no larger than Pillow's own level-1 files, with ISA-L (the
+    default, a dependency) and with zlib (where ISA-L has no wheel)."""
     import io
 
-    from irvis.png import encode_png, save_png
+    from irvis.png import COMPRESSORS, encode_png, save_png
 
+    assert COMPRESSORS[0] == "isal"  # requirements.txt installs it: the default everywhere it installs
     img = _frame(llvip, "vis2ir").convert("RGB" if channels == 3 else "L").resize((321, 257))
     arr = np.asarray(img)
     for a in (arr, arr[..., None]) if channels == 1 else (arr,):
-        data = encode_png(a)
+        data = encode_png(a, compressor=compressor)
         back = Image.open(io.BytesIO(data))
         assert back.mode == img.mode and np.array_equal(np.asarray(back), arr)
     pillow = io.BytesIO()
@@ -345,10 +348,13 @@ def test_png_writer_round_trips_real_frames_exactly(llvip, tmp_path, channels):
         encode_png(arr.astype(np.float32))
     with pytest.raises(ValueError, match="shape"):
         encode_png(np.zeros((4, 4, 2), np.uint8))
+    with pytest.raises(ValueError, match="not available"):
+        encode_png(arr, compressor="brotli")
 
 
+@pytest.mark.parametrize("compressor", ["isal", "zlib"])
 @pytest.mark.parametrize("channels", [1, 3])
-def test_png_writer_strips_make_one_valid_stream(llvip, channels):
+def test_png_writer_strips_make_one_valid_stream(llvip, channels, compressor):
     """A full frame compressed in strips on several threads is one valid zlib stream (its Adler-32 checked by
     zlib itself) that decodes to the frame, whatever the number of strips, and costs no size."""
     import io
@@ -360,7 +366,7 @@ def test_png_writer_strips_make_one_valid_stream(llvip, channels):
     arr = np.asarray(img)
     sizes = []
     for threads in (1, 2, 3):
-        data = encode_png(arr, threads=threads)
+        data = encode_png(arr, threads=threads, compressor=compressor)
         idat = data.index(b"IDAT")
         length = int.from_bytes(data[idat - 4:idat], "big")
         raw = zlib.decompress(data[idat + 4:idat + 4 + length])  # raises on a bad stream or checksum
