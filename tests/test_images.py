@@ -24,6 +24,21 @@ def test_llvip_three_channel_gray_infrared_is_folded_to_one(llvip_ir):
     assert torch.allclose(t, one, atol=1 / 255)
 
 
+def test_infrared_jpegs_decode_their_luma_plane_as_the_colour_route_would(llvip):
+    """Infrared JPEGs decode only their luma plane (2-3x faster): on LLVIP's colour-coded gray infrared that is
+    exactly the colour decode converted to L; a colour photo handed in as infrared stays within rounding."""
+    path = llvip / "infrared/test/200002.jpg"
+    colour_route = torch.from_numpy(np.asarray(Image.open(path).convert("L")))[None]
+    assert Image.open(path).mode == "RGB"  # stored as a 3-channel JPEG
+    assert torch.equal(load_image(path, "infrared", uint8=True), colour_route)
+    photo = llvip / "visible/test/200002.jpg"
+    luma = load_image(photo, "infrared", uint8=True).float()
+    reference = torch.from_numpy(np.asarray(Image.open(photo).convert("L"), np.float32))[None]
+    assert luma.shape == reference.shape and (luma - reference).abs().mean() < 0.1
+    half = load_image(path, "infrared", draft_size=(640, 512))  # with the draft scaling too
+    assert half.shape == (1, 512, 640)
+
+
 @pytest.mark.parametrize("fmt", ["PNG", "BMP", "TIFF", "JPEG"])
 def test_formats_round_trip(llvip_ir, fmt):
     buf = io.BytesIO()
