@@ -189,7 +189,9 @@ def cmd_bench(args) -> int:
     if "training" not in args.skip:
         if args.data:
             show("training", bench.bench_training(args.data, args.direction, steps=args.train_steps, device=args.device,
-                                                  batch_size=args.train_batch_size, crop_size=args.train_crop))
+                                                  batch_size=args.train_batch_size, crop_size=args.train_crop,
+                                                  compile=args.compile and not args.quick
+                                                  and not args.device.startswith("cpu")))
         else:
             print("\ntraining: skipped (give --data ROOT to measure the trainer's step and loader)")
     if "loader" not in args.skip and args.data:
@@ -316,7 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--pairs", type=int, default=48, help="pairs in the loader benchmark")
     b.add_argument("--batch", type=int, default=0, help="also time batches of this many frames (default on a GPU: 8)")
     b.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
-                   help="include torch.compile among the levers (compiles for a minute or more)")
+                   help="include torch.compile among the levers (compiles for a minute or more); on a GPU the "
+                        "trainer's --compile rows too")
     b.add_argument("--quick", action="store_true", help="only the plain and automatic paths, no lever table")
     b.add_argument("--skip", nargs="*", default=[], choices=["inference", "batch", "throughput", "training", "loader"])
     b.add_argument("--json", help="also write every figure to this JSON file")

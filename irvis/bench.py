@@ -37,7 +37,7 @@ from irvis.directions import get_direction
 from irvis.images import load_image, to_pil
 from irvis.nets import build_generator, count_parameters, load_generator
 from irvis.fused import fuse
-from irvis.png import COMPRESS_LEVEL, save_png
+from irvis.png import COMPRESS_LEVEL, COMPRESSORS, encode_png, save_png
 from irvis.translate import (Translator, cpu_has_native_bf16, pad_to_multiple, probe_image, psnr, translate_files)
 
 
@@ -348,15 +348,15 @@ def bench_end_to_end(g, direction: str, size: tuple[int, int], repeats: int, dev
     # where the rest of the time goes
     y = fast.translate_uint8(fast.load(jpeg)[None])[0]
     pil = to_pil(plain.translate_tensor(load_image(jpeg, d.source)))
-    def gray_draft():  # what a JPEG-aware infrared decode could do: luma only, no RGB conversion
-        img = Image.open(io.BytesIO(jpeg))
-        img.draft("L", img.size)
-        return torch.from_numpy(np.asarray(img.convert("L"))).float().div_(255)
+
+    def colour_then_luma():  # how infrared JPEGs were decoded before load_image drafted their luma plane
+        return torch.from_numpy(np.asarray(Image.open(io.BytesIO(jpeg)).convert("L"))).float().div_(255)
 
     stages = {
-        "decode JPEG to tensor": median_seconds(lambda: load_image(jpeg, d.source), repeats),
-        **({"decode JPEG to tensor, luma only (draft mode L)": median_seconds(gray_draft, repeats)}
+        **({"decode JPEG, colour converted to luma": median_seconds(colour_then_luma, repeats)}
            if d.in_channels == 1 else {}),
+        "decode JPEG to tensor" + (", luma plane only (load_image)" if d.in_channels == 1 else ""):
+            median_seconds(lambda: load_image(jpeg, d.source), repeats),
         "forward (auto path, incl. pad/crop/uint8)": median_seconds(lambda: fast.translate_uint8(fast.load(jpeg)[None]), repeats)
         - median_seconds(lambda: fast.load(jpeg), repeats),
         "to PIL, float route (to_pil)": median_seconds(lambda: to_pil(plain.translate_tensor(load_image(jpeg, d.source))), repeats)
@@ -364,8 +364,8 @@ def bench_end_to_end(g, direction: str, size: tuple[int, int], repeats: int, dev
         "PNG encode, Pillow default (level 6)": median_seconds(lambda: pil.save(io.BytesIO(), format="PNG"), repeats),
         "PNG encode, Pillow level 1": median_seconds(lambda: pil.save(io.BytesIO(), format="PNG", compress_level=1),
                                                      repeats),
-        f"PNG encode, irvis.png (Up filter, zlib level {COMPRESS_LEVEL})": median_seconds(
-            lambda: save_png(y, io.BytesIO()), repeats),
+        **{f"PNG encode, irvis.png (Up filter, {name} level {COMPRESS_LEVEL})": median_seconds(
+            lambda name=name: encode_png(y, compressor=name), repeats) for name in COMPRESSORS},
     }
     return {"end_to_end": e2e, "stages": stages, "frame_bytes": len(jpeg), "frame_size": f"{w}x{h}"}
 
@@ -419,8 +419,9 @@ def bench_folder_and_video(direction: str, size: tuple[int, int], frames: int = 
 
 
 def bench_training(data: Sequence[str], direction: str = "vis2ir", steps: int = 3, device: str = "cpu",
-                   batch_size: int = 16, crop_size: int = 128) -> dict:
-    """The trainer's step and loader (train.bench); skipped, with the reason, when the trainer is not installed."""
+                   batch_size: int = 16, crop_size: int = 128, compile: bool = False) -> dict:
+    """The trainer's step and loader (train.bench); skipped, with the reason, when the trainer is not installed.
+    compile: add the compiled trainer's rows."""
     import importlib.util
 
     if importlib.util.find_spec("train") is None or importlib.util.find_spec("train.bench") is None:
@@ -428,7 +429,7 @@ def bench_training(data: Sequence[str], direction: str = "vis2ir", steps: int = 
     from train.bench import training_throughput
 
     return {"rows": training_throughput(data, direction, batch_size=batch_size, crop_size=crop_size, steps=steps,
-                                        cpu=device == "cpu")}
+                                        cpu=device == "cpu", compile=compile)}
 
 
 # -- the old comparisons, kept for `--quick` ------------------------------------------------------------

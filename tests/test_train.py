@@ -505,6 +505,34 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path):
         assert state_a[key] == state_b[key], key
 
 
+@pytest.mark.timeout(240)
+def test_compiled_training_matches_eager_and_its_checkpoints_resume_without_compiling(tmp_path):
+    """--compile (torch.compile in place, generator and discriminator): the first step's losses are those of the
+    eager run from the same weights and batch; its checkpoints hold the plain modules' tensors (no compile
+    wrapper in any name), so a run resumes from them with or without --compile."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    def argv(out, *extra):
+        return ["--direction", "vis2ir", "--data", str(MSRS), "--output-dir", str(out), *TINY, "--log-every", "1",
+                "--checkpoint-every", "1", "--eval-every", "0", "--sample-every", "0", "--val-max-pairs", "1", *extra]
+
+    losses = {}
+    for name, extra in (("eager", []), ("compiled", ["--compile"])):
+        code, log = run(argv(tmp_path / name, "--max-steps", "1", *extra))
+        assert code == 0, log
+        events = EventAccumulator(str(tmp_path / name / "tensorboard"), size_guidance={"scalars": 0}).Reload()
+        losses[name] = {t: events.Scalars(t)[0].value for t in events.Tags()["scalars"] if t.startswith("loss/")}
+    assert set(losses["compiled"]) == set(losses["eager"]) >= {"loss/l1", "loss/d", "loss/g_gan"}
+    for tag, value in losses["eager"].items():
+        assert losses["compiled"][tag] == pytest.approx(value, rel=1e-3, abs=1e-5), tag
+    checkpoint = tmp_path / "compiled" / "checkpoints" / "checkpoint-000001"
+    for name in ("generator/model.safetensors", "discriminator.safetensors"):
+        plain = load_file(tmp_path / "eager" / "checkpoints" / "checkpoint-000001" / name)
+        assert load_file(checkpoint / name).keys() == plain.keys(), name
+    code, log = run([*argv(tmp_path / "compiled", "--max-steps", "2"), "--resume", "latest"])
+    assert code == 0 and "checkpoint-000001 at step 1" in log, log
+
+
 def test_broken_dataset_fails_before_training_with_the_full_report(tmp_path):
     names = sorted(os.listdir(MSRS / "visible" / "train"))[:2]
     root = copy_pairs(MSRS, tmp_path / "broken", names)

@@ -110,6 +110,9 @@ class TrainConfig:
     channels_last: bool = _opt("feed batches in channels-last (NHWC) layout: the convolutions then run NHWC, which "
                                "GPU tensor cores want (weights keep their layout, so checkpoints do not change)",
                                default=False, group="optimisation")
+    compile: bool = _opt("torch.compile the generator and discriminator (Inductor, in place: weights and checkpoints "
+                         "do not change): fuses each normalisation with its activation; it compiles for a minute or "
+                         "more before the first step", default=False, group="optimisation")
     seed: int = _opt("seed for initialisation, data order and augmentation", default=0, group="optimisation")
     cpu: bool = _opt("train on the CPU even when a GPU is present", default=False, group="optimisation")
     # when to do what
@@ -221,7 +224,7 @@ class TrainConfig:
 # Settings that may differ when resuming: they change when and how long, never what is being learnt.
 RESUMABLE_CHANGES = {"max_steps", "epochs", "num_workers", "log_every", "checkpoint_every", "checkpoints_total_limit",
                      "sample_every", "eval_every", "val_data", "val_split", "val_short_side", "val_max_pairs", "report_to", "resume",
-                     "export_half", "push_to_hub", "hub_private", "output_dir", "cpu", "channels_last"}
+                     "export_half", "push_to_hub", "hub_private", "output_dir", "cpu", "channels_last", "compile"}
 
 
 def resume_conflicts(saved: TrainConfig, current: TrainConfig) -> list[str]:
