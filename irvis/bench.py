@@ -347,7 +347,8 @@ def bench_end_to_end(g, direction: str, size: tuple[int, int], repeats: int, dev
            "fast_path": fast.path, "psnr_fast_vs_plain": psnr(torch.from_numpy(a), torch.from_numpy(b))}
     # where the rest of the time goes
     y = fast.translate_uint8(fast.load(jpeg)[None])[0]
-    pil = to_pil(plain.translate_tensor(load_image(jpeg, d.source)))
+    plain_float = plain.translate_tensor(load_image(jpeg, d.source))
+    pil = to_pil(plain_float)
 
     def colour_then_luma():  # how infrared JPEGs were decoded before load_image drafted their luma plane
         return torch.from_numpy(np.asarray(Image.open(io.BytesIO(jpeg)).convert("L"))).float().div_(255)
@@ -359,8 +360,7 @@ def bench_end_to_end(g, direction: str, size: tuple[int, int], repeats: int, dev
             median_seconds(lambda: load_image(jpeg, d.source), repeats),
         "forward (auto path, incl. pad/crop/uint8)": median_seconds(lambda: fast.translate_uint8(fast.load(jpeg)[None]), repeats)
         - median_seconds(lambda: fast.load(jpeg), repeats),
-        "to PIL, float route (to_pil)": median_seconds(lambda: to_pil(plain.translate_tensor(load_image(jpeg, d.source))), repeats)
-        - median_seconds(lambda: plain.translate_tensor(load_image(jpeg, d.source)), repeats),
+        "to PIL, float route (to_pil)": median_seconds(lambda: to_pil(plain_float), repeats),
         "PNG encode, Pillow default (level 6)": median_seconds(lambda: pil.save(io.BytesIO(), format="PNG"), repeats),
         "PNG encode, Pillow level 1": median_seconds(lambda: pil.save(io.BytesIO(), format="PNG", compress_level=1),
                                                      repeats),

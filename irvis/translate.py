@@ -278,7 +278,7 @@ _DONE = object()
 def overlapped(source: Iterable, work, sink, depth: int = 2) -> None:
     """Run `sink(work(item))` for every item of `source`, with three stages at once: `source` is iterated
     in a reader thread, `work` runs in the calling thread and `sink` in a writer thread, each handing over
-    through a queue of `depth` items, so the slowest stage sets the pace (decoders, PyTorch and zlib
+    through a queue of `depth` items, so the slowest stage sets the pace (decoders, PyTorch and the PNG compressors
     release the GIL). The first error of any stage stops all three and is raised here."""
     import queue
     import threading
