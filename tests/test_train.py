@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import load_file
 
@@ -218,6 +219,19 @@ def test_publish_writes_a_card_with_fit_working_size_ablations_and_lineage_and_n
     assert rerun_args.init_from == str(parent / "final")
     assert f"--data {msrs} --split test --size" in rerun
     assert json.loads((weights / "training_config.json").read_text())["val_data"] is None
+
+
+def test_working_sizes_are_timed_on_a_full_size_llvip_frame():
+    """The card's 's per 1280x1024 frame' column times a 1280x1024 frame: LLVIP's val split opens with a 640x512
+    one, which is passed over; a set without LLVIP gets a synthetic frame of that size."""
+    from irvis.data import load_pairs
+    from train.publish import _timing_frame
+
+    val = load_pairs([str(LLVIP)], "val")
+    assert Image.open(val[0].visible).size == (640, 512)  # the case that was timed before
+    for source, channels in (("visible", 3), ("infrared", 1)):
+        assert _timing_frame(val, source).shape == (channels, 1024, 1280)
+    assert _timing_frame(load_pairs([str(DATA / "m3svd")], "val"), "visible").shape == (3, 1024, 1280)
 
 
 def test_lineage_follows_a_chain_of_fine_tunes_and_a_checkpoint_ships_with_its_own_history(

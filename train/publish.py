@@ -25,7 +25,7 @@ from irvis.bench import median_seconds
 from irvis.data import expand_roots, load_pairs
 from irvis.directions import MODALITY_CHANNELS
 from irvis.evaluate import evaluate, markdown_report
-from irvis.images import load_image
+from irvis.images import image_size, load_image
 from irvis.nets import count_parameters, load_generator
 from irvis.tables import CORE, cell, cells, headers, table
 from irvis.translate import INFERENCE_FILE, Translator, probe_image
@@ -87,13 +87,17 @@ def fit_section(train: dict, test: dict) -> Section:
         *table(["split", "set", "pairs", *headers(), "best baseline PSNR", "best baseline SSIM"], rows)])
 
 
+TIMING_SIZE = (1280, 1024)  # (width, height) of the frame the working sizes are timed on: LLVIP's
+
+
 def _timing_frame(val_pairs, source: str) -> torch.Tensor:
-    """The frame each working size is timed on: an LLVIP validation frame (1280x1024) of the source modality,
-    else a synthetic frame of that size."""
-    llvip = [p for p in val_pairs if p.set_name == "llvip"]
-    if llvip:
-        return load_image(getattr(llvip[0], source), source)
-    return probe_image(MODALITY_CHANNELS[source], (1024, 1280))[0]
+    """The frame each working size is timed on: an LLVIP validation frame of the source modality at LLVIP's
+    1280x1024 (the set also holds a few 640x512 frames, which would time a quarter of the pixels), else a
+    synthetic frame of that size."""
+    for pair in val_pairs:
+        if pair.set_name == "llvip" and image_size(getattr(pair, source)) == TIMING_SIZE:
+            return load_image(getattr(pair, source), source)
+    return probe_image(MODALITY_CHANNELS[source], TIMING_SIZE[::-1])[0]
 
 
 def choose_working_size(weights: Path, val_pairs, frame: torch.Tensor, sizes=WORKING_SIZES,
