@@ -140,7 +140,12 @@ wait || true
 #    for the CPU chain (every done criterion met on val, then the highest LLVIP gradient correlation), its lineage
 #    back to the 2400-step CPU run, and the other recipes as ablations.
 python -m train.publish ir2vis --run "$RUNS/ir2vis-gan" --ablation "no edge loss, 500 steps=$RUNS/ir2vis-gan-noedge" \
-  --ablation "no edge loss, no discriminator, 500 steps=$RUNS/ir2vis-l1-noedge" --data "$DATA_DIR" --out weights/ir2vis
+  --ablation "no edge loss, no discriminator, 500 steps=$RUNS/ir2vis-l1-noedge" \
+  --ablation "GPU: fine-tuned from this run, texture 150, 2800 steps=$RUNS/ir2vis-gpu-ft2/checkpoints/checkpoint-002800" \
+  --ablation "GPU: from scratch, texture 100, cosine to 5200 steps, 2800=$RUNS/ir2vis-gpu-long/checkpoints/checkpoint-002800" \
+  --ablation "GPU: fine-tuned, L1 15, SSIM 5, texture 250, GAN 3, 300 steps=$RUNS/ir2vis-gpu-ft/checkpoints/checkpoint-000300" \
+  --ablation "GPU: from scratch, texture 250, GAN 3, 900 steps=$RUNS/ir2vis-gpu-scratch/checkpoints/checkpoint-000900" \
+  --data "$DATA_DIR" --out weights/ir2vis
 python -m train.publish vis2ir --run "$RUNS/vis2ir-gpu-ft/checkpoints/checkpoint-000900" \
   --parent-run "$RUNS/vis2ir-ft-tex3/checkpoints/checkpoint-001600" --parent-run "$RUNS/vis2ir-ft-tex2/checkpoints/checkpoint-000800" \
   --parent-run "$RUNS/vis2ir-ft-tex/checkpoints/checkpoint-000800" --parent-run "$RUNS/vis2ir-gan" \
