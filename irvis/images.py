@@ -214,9 +214,7 @@ def to_tensor(img: Image.Image, modality: str, uint8: bool = False) -> torch.Ten
 def load_image(source: ImageSource, modality: str, draft_size: tuple[int, int] | None = None,
                limit: int | None = None, uint8: bool = False) -> torch.Tensor:
     """Open, validate and convert in one call: the entry point for files and uploads (uint8: see to_tensor)."""
-    if modality not in MODALITY_CHANNELS:
-        raise ValueError(f"unknown modality {modality!r}")
-    img = open_image(source, draft_size=draft_size, limit=limit, luma=MODALITY_CHANNELS[modality] == 1)
+    img = open_image(source, draft_size=draft_size, limit=limit, luma=MODALITY_CHANNELS.get(modality) == 1)
     try:
         return to_tensor(img, modality, uint8=uint8)
     except ImageError as e:
