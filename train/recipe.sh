@@ -135,8 +135,9 @@ wait || true
 
 # 3. weights/: the shipped runs exported in float16 with model cards whose tables are computed on the original
 #    frames (test split; the train split beside it), the working size chosen on full-resolution val frames.
-#    ir2vis: its 2400-step run (its GPU runs missed criteria on val: overall SSIM behind mid-gray, LLVIP
-#    gradient correlation behind the input's). vis2ir: the GPU fine-tune's step 900, chosen on val by the rule fixed
+#    ir2vis: its 2400-step run (no GPU run of 2d or 2e meets every criterion on val: each has its overall SSIM
+#    behind mid-gray, its PSNR behind a baseline or its LLVIP gradient correlation behind the input's; all four are
+#    the card's ablations). vis2ir: the GPU fine-tune's step 900, chosen on val by the rule fixed
 #    for the CPU chain (every done criterion met on val, then the highest LLVIP gradient correlation), its lineage
 #    back to the 2400-step CPU run, and the other recipes as ablations.
 python -m train.publish ir2vis --run "$RUNS/ir2vis-gan" --ablation "no edge loss, 500 steps=$RUNS/ir2vis-gan-noedge" \
