@@ -23,6 +23,7 @@ import copy
 import io
 import os
 import platform
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -38,7 +39,8 @@ from irvis.images import load_image, to_pil
 from irvis.nets import build_generator, count_parameters, load_generator
 from irvis.fused import fuse
 from irvis.png import COMPRESS_LEVEL, COMPRESSORS, encode_png, save_png
-from irvis.translate import (Translator, cpu_has_native_bf16, pad_to_multiple, probe_image, psnr, translate_files)
+from irvis.translate import (Translator, cpu_has_native_bf16, keep_freed_memory, pad_to_multiple, probe_image, psnr,
+                             translate_files)
 
 
 def median_seconds(fn: Callable[[], object], repeats: int = 3, device: torch.device | None = None) -> float:
@@ -165,6 +167,8 @@ def bench_inference(direction: str = "vis2ir", size: tuple[int, int] = (1024, 12
     h, w = size
     x = probe_image(d.in_channels, size).to(dev)
     result = {"direction": direction, "size": f"{w}x{h}", "device": str(dev), "weights": source, "levers": []}
+    if dev.type == "cpu":  # first, while malloc is as the process started; every later figure keeps freed memory
+        result["freed_memory"] = bench_freed_memory(g, direction, size, repeats, data)
 
     with torch.inference_mode():
         if reference:
@@ -318,6 +322,28 @@ def bench_batch(direction: str = "vis2ir", size: tuple[int, int] = (1024, 1280),
                 return lambda: gc(xb)
             _add_built(rows, "... torch.compile (Inductor)", compiled, add)
     return result
+
+
+def bench_freed_memory(g, direction: str, size: tuple[int, int], repeats: int, data: Sequence[str] | None) -> dict:
+    """The automatic path end to end on the CPU, with glibc's malloc as the process has it and after
+    keep_freed_memory: seconds and page faults per frame. The setting cannot be undone, so this runs first."""
+    jpeg = test_frame(direction, size, data)
+    fast = Translator(copy.deepcopy(g), device="cpu", keep_memory=False)
+
+    def run():
+        save_png(fast.translate_uint8(fast.load(jpeg)[None])[0], io.BytesIO())
+
+    def measure() -> dict:
+        run()  # the first frame after a change sizes the heap (or glibc's adaptive threshold)
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        seconds = median_seconds(run, repeats)
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+        return {"seconds": seconds, "page_faults_per_frame": faults / (max(1, repeats) + 1)}
+
+    as_it_was = measure()
+    if not keep_freed_memory():
+        return {"as_it_was": as_it_was, "kept": None}
+    return {"as_it_was": as_it_was, "kept": measure()}
 
 
 def bench_end_to_end(g, direction: str, size: tuple[int, int], repeats: int, device: str,
@@ -495,6 +521,16 @@ def format_report(r: dict) -> list[str]:
         lines.append(f"  end to end (JPEG -> translate -> PNG), plain fp32 : {e['plain_seconds']:.3f} s")
         lines.append(f"  end to end, automatic path ({e['fast_path']}): {e['fast_seconds']:.3f} s, "
                      f"{e['psnr_fast_vs_plain']:.1f} dB vs plain")
+        fm = inf.get("freed_memory")
+        if fm and fm["kept"]:
+            before, kept = fm["as_it_was"], fm["kept"]
+            lines.append(f"  end to end, automatic path, glibc's malloc as it came: {before['seconds']:.3f} s "
+                         f"({before['page_faults_per_frame']:.0f} page faults a frame); keeping freed memory "
+                         f"(every figure here): {kept['seconds']:.3f} s ({kept['page_faults_per_frame']:.0f}), "
+                         f"{before['seconds'] / kept['seconds']:.2f}x")
+        elif fm:
+            lines.append("  malloc: this process's own settings or an earlier Translator's were kept "
+                         f"(end to end {fm['as_it_was']['seconds']:.3f} s)")
         if ref:
             lines.append(f"  end to end vs the reference forward pass: {ref['forward_seconds'] / e['fast_seconds']:.1f}x "
                          f"faster ({ref['forward_seconds_channels_last'] / e['fast_seconds']:.1f}x vs its channels-last run)")

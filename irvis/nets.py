@@ -79,14 +79,12 @@ class UpBlock(nn.Module):
         self.reduce = nn.Conv2d(c_in, c_out, 1)
         self.fuse = ConvNormAct(c_out, c_out, norm)
 
-    def forward(self, x, skip, upsample: nn.Module | None = None):
-        """upsample: an exact x2 to use instead of interpolating to the skip's size (irvis.fused), where the
-        skip is exactly twice as large."""
-        x = self.reduce(x)
-        if upsample is not None and tuple(skip.shape[-2:]) == (2 * x.shape[-2], 2 * x.shape[-1]):
-            x = upsample(x)
-        else:
-            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+    def forward(self, x, skip, up_add: Callable | None = None):
+        """up_add(x, skip): this level's reduction, x2 and skip addition as one exact operation (irvis.fused),
+        used where the skip is exactly twice as large."""
+        if up_add is not None and tuple(skip.shape[-2:]) == (2 * x.shape[-2], 2 * x.shape[-1]):
+            return self.fuse(up_add(x, skip))
+        x = F.interpolate(self.reduce(x), size=skip.shape[-2:], mode="bilinear", align_corners=False)
         return self.fuse(x + skip)
 
 
@@ -144,15 +142,15 @@ class IrvisUNet(nn.Module):
             with torch.no_grad():
                 self.coefficients.bias.copy_(_input_as_output(in_channels, out_channels).flatten())
 
-    def body(self, x, upsample_last: nn.Module | None = None):
-        """Encoder, bottleneck and decoder: the half-resolution features the head reads. upsample_last: the
-        last decoder level's x2 (see UpBlock.forward)."""
-        skips = [self.stem(x)]
+    def body(self, x, first: torch.Tensor | None = None, up_adds: list | None = None):
+        """Encoder, bottleneck and decoder: the half-resolution features the head reads. first: the stem's
+        output where the caller computed it; up_adds: each decoder level's UpBlock.forward hook (irvis.fused)."""
+        skips = [self.stem(x) if first is None else first]
         for down in self.downs:
             skips.append(down(skips[-1]))
         h = self.bottleneck(skips.pop())
         for k, up in enumerate(self.ups):
-            h = up(h, skips.pop(), upsample_last if k == len(self.ups) - 1 else None)
+            h = up(h, skips.pop(), up_adds[k] if up_adds else None)
         return h
 
     def forward(self, x):

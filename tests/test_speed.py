@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import subprocess
 import sys
 from fractions import Fraction
@@ -63,7 +64,7 @@ def test_fused_network_is_the_plain_network(direction, head, llvip):
     """The fast path's folded full-resolution tail (irvis.fused) computes the same function as the plain
     network, frame pixels included, on a real frame whose size needs padding; in float32 the two agree
     to rounding, so any difference the fast path shows comes from its dtype alone."""
-    from irvis.fused import FusedIrvisUNet, Upsample2x, fuse
+    from irvis.fused import FusedIrvisUNet, fuse
     from irvis.nets import build_generator
 
     torch.manual_seed(0)
@@ -81,9 +82,30 @@ def test_fused_network_is_the_plain_network(direction, head, llvip):
     # the frame (outermost rows and columns) too, where the folded head alone would differ
     assert (plain_out - fused_out)[..., [0, -1], :].abs().max() < 1e-4
     assert (plain_out - fused_out)[..., :, [0, -1]].abs().max() < 1e-4
+
+
+def test_phase_maps_are_pytorchs_own_upsampling_and_shuffles():
+    """The fused network's building blocks against the PyTorch operations they stand for: phase maps hold
+    pixel_unshuffle's values in phase-major order and round-trip in any memory layout, and the phase
+    convolution of a decoder level is its 1x1 reduction followed by bilinear x2, borders included."""
+    from irvis.fused import as_phases, from_phases, phase_view, to_phases, upsample_to_phases
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 10, 14)
+    for layout in (torch.contiguous_format, torch.channels_last):
+        phases = to_phases(x.contiguous(memory_format=layout))
+        assert phases.shape == (2, 12, 5, 7)
+        assert torch.equal(phases.unflatten(1, (4, 3)).transpose(1, 2).flatten(1, 2),
+                           torch.nn.functional.pixel_unshuffle(x, 2))  # (phase, c) <-> pixel_unshuffle's (c, phase)
+        assert torch.equal(from_phases(phases, 3), x)
+        assert torch.equal(as_phases(phases, 3), phase_view(x))
+    reduce = torch.nn.Conv2d(5, 3, 1)
     z = torch.randn(1, 5, 7, 9)
-    assert torch.allclose(Upsample2x(5)(z), torch.nn.functional.interpolate(z, scale_factor=2, mode="bilinear"),
-                          atol=1e-6)
+    conv = upsample_to_phases(reduce.weight[:, :, 0, 0].detach(), reduce.bias.detach())
+    with torch.no_grad():
+        folded = from_phases(conv(torch.nn.functional.pad(z, (1, 1, 1, 1), mode="replicate")), 3)
+        plain = torch.nn.functional.interpolate(reduce(z), scale_factor=2, mode="bilinear")
+    assert torch.allclose(folded, plain, atol=1e-6)
 
 
 def test_fused_network_stays_on_the_generators_device():
@@ -378,3 +400,30 @@ def test_png_writer_strips_make_one_valid_stream(llvip, channels, compressor):
     for n1, n2 in ((0, 5), (7, 0), (1000, 70000), (65521, 3)):
         a, b = rng.integers(0, 256, n1, np.uint8).tobytes(), rng.integers(0, 256, n2, np.uint8).tobytes()
         assert _adler32_combine(zlib.adler32(a), zlib.adler32(b), len(b)) == zlib.adler32(a + b)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="glibc's malloc settings")
+def test_cpu_translator_keeps_freed_memory_so_frames_do_not_fault_pages_afresh(llvip):
+    """A 1280x1024 frame maps about 10,000 fresh pages per translation under glibc's default malloc; with the
+    setting every CPU Translator makes, the second frame reuses the first one's memory."""
+    import resource
+
+    from irvis.translate import keep_freed_memory
+
+    t = Translator.from_pretrained(SHIPPED["ir2vis"], device="cpu", working_size=None)
+    assert keep_freed_memory()  # this process set nothing of its own: the Translator applied it
+    x = t.load(_frame(llvip, "ir2vis"))[None]
+    t.translate_uint8(x)
+    t.translate_uint8(x)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    t.translate_uint8(x)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before < 2000
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="glibc's malloc settings")
+def test_a_process_own_malloc_settings_are_left_alone():
+    code = ("from irvis.translate import keep_freed_memory, Translator; from irvis.nets import build_generator; "
+            "Translator(build_generator('vis2ir'), device='cpu'); print(keep_freed_memory())")
+    env = {**os.environ, "MALLOC_TRIM_THRESHOLD_": "131072"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
