@@ -33,14 +33,14 @@ import numpy as np
 import torch
 from PIL import Image
 
+from irvis.cpu import cpu_has_native_bf16, keep_freed_memory
 from irvis.data import load_pairs, loader_throughput, prepare_cache
 from irvis.directions import get_direction
 from irvis.images import load_image, to_pil
 from irvis.nets import build_generator, count_parameters, load_generator
 from irvis.fused import fuse
 from irvis.png import COMPRESS_LEVEL, COMPRESSORS, encode_png, save_png
-from irvis.translate import (Translator, cpu_has_native_bf16, keep_freed_memory, pad_to_multiple, probe_image, psnr,
-                             translate_files)
+from irvis.translate import Translator, pad_to_multiple, probe_image, psnr, translate_files
 
 
 def median_seconds(fn: Callable[[], object], repeats: int = 3, device: torch.device | None = None) -> float:

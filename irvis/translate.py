@@ -5,19 +5,15 @@ weights on bfloat16 activations where the CPU has native bf16 (AMX or AVX512-BF1
 the GPU supports it, float16 on other CUDA GPUs, plain float32 elsewhere. A fast path is kept only if, on a probe image, its output
 matches the plain float32 output within FAST_PATH_MIN_PSNR; `precision="fp32"` forces plain float32.
 
-Memory: on the CPU a Translator asks glibc's malloc to keep freed memory for reuse (keep_freed_memory):
-by default glibc hands every large freed block back to the system, so each full-resolution frame maps its
-tensors afresh and pays about 10,000 page faults (12-15% of a 1280x1024 frame's time on a 2-core machine).
+Memory: on the CPU a Translator makes the process keep freed memory for reuse (irvis.cpu.keep_freed_memory).
 """
 
 from __future__ import annotations
 
 import copy
-import ctypes
 import json
 import math
 import os
-import platform
 import time
 import warnings
 from pathlib import Path
@@ -29,6 +25,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torchvision.transforms import v2
 
+from irvis.cpu import cpu_has_native_bf16, keep_freed_memory
 from irvis.directions import Direction, get_direction
 from irvis.fused import fuse
 from irvis.hub import resolve_weights
@@ -61,45 +58,6 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple
         return x, (h, w)
     mode = "reflect" if ph < h and pw < w else "replicate"
     return F.pad(x, (0, pw, 0, ph), mode=mode), (h, w)
-
-
-# glibc's mallopt parameters (malloc.h) and their environment variables, which, when set, win over ours
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-_MALLOC_ENV = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "GLIBC_TUNABLES")
-MMAP_THRESHOLD = 32 << 20  # blocks up to this size come from the heap and are reused (a 1280x1024 RGB float32 frame is 15 MiB)
-TRIM_THRESHOLD = 256 << 20  # free memory the heap may keep before it shrinks
-_freed_memory_kept: bool | None = None
-
-
-def keep_freed_memory() -> bool:
-    """Make glibc's malloc reuse freed blocks of up to MMAP_THRESHOLD instead of returning them to the
-    system, process-wide, once. Its defaults map large blocks afresh each time they are needed (its adaptive
-    threshold stops short of a full-resolution frame's working set), and the kernel then zero-fills every
-    page on first touch: about 10,000 page faults per 1280x1024 frame. The cost: the process keeps up to
-    TRIM_THRESHOLD of freed memory for the next frame. Does nothing (returns False) off glibc, or where the
-    process chose its own settings through glibc's MALLOC_*_ variables or GLIBC_TUNABLES."""
-    global _freed_memory_kept
-    if _freed_memory_kept is None:
-        _freed_memory_kept = False
-        if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc" and not any(map(os.environ.get, _MALLOC_ENV)):
-            try:
-                mallopt = ctypes.CDLL(None).mallopt
-                _freed_memory_kept = (mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
-                                      and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1)
-            except (OSError, AttributeError):  # a libc without mallopt
-                pass
-    return _freed_memory_kept
-
-
-def cpu_has_native_bf16() -> bool:
-    """AMX tiles or AVX512-BF16: oneDNN then runs bfloat16 convolutions natively (on other CPUs bf16 is
-    emulated and slower than float32)."""
-    cpu = getattr(torch, "cpu", None)
-    try:
-        return bool(torch.backends.mkldnn.is_available()
-                    and (cpu._is_amx_tile_supported() or cpu._is_avx512_bf16_supported()))
-    except AttributeError:
-        return False
 
 
 def fast_precision(device: torch.device) -> str:

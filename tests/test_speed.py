@@ -17,7 +17,8 @@ from PIL import Image
 
 from conftest import REPO
 from irvis.images import load_image
-from irvis.translate import (FAST_PATH_MIN_PSNR, Translator, cpu_has_native_bf16, overlapped, probe_image, psnr)
+from irvis.cpu import cpu_has_native_bf16, keep_freed_memory
+from irvis.translate import FAST_PATH_MIN_PSNR, Translator, overlapped, probe_image, psnr
 
 av = pytest.importorskip("av")
 
@@ -408,8 +409,6 @@ def test_cpu_translator_keeps_freed_memory_so_frames_do_not_fault_pages_afresh(l
     setting every CPU Translator makes, the second frame reuses the first one's memory."""
     import resource
 
-    from irvis.translate import keep_freed_memory
-
     t = Translator.from_pretrained(SHIPPED["ir2vis"], device="cpu", working_size=None)
     assert keep_freed_memory()  # this process set nothing of its own: the Translator applied it
     x = t.load(_frame(llvip, "ir2vis"))[None]
@@ -422,7 +421,7 @@ def test_cpu_translator_keeps_freed_memory_so_frames_do_not_fault_pages_afresh(l
 
 @pytest.mark.skipif(sys.platform != "linux", reason="glibc's malloc settings")
 def test_a_process_own_malloc_settings_are_left_alone():
-    code = ("from irvis.translate import keep_freed_memory, Translator; from irvis.nets import build_generator; "
+    code = ("from irvis.cpu import keep_freed_memory; from irvis.translate import Translator; from irvis.nets import build_generator; "
             "Translator(build_generator('vis2ir'), device='cpu'); print(keep_freed_memory())")
     env = {**os.environ, "MALLOC_TRIM_THRESHOLD_": "131072"}
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True, check=True)
