@@ -10,8 +10,8 @@ held as 4 x C channels at half resolution, pixel (2i+ey, 2j+ex) in channel (2*ey
 (phase-major) makes the conversion from and to full resolution in channels-last memory one copy of
 contiguous runs, unlike pixel (un)shuffle's channel-major order.
 
-- bilinear x2 of a map (and of a 1x1 convolution of it, as each decoder level reduces first) is exactly a
-  3x3 convolution of the edge-replicated map into its phases: each output parity has its own kernel.
+- bilinear x2 of a map is exactly a 3x3 convolution of the edge-replicated map into its phases: each output
+  parity has its own kernel; a decoder level's skip is then added in place through a view.
 - the head's feature part applied to bilinear_up(g) is, away from the outermost pixel ring, a 3x3
   convolution of g at half resolution into the output's phases; the input part, a 3x3 convolution at full
   resolution with zero padding, is exactly a 3x3 convolution of the input's phases into the output's.
@@ -102,17 +102,25 @@ def upsample_to_phases(linear: torch.Tensor, bias: torch.Tensor | None = None) -
     return conv
 
 
+# decoder levels with at most this many channels take UpAdd: its upsampling convolution costs 36 C^2
+# multiply-adds a pixel, which pays for itself only where interpolation's memory passes are the larger cost
+# (measured at 1280x1024: 16 and 32 channels faster, 64 even, 128 twice as slow)
+UP_ADD_MAX_CHANNELS = 32
+
+
 class UpAdd(nn.Module):
-    """A decoder level's 1x1 reduction, bilinear x2 and skip addition (UpBlock.forward's hook): one 3x3
-    convolution into phases, added in place into the skip through a view (the skip is not used again)."""
+    """A decoder level's 1x1 reduction, bilinear x2 and skip addition (UpBlock.forward's hook): the reduction,
+    one 3x3 convolution into phases, and an in-place addition into the skip through a view (the skip is not
+    used again)."""
 
     def __init__(self, reduce: nn.Conv2d):
         super().__init__()
         self.channels = reduce.out_channels
-        self.conv = upsample_to_phases(reduce.weight[:, :, 0, 0], reduce.bias)
+        self.reduce = reduce  # the network's own layer
+        self.upsample = upsample_to_phases(torch.eye(self.channels).to(reduce.weight))
 
     def forward(self, x, skip):
-        up = self.conv(F.pad(x, (1, 1, 1, 1), mode="replicate"))
+        up = self.upsample(F.pad(self.reduce(x), (1, 1, 1, 1), mode="replicate"))
         phase_view(skip).add_(as_phases(up, self.channels))
         return skip
 
@@ -173,7 +181,8 @@ class FusedIrvisUNet(nn.Module):
         with torch.no_grad():
             self.stem[0].weight.copy_(_channel_major_to_phase_major(net.stem[1][0].weight.transpose(0, 1), c_in)
                                       .transpose(0, 1))
-        self.up_adds = nn.ModuleList(UpAdd(up.reduce) for up in net.ups)
+        self.up_adds = nn.ModuleDict({str(k): UpAdd(up.reduce) for k, up in enumerate(net.ups)
+                                      if up.reduce.out_channels <= UP_ADD_MAX_CHANNELS})
         features = net.to_full.out_channels
         self.head_features = _fold_head(net.head, features)
         head_input = nn.Conv2d(c_in, c_out, 3, padding=1, bias=False).to(net.head.weight)
@@ -194,7 +203,8 @@ class FusedIrvisUNet(nn.Module):
     def forward(self, x):
         net, c_out = self.net, self.net.out_channels
         phases = to_phases(x)
-        h = net.body(x, first=self.stem(phases), up_adds=list(self.up_adds))
+        up_adds = [self.up_adds[str(k)] if str(k) in self.up_adds else None for k in range(len(net.ups))]
+        h = net.body(x, first=self.stem(phases), up_adds=up_adds)
         g = F.leaky_relu(net.to_full(h), 0.2)
         out = self.head_features(F.pad(g, (1, 1, 1, 1), mode="replicate"))
         out.add_(self.head_input(phases))
