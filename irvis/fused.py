@@ -7,8 +7,8 @@ memory-bound passes (and bilinear interpolation and pixel shuffles of channels-l
 times slower on oneDNN CPUs than a convolution over the same bytes). All of it is linear up to the tanh,
 so it folds into convolutions at half resolution on "phase" maps: a full-resolution map of C channels
 held as 4 x C channels at half resolution, pixel (2i+ey, 2j+ex) in channel (2*ey+ex)*C + c. That order
-(phase-major) makes the conversion from and to full resolution in channels-last memory one copy of
-contiguous runs, unlike pixel (un)shuffle's channel-major order.
+(phase-major) makes the conversion back to full resolution in channels-last memory one copy of
+contiguous runs, unlike pixel shuffle's channel-major order.
 
 - bilinear x2 of a map is exactly a 3x3 convolution of the edge-replicated map into its phases: each output
   parity has its own kernel; a decoder level's skip is then added in place through a view.
@@ -49,12 +49,17 @@ def as_phases(phases: torch.Tensor, channels: int) -> torch.Tensor:
 
 
 def to_phases(x: torch.Tensor) -> torch.Tensor:
-    """(N, C, 2h, 2w) -> its (N, 4 * C, h, w) phase map, channels-last: pixel_unshuffle in phase-major order."""
-    n, c, height, width = x.shape
-    out = torch.empty(n, 4 * c, height // 2, width // 2, dtype=x.dtype, device=x.device,
-                      memory_format=torch.channels_last)
-    as_phases(out, c).copy_(phase_view(x))
-    return out
+    """(N, C, 2h, 2w) -> its (N, 4 * C, h, w) phase map, channels-last: pixel_unshuffle in phase-major order.
+    One channel: the orders agree and pixel_unshuffle is fastest; more: a stride-2 convolution with 0/1
+    weights (exact in any dtype), 2.5x faster than a strided copy, which moves runs of only 2 * C values."""
+    c = x.shape[1]
+    if c == 1:
+        return F.pixel_unshuffle(x, 2).contiguous(memory_format=torch.channels_last)
+    pick = torch.zeros(2, 2, c, c, 2, 2, dtype=x.dtype, device=x.device)  # (ey, ex, c_out, c_in, ky, kx)
+    for ey in range(2):
+        for ex in range(2):
+            pick[ey, ex, range(c), range(c), ey, ex] = 1
+    return F.conv2d(x, pick.reshape(4 * c, c, 2, 2), stride=2)
 
 
 def from_phases(phases: torch.Tensor, channels: int) -> torch.Tensor:
