@@ -207,10 +207,12 @@ class Translator:
         resize = self.working_size is not None and min(size) > self.working_size
         from_uint8 = x.dtype == torch.uint8
         x = x.to(self.device)
-        if self.device.type in ("cpu", "cuda"):  # NHWC for the convolutions; cheapest while still uint8
-            x = x.contiguous(memory_format=torch.channels_last)
-        # straight to the dtype the network runs in, unless a float32 resize comes first (0-255 are exact in bf16)
-        x = x.to(torch.float32 if resize else self._dtype)
+        # straight to the dtype the network runs in, unless a float32 resize comes first (0-255 are exact in bf16),
+        # into NHWC for the convolutions, with every stride canonical: a decoded frame given as load(...)[None]
+        # has a batch stride of C, which PyTorch's convolutions read as NCHW (vis2ir 20% slower)
+        layout = torch.channels_last if self.device.type in ("cpu", "cuda") else torch.contiguous_format
+        x = torch.empty(x.shape, dtype=torch.float32 if resize else self._dtype, device=self.device,
+                        memory_format=layout).copy_(x)
         if from_uint8:
             x = x.div_(255)
         if resize:
