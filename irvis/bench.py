@@ -377,7 +377,7 @@ def bench_end_to_end(g, direction: str, size: tuple[int, int], repeats: int, dev
     pil = to_pil(plain_float)
 
     def colour_then_luma():  # how infrared JPEGs were decoded before load_image drafted their luma plane
-        return torch.from_numpy(np.asarray(Image.open(io.BytesIO(jpeg)).convert("L"))).float().div_(255)
+        return torch.from_numpy(np.array(Image.open(io.BytesIO(jpeg)).convert("L"))).float().div_(255)
 
     stages = {
         **({"decode JPEG, colour converted to luma": median_seconds(colour_then_luma, repeats)}
