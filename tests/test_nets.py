@@ -80,7 +80,8 @@ def test_constant_input_gives_no_periodic_pattern():
 @pytest.mark.parametrize("direction,channels", [("ir2vis", (1, 3)), ("vis2ir", (3, 1))])
 def test_channels_and_range(direction, channels):
     g = build_generator(direction).eval()
-    y = g(torch.rand(2, channels[0], 64, 64))
+    with torch.no_grad():
+        y = g(torch.rand(2, channels[0], 64, 64))
     assert y.shape == (2, channels[1], 64, 64)
     assert float(y.min()) >= 0 and float(y.max()) <= 1
 
