@@ -28,7 +28,7 @@ def test_infrared_jpegs_decode_their_luma_plane_as_the_colour_route_would(llvip)
     """Infrared JPEGs decode only their luma plane (2-3x faster): on LLVIP's colour-coded gray infrared that is
     exactly the colour decode converted to L; a colour photo handed in as infrared stays within rounding."""
     path = llvip / "infrared/test/200002.jpg"
-    colour_route = torch.from_numpy(np.asarray(Image.open(path).convert("L")))[None]
+    colour_route = torch.from_numpy(np.array(Image.open(path).convert("L")))[None]
     assert Image.open(path).mode == "RGB"  # stored as a 3-channel JPEG
     assert torch.equal(load_image(path, "infrared", uint8=True), colour_route)
     photo = llvip / "visible/test/200002.jpg"
