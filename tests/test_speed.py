@@ -89,13 +89,15 @@ def test_phase_maps_are_pytorchs_own_upsampling_and_shuffles():
     """The fused network's building blocks against the PyTorch operations they stand for: phase maps hold
     pixel_unshuffle's values in phase-major order and round-trip in any memory layout, and the phase
     convolution of a decoder level is its 1x1 reduction followed by bilinear x2, borders included."""
-    from irvis.fused import as_phases, from_phases, phase_view, to_phases, upsample_to_phases
+    from irvis.fused import as_phases, copy_to_phases, from_phases, phase_view, to_phases, upsample_to_phases
 
     torch.manual_seed(0)
     x = torch.randn(2, 3, 10, 14)
     for layout in (torch.contiguous_format, torch.channels_last):
         phases = to_phases(x.contiguous(memory_format=layout))
         assert phases.shape == (2, 12, 5, 7)
+        assert torch.equal(copy_to_phases(x.contiguous(memory_format=layout)), phases)  # a GPU's float32 route
+        assert torch.equal(to_phases(x[:, :1]), torch.nn.functional.pixel_unshuffle(x[:, :1], 2))
         assert torch.equal(phases.unflatten(1, (4, 3)).transpose(1, 2).flatten(1, 2),
                            torch.nn.functional.pixel_unshuffle(x, 2))  # (phase, c) <-> pixel_unshuffle's (c, phase)
         assert torch.equal(from_phases(phases, 3), x)
