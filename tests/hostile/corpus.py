@@ -98,9 +98,12 @@ def build(folder: Path) -> list[Case]:
     ok("jpeg_exif_rotated.jpg", _save(rgb, "JPEG", exif=exif), "JPEG with EXIF orientation 6", size=(H, W))
     ok("jpeg_broken_exif.jpg", _save(rgb, "JPEG", exif=b"Exif\x00\x00MM\x00*garbage"), "JPEG with a broken EXIF block")
     for mode in ("1", "L", "LA", "P", "RGB", "RGBA", "I", "I;16"):
-        img = gray.convert(mode) if mode in ("1", "I", "LA") else rgb.convert(mode)
-        if mode == "I;16":
+        if mode == "I":  # the 16-bit PNG Pillow 12 writes for mode I (values 0-255); Pillow 13 no longer converts
+            img = Image.fromarray(np.asarray(gray, dtype=np.uint16))
+        elif mode == "I;16":
             img = Image.fromarray((np.asarray(gray, dtype=np.uint16) * 200 + 3000).astype(np.uint16))
+        else:
+            img = gray.convert(mode) if mode in ("1", "LA") else rgb.convert(mode)
         ok(f"png_{mode.replace(';', '').lower()}.png", _save(img, "PNG"), f"PNG {mode}")
     pal = rgb.convert("P")
     ok("png_p_transparent.png", _save(pal, "PNG", transparency=0), "PNG palette with transparency")
