@@ -63,7 +63,7 @@ def test_affine_head_fast_path_matches_plain_fp32(llvip):
 @pytest.mark.parametrize("direction,head", [("vis2ir", "affine"), ("ir2vis", "affine"), ("ir2vis", "conv")])
 def test_fused_network_is_the_plain_network(direction, head, llvip):
     """The fast path's folded full-resolution tail (irvis.fused) computes the same function as the plain
-    network, frame pixels included, on a real frame whose size needs padding; in float32 the two agree
+    network, frame pixels included, on a batch of real frames whose size needs padding; in float32 the two agree
     to rounding, so any difference the fast path shows comes from its dtype alone."""
     from irvis.fused import FusedIrvisUNet, fuse
     from irvis.nets import build_generator
@@ -77,6 +77,7 @@ def test_fused_network_is_the_plain_network(direction, head, llvip):
     x = load_image(_frame(llvip, direction), "infrared" if direction == "ir2vis" else "visible")
     x = torch.nn.functional.interpolate(x[None], size=(250, 330), mode="area")  # padded to 256x352 below
     x = torch.nn.functional.pad(x, (0, 22, 0, 6), mode="reflect")
+    x = torch.cat([x, x.flip(-1)])  # a batch: the in-place skip additions stay within their own frame
     with torch.inference_mode():
         plain_out, fused_out = g(x), fused(x)
     assert (plain_out - fused_out).abs().max() < 1e-4
