@@ -167,8 +167,9 @@ def bench_inference(direction: str = "vis2ir", size: tuple[int, int] = (1024, 12
     h, w = size
     x = probe_image(d.in_channels, size).to(dev)
     result = {"direction": direction, "size": f"{w}x{h}", "device": str(dev), "weights": source, "levers": []}
+    jpeg = test_frame(direction, size, data)
     if dev.type == "cpu":  # first, while malloc is as the process started; every later figure keeps freed memory
-        result["freed_memory"] = bench_freed_memory(g, direction, size, repeats, data)
+        result["freed_memory"] = bench_freed_memory(g, jpeg, repeats)
 
     with torch.inference_mode():
         if reference:
@@ -250,7 +251,7 @@ def bench_inference(direction: str = "vis2ir", size: tuple[int, int] = (1024, 12
                         add_built(f"OpenVINO {openvino.__version__.split('-')[0]}, {name}",
                                   lambda hint=hint: _openvino_forward(copy.deepcopy(g).cpu(), x.cpu(), hint),
                                   "exported graph")
-    result.update(bench_end_to_end(g, direction, size, repeats, device, data))
+    result.update(bench_end_to_end(g, direction, jpeg, size, repeats, device))
     return result
 
 
@@ -324,14 +325,20 @@ def bench_batch(direction: str = "vis2ir", size: tuple[int, int] = (1024, 1280),
     return result
 
 
-def bench_freed_memory(g, direction: str, size: tuple[int, int], repeats: int, data: Sequence[str] | None) -> dict:
+def _jpeg_to_png(translator: Translator, jpeg: bytes) -> np.ndarray:
+    """The automatic path end to end: decode, translate, encode a PNG (to memory); returns the translation."""
+    arr = translator.translate_uint8(translator.load(jpeg)[None])[0]
+    save_png(arr, io.BytesIO())
+    return arr
+
+
+def bench_freed_memory(g, jpeg: bytes, repeats: int) -> dict:
     """The automatic path end to end on the CPU, with glibc's malloc as the process has it and after
     keep_freed_memory: seconds and page faults per frame. The setting cannot be undone, so this runs first."""
-    jpeg = test_frame(direction, size, data)
     fast = Translator(copy.deepcopy(g), device="cpu", keep_memory=False)
 
     def run():
-        save_png(fast.translate_uint8(fast.load(jpeg)[None])[0], io.BytesIO())
+        _jpeg_to_png(fast, jpeg)
 
     def measure() -> dict:
         run()  # the first frame after a change sizes the heap (or glibc's adaptive threshold)
@@ -346,11 +353,9 @@ def bench_freed_memory(g, direction: str, size: tuple[int, int], repeats: int, d
     return {"as_it_was": as_it_was, "kept": measure()}
 
 
-def bench_end_to_end(g, direction: str, size: tuple[int, int], repeats: int, device: str,
-                     data: Sequence[str] | None) -> dict:
+def bench_end_to_end(g, direction: str, jpeg: bytes, size: tuple[int, int], repeats: int, device: str) -> dict:
     """One JPEG frame -> PNG bytes: plain (float32, full decode, Pillow's default PNG level) vs auto."""
     d = get_direction(direction)
-    jpeg = test_frame(direction, size, data)
     plain = Translator(copy.deepcopy(g), device=device, precision="fp32")
     fast = Translator(copy.deepcopy(g), device=device)
     h, w = size
@@ -361,10 +366,7 @@ def bench_end_to_end(g, direction: str, size: tuple[int, int], repeats: int, dev
         return out
 
     def fast_run():
-        arr = fast.translate_uint8(fast.load(jpeg)[None])[0]
-        buf = io.BytesIO()
-        save_png(arr, buf)
-        return arr
+        return _jpeg_to_png(fast, jpeg)
 
     a = np.asarray(plain_run(), np.float32) / 255
     b = fast_run().astype(np.float32) / 255
