@@ -59,10 +59,9 @@ def to_phases(x: torch.Tensor) -> torch.Tensor:
         return F.pixel_unshuffle(x, 2).contiguous(memory_format=torch.channels_last)
     if x.is_cuda and x.dtype == torch.float32:  # TF32 convolutions (cuDNN's default) would round the input
         return copy_to_phases(x)
-    pick = torch.zeros(2, 2, c, c, 2, 2, dtype=x.dtype, device=x.device)  # (ey, ex, c_out, c_in, ky, kx)
-    for ey in range(2):
-        for ex in range(2):
-            pick[ey, ex, range(c), range(c), ey, ex] = 1
+    # output channel (2 * ey + ex) * C + c reads input channel c at kernel tap (ey, ex)
+    pick = torch.eye(4, dtype=x.dtype, device=x.device).reshape(4, 1, 1, 2, 2) * torch.eye(
+        c, dtype=x.dtype, device=x.device).reshape(1, c, c, 1, 1)
     return F.conv2d(x, pick.reshape(4 * c, c, 2, 2), stride=2)
 
 
@@ -202,21 +201,22 @@ class FusedIrvisUNet(nn.Module):
         self.up_adds = nn.ModuleDict({str(k): UpAdd(up.reduce) for k, up in enumerate(net.ups)
                                       if up.reduce.out_channels <= UP_ADD_MAX_CHANNELS})
         features = net.to_full.out_channels
-        self.head_features = _fold_head(net.head, features)
+        head_features = _fold_head(net.head, features)
         head_input = nn.Conv2d(c_in, c_out, 3, padding=1, bias=False).to(net.head.weight)
         with torch.no_grad():
             head_input.weight.copy_(net.head.weight[:, features:])
-        self.head_input = _conv_on_phases(head_input)
+        head_input = _conv_on_phases(head_input)
         # a narrow input (infrared's 4 phase channels) joins the features in one convolution: concatenating it
         # costs less than a second convolution and its addition (2-5% of ir2vis); visible's 12 do not
         # (1% slower). Its edge-replicated padding is wrong only on the frame, recomputed below.
-        self.head = None
+        self.head = self.head_features = self.head_input = None
         if 4 * c_in <= features:
             self.head = nn.Conv2d(features + 4 * c_in, 4 * c_out, 3).to(net.head.weight)
             with torch.no_grad():
-                self.head.weight.copy_(torch.cat([self.head_features.weight, self.head_input.weight], 1))
-                self.head.bias.copy_(self.head_features.bias)
-            self.head_features = self.head_input = None
+                self.head.weight.copy_(torch.cat([head_features.weight, head_input.weight], 1))
+                self.head.bias.copy_(head_features.bias)
+        else:
+            self.head_features, self.head_input = head_features, head_input
         self.register_buffer("frame_weight", net.head.weight.detach().clone())  # the plain head, for the frame
         self.register_buffer("frame_bias", net.head.bias.detach().clone())
         self.coefficient_ups = nn.ModuleList()
