@@ -404,6 +404,7 @@ def _status_line(loaded: Loaded) -> str:
 
 VIDEO_MAX_SECONDS = 10  # per request: a short clip, translated at the generator's working size
 VIDEO_MAX_FRAME_PIXELS = 1920 * 1088  # Full HD: each frame is decoded, translated and encoded: the area sets the cost
+VIDEO_MAX_FRAMES = 300  # 10 s at 30 frames/s: the frame count sets the cost too, whatever the header's rate
 
 
 def make_translate_video(loaded: Loaded, outputs: Outputs):
@@ -422,7 +423,7 @@ def make_translate_video(loaded: Loaded, outputs: Outputs):
         dst = Path(tempfile.mkdtemp(dir=outputs.root)) / f"{Path(video).stem}_{d.name}.mp4"
         try:
             r = translate_video(loaded.translator, video, dst, max_seconds=VIDEO_MAX_SECONDS,
-                                max_frame_pixels=VIDEO_MAX_FRAME_PIXELS,
+                                max_frame_pixels=VIDEO_MAX_FRAME_PIXELS, max_frames=VIDEO_MAX_FRAMES,
                                 progress=lambda done, total: progress((done, total or None), desc="frames"))
         except VideoError as e:
             raise refusal(str(e).replace(str(video), Path(video).name), title="This video cannot be used") from None

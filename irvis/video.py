@@ -26,6 +26,10 @@ class VideoError(ValueError):
     """A video that cannot be read or written, with a message fit to show a user."""
 
 
+class VideoCancelled(VideoError):
+    """The caller withdrew the request (translate_video's `cancelled`): the work stopped, nothing was kept."""
+
+
 def is_video_file(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in VIDEO_EXTENSIONS
 
@@ -39,15 +43,23 @@ class VideoInfo:
     seconds: float  # duration, 0.0 when unknown
 
 
+# Read only as these containers (FFmpeg's demuxer names), from local files only: a playlist (HLS, DASH), a
+# concat list or an image sequence would make FFmpeg open other files or URLs that the caller never named.
+CONTAINER_FORMATS = "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi"
+PROTOCOLS = "file"
+UNREADABLE = "not a video this tool can read (MP4, AVI, MKV, MOV or WebM)"
+
+
 def _open(path: str | os.PathLike):
+    """The container, opened under the whitelists. Every failure gives the same words, so an error never
+    tells a caller whether some other path exists or what it holds."""
     import av
 
     try:
-        container = av.open(str(path))
-    except FileNotFoundError:
-        raise VideoError(f"{path}: file not found") from None
-    except (av.FFmpegError, OSError) as e:
-        raise VideoError(f"{path}: not a video this tool can read ({e})") from None
+        container = av.open(str(path), options={"format_whitelist": CONTAINER_FORMATS,
+                                                "protocol_whitelist": PROTOCOLS})
+    except (av.FFmpegError, OSError, ValueError):
+        raise VideoError(f"{path}: {UNREADABLE}") from None
     if not container.streams.video:
         container.close()
         raise VideoError(f"{path}: holds no video stream")
@@ -80,22 +92,33 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
         container.close()
 
 
-def read_frames(path: str | os.PathLike, channels: int, max_frames: int | None = None) -> Iterator[np.ndarray]:
-    """Decoded frames as (H, W, channels) uint8 arrays: gray (ITU-R 601 luma) for 1, RGB for 3."""
+def read_frames(path: str | os.PathLike, channels: int, max_frames: int | None = None,
+                size: tuple[int, int] | None = None) -> Iterator[np.ndarray]:
+    """Decoded frames as (H, W, channels) uint8 arrays: gray (ITU-R 601 luma) for 1, RGB for 3.
+
+    Every frame must have the header's size (or `size`, as (width, height)): a container may announce small
+    frames and carry huge ones. The decoder itself refuses frames over that area before allocating them
+    (FFmpeg's max_pixels), and a frame of another size is refused before it is converted."""
     import av
 
     container = _open(path)
     try:
         stream = container.streams.video[0]
+        width, height = size or (stream.codec_context.width, stream.codec_context.height)
+        # FFmpeg's decoders check max_pixels against their padded buffers: a margin of 64 px a side
+        stream.codec_context.options = {"max_pixels": str((width + 64) * (height + 64))}
         stream.thread_type = "AUTO"  # FFmpeg's own frame/slice threads
         fmt = "gray" if channels == 1 else "rgb24"
         for i, frame in enumerate(container.decode(stream)):
             if max_frames is not None and i >= max_frames:
                 break
+            if (frame.width, frame.height) != (width, height):
+                raise VideoError(f"{path}: frame {i + 1} is {frame.width}x{frame.height}, but the video says "
+                                 f"{width}x{height}; a video whose frame size changes cannot be translated")
             arr = frame.to_ndarray(format=fmt)
             yield arr[..., None] if arr.ndim == 2 else arr
-    except av.FFmpegError as e:
-        raise VideoError(f"{path}: corrupt video, decoding stopped ({e})") from None
+    except av.FFmpegError:
+        raise VideoError(f"{path}: corrupt video, or frames larger than it says; decoding stopped") from None
     finally:
         container.close()
 
@@ -146,29 +169,41 @@ class VideoWriter:
             self.container.close()
 
 
+def frame_budget(info: VideoInfo, src, max_seconds: float | None, max_frames: int | None) -> int | None:
+    """The most frames a video may hold under both limits (None: unlimited), or VideoError when its header
+    already says it holds more. Seconds alone are not a bound: ten seconds at 1000 frames/s is 10,000 frames."""
+    budget = max_frames
+    if max_seconds is not None:
+        if info.seconds > max_seconds:
+            raise VideoError(f"{src}: {info.seconds:.1f} s is longer than the limit of {max_seconds:g} s; trim it first")
+        by_time = int(max_seconds * info.rate) + 1
+        budget = by_time if budget is None else min(budget, by_time)
+    if budget is not None and info.frames > budget:
+        raise VideoError(f"{src}: {info.frames} frames ({float(info.rate):g} frames/s) is more than the limit of "
+                         f"{budget} frames" + (f" ({max_seconds:g} s)" if max_seconds is not None else "")
+                         + "; trim it or lower its frame rate first")
+    return budget
+
+
 def translate_video(translator, src: str | os.PathLike, dst: str | os.PathLike, batch_size: int = 4,
                     max_seconds: float | None = None, max_frame_pixels: int | None = None,
-                    progress: bool | Callable[[int, int], None] = True) -> dict:
+                    max_frames: int | None = None, progress: bool | Callable[[int, int], None] = True,
+                    cancelled: Callable[[], bool] | None = None) -> dict:
     """Translate every frame of a video into an MP4 at the same frame rate and size (audio dropped).
 
-    max_seconds: refuse (VideoError) a video its header says is longer before decoding anything, and stop
-    (VideoError, nothing written) one whose header does not say and turns out longer while decoding.
-    max_frame_pixels: refuse larger frames (width x height) before decoding. progress: True for a tqdm
-    bar (frames/s), or a callable(done, total). Returns frames, seconds, frames_per_second, rate."""
+    max_seconds, max_frames: refuse (VideoError) a video its header says is longer before decoding anything,
+    and stop (VideoError, nothing written) one whose header does not say and turns out longer while decoding.
+    max_frame_pixels: refuse larger frames (width x height) before decoding; every frame is held to the
+    header's size while decoding. progress: True for a tqdm bar (frames/s), or a callable(done, total).
+    cancelled: polled before each batch; when it answers True the work stops (VideoCancelled, nothing
+    written). Returns frames, seconds, frames_per_second, rate."""
     from irvis.translate import overlapped
 
     info = probe_video(src)
     if max_frame_pixels is not None and info.width * info.height > max_frame_pixels:
         raise VideoError(f"{src}: {info.width}x{info.height} frames are over the limit of "
                          f"{max_frame_pixels / 1e6:.1f} megapixels per frame; scale the video down first")
-    max_frames = None
-    if max_seconds is not None:
-        if info.seconds > max_seconds:
-            raise VideoError(f"{src}: {info.seconds:.1f} s is longer than the limit of {max_seconds:g} s; trim it first")
-        max_frames = int(max_seconds * info.rate) + 1
-        if info.frames > max_frames:
-            raise VideoError(f"{src}: {info.frames} frames is more than the limit of {max_seconds:g} s at "
-                             f"{float(info.rate):g} frames/s")
+    max_frames = frame_budget(info, src, max_seconds, max_frames)
     d = translator.direction
     bar = None
     if progress is True:
@@ -178,10 +213,13 @@ def translate_video(translator, src: str | os.PathLike, dst: str | os.PathLike, 
 
     def batches():
         chunk = []
-        for i, arr in enumerate(read_frames(src, d.in_channels)):
+        for i, arr in enumerate(read_frames(src, d.in_channels, size=(info.width, info.height))):
             if max_frames is not None and i >= max_frames:  # a header that did not tell the length
-                raise VideoError(f"{src}: longer than the limit of {max_seconds:g} s at {float(info.rate):g} "
-                                 "frames/s; trim it first")
+                raise VideoError(f"{src}: more than the limit of {max_frames} frames"
+                                 + (f" ({max_seconds:g} s at {float(info.rate):g} frames/s)" if max_seconds else "")
+                                 + "; trim it first")
+            if cancelled is not None and i % batch_size == 0 and cancelled():
+                raise VideoCancelled(f"{src}: cancelled")
             chunk.append(arr)
             if len(chunk) == batch_size:
                 yield chunk

@@ -284,7 +284,7 @@ def test_video_whose_header_hides_its_length_is_stopped_at_the_limit(generators,
     info = probe_video(clip)
     monkeypatch.setattr(irvis.video, "probe_video", lambda src: VideoInfo(info.width, info.height, info.rate, 0, 0.0))
     t = Translator.from_pretrained(generators["ir2vis"], device="cpu")
-    with pytest.raises(VideoError, match="longer than the limit of 0.3 s"):
+    with pytest.raises(VideoError, match=r"more than the limit of 4 frames \(0.3 s at 10 frames/s\)"):
         translate_video(t, clip, tmp_path / "o.mp4", max_seconds=0.3, progress=False)  # 8 frames at 10/s
     assert not (tmp_path / "o.mp4").exists()
     r = translate_video(t, clip, tmp_path / "o.mp4", max_seconds=1, progress=False)  # 8 frames fit in 1 s
