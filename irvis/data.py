@@ -215,18 +215,27 @@ class PairedDataset(Dataset):
     they stay registered; train=False only resizes (whole frames, for validation)."""
 
     def __init__(self, pairs: Sequence[Pair], load_size: int = 286, crop_size: int = 256, train: bool = True,
-                 min_load_size: int | None = None):
+                 min_load_size: int | None = None, no_upscale: bool = False):
         min_load_size = crop_size if min_load_size is None else min_load_size
         if not crop_size <= min_load_size <= load_size:
             raise ValueError(f"need crop size {crop_size} <= smallest load size {min_load_size} <= load size {load_size}")
         self.pairs = list(pairs)
-        self.load_size = load_size
+        self.load_size, self.min_load_size, self.crop_size = load_size, min_load_size, crop_size
         self.train = train
+        self.no_upscale = no_upscale
         # scale: shorter side drawn in [min_load_size, load_size] (small crops can thus keep the scale
-        # frames are translated at); then crop and flip, one draw for both
-        ops = [v2.RandomResize(min_load_size, load_size + 1, antialias=True), v2.RandomCrop(crop_size),
-               v2.RandomHorizontalFlip()] if train else []
+        # frames are translated at); then crop and flip, one draw for both. no_upscale: the draw is made
+        # here, capped at the frame's native size, and the frame decoded straight to it
+        resize = [] if no_upscale else [v2.RandomResize(min_load_size, load_size + 1, antialias=True)]
+        ops = [*resize, v2.RandomCrop(crop_size), v2.RandomHorizontalFlip()] if train else []
         self.transform = v2.Compose(ops)
+
+    def draw_short_side(self, pair: Pair) -> int:
+        """A shorter side in [min_load_size, min(load_size, native)], never below the crop (torch's generator)."""
+        native = min(image_size(pair.infrared))
+        high = max(self.crop_size, min(self.load_size, native))
+        low = min(self.min_load_size, high)
+        return int(torch.randint(low, high + 1, ()).item())
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -235,7 +244,8 @@ class PairedDataset(Dataset):
         pair = self.pairs[i]
         # training: decoded, resized and cropped in uint8 (its resize 4x cheaper than in float; 1.4-1.9x the pairs/s),
         # floats only at the end
-        ir, vis = load_pair(pair, short_side=self.load_size, uint8=self.train)
+        short_side = self.draw_short_side(pair) if self.train and self.no_upscale else self.load_size
+        ir, vis = load_pair(pair, short_side=short_side, uint8=self.train)
         ir, vis = self.transform(tv_tensors.Image(ir), tv_tensors.Image(vis))
         return {
             "infrared": _unit(ir.as_subclass(torch.Tensor)),

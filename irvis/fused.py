@@ -276,5 +276,9 @@ def fuse(generator: nn.Module) -> bool:
     if not isinstance(getattr(generator, "net", None), IrvisUNet):
         return False
     device = next(generator.net.parameters()).device
+    if generator.net.context is not None:
+        from irvis.backbones import fold_batchnorm
+
+        fold_batchnorm(generator.net.context.encoder)
     generator.net = FusedIrvisUNet(generator.net).to(device)  # its new kernels are built on the CPU
     return True

@@ -89,6 +89,78 @@ class UpBlock(nn.Module):
 
 
 HEADS = ("conv", "affine")
+CONTEXTS = ("none", "lite0")
+CONTEXT_SCALE = 4  # the context encoder sees the input at 1/4 of its side: its stride 8 lands on the U-Net's 1/32
+
+
+def _zero_conv(c_in: int, c_out: int) -> nn.Conv2d:
+    conv = nn.Conv2d(c_in, c_out, 1)
+    nn.init.zeros_(conv.weight)
+    nn.init.zeros_(conv.bias)
+    return conv
+
+
+class ContextBranch(nn.Module):
+    """What an ImageNet-trained encoder knows about the scene (a person, a car, a lamp, the sky), added to the
+    U-Net's two coarsest encoder levels. EfficientNet-Lite0 reads the input at 1/CONTEXT_SCALE of its side
+    (a 1280x1024 frame as 320x256: objects near the scale ImageNet showed them, for a fraction of the U-Net's
+    time); its pyramid (strides 2-32) is merged top-down (a feature pyramid network) onto the levels that land on
+    the U-Net's coarsest two. The projections start at zero, so training starts from the plain U-Net and
+    learns how much context to take. The encoder's BatchNorm keeps its ImageNet statistics (batches of a few
+    crops would only add noise)."""
+
+    GLOBAL_CHANNELS = 320  # the pooled stride-32 features: the whole input's context, for the level branch
+
+    def __init__(self, widths: list[int]):
+        super().__init__()
+        from irvis.backbones import EfficientNetLite0
+
+        # pyramid level i (stride 2**(i+1)) lands on the U-Net's 1/(CONTEXT_SCALE * 2**(i+1))
+        self.first = len(widths) + 1 - CONTEXT_SCALE.bit_length() - 1  # the level on the U-Net's coarsest
+        if self.first < 1:
+            raise ValueError(f"the lite0 context needs a U-Net depth of at least 4, got {len(widths)}")
+        self.encoder = EfficientNetLite0(with_classifier=False)
+        channels = EfficientNetLite0.PYRAMID_CHANNELS
+        top = widths[-1]
+        self.lateral = nn.ModuleList(nn.Conv2d(c, top, 1) for c in channels[self.first:][::-1])  # coarsest first
+        self.lateral_second = nn.Conv2d(channels[self.first - 1], widths[-2], 1)
+        self.reduce_second = nn.Conv2d(top, widths[-2], 1)
+        self.project = _zero_conv(top, top)
+        self.project_second = _zero_conv(widths[-2], widths[-2])
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.encoder.eval()  # frozen BatchNorm statistics (its weights still learn)
+        return self
+
+    def forward(self, x: torch.Tensor):
+        rgb = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+        pyramid = self.encoder.features(F.avg_pool2d(rgb, CONTEXT_SCALE, ceil_mode=True))
+        used = pyramid[self.first:][::-1]
+        t = self.lateral[0](used[0])
+        for lateral, f in zip(self.lateral[1:], used[1:]):
+            t = F.interpolate(t, size=f.shape[-2:], mode="nearest") + lateral(f)
+        t = F.leaky_relu(t, 0.2)
+        fine = pyramid[self.first - 1]
+        second = self.lateral_second(fine) + F.interpolate(self.reduce_second(t), size=fine.shape[-2:], mode="nearest")
+        return self.project(t), self.project_second(F.leaky_relu(second, 0.2)), pyramid[-1].mean(dim=(2, 3))
+
+
+class LevelBranch(nn.Module):
+    """The frame's level: a thermal camera rescales each frame to its own range, and a visible frame's exposure
+    is the camera's choice, so the right overall level of an output depends on the whole input. Pooled context
+    (the whole input at once) gives a per-frame, per-channel gain and offset of the bottleneck's output (FiLM),
+    which the decoder carries to every pixel; they start at the identity."""
+
+    def __init__(self, pooled_channels: int, channels: int, hidden: int = 64):
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(pooled_channels, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, 2 * channels))
+        nn.init.zeros_(self.mlp[-1].weight)
+        nn.init.zeros_(self.mlp[-1].bias)
+
+    def forward(self, h: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
+        gain, offset = self.mlp(pooled.to(h.dtype))[..., None, None].chunk(2, dim=1)
+        return torch.addcmul(h + offset, h, gain)
 
 
 def _input_as_output(in_channels: int, out_channels: int) -> torch.Tensor:
@@ -120,10 +192,12 @@ class IrvisUNet(nn.Module):
     having to discover structure from nothing under a loss that rewards a blur."""
 
     def __init__(self, in_channels: int, out_channels: int, ngf: int, depth: int, n_res: int, norm: str,
-                 head: str = "conv"):
+                 head: str = "conv", context: str = "none", level: bool = False):
         super().__init__()
         if head not in HEADS:
             raise ValueError(f"unknown head {head!r}: use {' or '.join(HEADS)}")
+        if context not in CONTEXTS:
+            raise ValueError(f"unknown context {context!r}: use {' or '.join(CONTEXTS)}")
         widths = [ngf * 2**i for i in range(depth)]  # at 1/2, 1/4, ... 1/2**depth
         self.stem = nn.Sequential(nn.PixelUnshuffle(2), ConvNormAct(in_channels * 4, widths[0], norm))
         self.downs = nn.ModuleList(
@@ -135,6 +209,8 @@ class IrvisUNet(nn.Module):
         self.to_full = nn.Conv2d(widths[0], 8, 3, padding=1)
         self.head = nn.Conv2d(8 + in_channels, out_channels, 3, padding=1)
         self.in_channels, self.out_channels = in_channels, out_channels
+        self.context = ContextBranch(widths) if context == "lite0" else None
+        self.level = LevelBranch(ContextBranch.GLOBAL_CHANNELS if self.context else widths[-1], widths[-1]) if level else None
         self.coefficients = None
         if head == "affine":  # one coefficient per (output, input) channel pair, from the half-resolution features
             self.coefficients = nn.Conv2d(widths[0], out_channels * in_channels, 3, padding=1)
@@ -144,11 +220,20 @@ class IrvisUNet(nn.Module):
 
     def body(self, x, first: torch.Tensor | None = None, up_adds: list | None = None):
         """Encoder, bottleneck and decoder: the half-resolution features the head reads. first: the stem's
-        output where the caller computed it; up_adds: each decoder level's UpBlock.forward hook (irvis.fused)."""
+        output where the caller computed it; up_adds: each decoder level's UpBlock.forward hook (irvis.fused).
+        The context branch's features join the two coarsest encoder levels; the level branch scales and
+        shifts the bottleneck's output per frame (cheap there, and everything after it follows)."""
         skips = [self.stem(x) if first is None else first]
         for down in self.downs:
             skips.append(down(skips[-1]))
+        pooled = None
+        if self.context is not None:
+            coarsest, second, pooled = self.context(x)
+            skips[-1] = skips[-1] + coarsest
+            skips[-2] = skips[-2] + second
         h = self.bottleneck(skips.pop())
+        if self.level is not None:
+            h = self.level(h, h.mean(dim=(2, 3)) if pooled is None else pooled)
         for k, up in enumerate(self.ups):
             h = up(h, skips.pop(), up_adds[k] if up_adds else None)
         return h
@@ -216,6 +301,9 @@ class Architecture:
     defaults: dict[str, Any]  # every setting it takes, with its default
     multiple: Callable[[dict[str, Any]], int]  # settings -> size multiple
     summary: str
+    # what a new training run starts from before its first step: (network, pretrained) -> None, loading the
+    # pretrained parts when asked; None: the builder's own initialisation
+    initialise: Callable[[nn.Module, bool], None] | None = None
     # settings of other architectures that configs written by earlier irvis versions carry: accepted only at
     # the value those versions wrote (they never changed the network), and not written again
     legacy: dict[str, Any] = field(default_factory=dict)
@@ -225,14 +313,54 @@ ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (
     # head "conv" is the library's default so weights saved before heads existed load as they were trained;
     # the trainer's default head is its own (train.config.TrainConfig.head)
     Architecture("irvis-unet", lambda c_in, c_out, **s: IrvisUNet(c_in, c_out, **s),
-                 {"ngf": 16, "depth": 5, "n_res": 2, "norm": "group", "head": "conv"},
+                 {"ngf": 16, "depth": 5, "n_res": 2, "norm": "group", "head": "conv", "level": False},
                  lambda s: 2 ** s["depth"], "irvis U-Net: any size, GroupNorm, bilinear upsampling"),
+    Architecture("irvis-lite0", lambda c_in, c_out, **s: IrvisUNet(c_in, c_out, context="lite0", **s),
+                 {"ngf": 16, "depth": 5, "n_res": 0, "norm": "group", "head": "affine", "level": True},
+                 lambda s: 2 ** s["depth"], "irvis U-Net + an ImageNet-pretrained EfficientNet-Lite0 context branch "
+                 "(the input at 1/4 of its side) and a per-frame level branch",
+                 initialise=lambda net, pretrained: _load_lite0(net.context.encoder) if pretrained else None),
     Architecture("pix2pix-unet256", lambda c_in, c_out, **s: Pix2PixUNet256(c_in, c_out, **s),
                  {"ngf": 64, "norm": "batch"}, lambda s: 256,
                  "the Pix2Pix reference: U-Net 256, batch norm, dropout (about 54.4 M parameters)",
-                 legacy={"depth": 5, "n_res": 2, "head": "conv"}),
+                 initialise=lambda net, pretrained: init_pix2pix(net),
+                 legacy={"depth": 5, "n_res": 2, "head": "conv", "level": False}),
 )}
-SETTINGS = ("ngf", "depth", "n_res", "norm", "head")  # every architecture's settings, as Generator takes them
+SETTINGS = ("ngf", "depth", "n_res", "norm", "head", "level")  # every architecture's settings, as Generator takes them
+
+
+def _load_lite0(encoder: nn.Module) -> None:
+    """EfficientNet-Lite0's ImageNet weights, without its classifier (irvis.backbones: hash-checked, weights-only)."""
+    from irvis.backbones import pretrained_lite0
+
+    encoder.load_state_dict(pretrained_lite0().state_dict(), strict=True)
+
+
+def init_pix2pix(model: nn.Module, gain: float = 0.02) -> None:
+    """Pix2Pix's initialisation: conv weights N(0, 0.02), norm scales N(1, 0.02), biases 0."""
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, 0.0, gain)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm2d, nn.InstanceNorm2d, nn.GroupNorm)) and m.weight is not None:
+            nn.init.normal_(m.weight, 1.0, gain)
+            nn.init.zeros_(m.bias)
+
+
+def initialise_generator(generator: "Generator", pretrained: bool = True) -> "Generator":
+    """A new generator as its architecture starts training: its own initialisation, and its pretrained parts
+    loaded unless pretrained=False (the random-init ablation)."""
+    init = architecture(generator.arch).initialise
+    if init is not None:
+        init(generator.net, pretrained)
+    return generator
+
+
+def pretrained_parameters(generator: "Generator") -> list[nn.Parameter]:
+    """The parameters of a generator's pretrained part (irvis-lite0's context encoder), which train slower."""
+    context = getattr(generator.net, "context", None)
+    return list(context.encoder.parameters()) if context is not None else []
 
 
 def architecture(name: str) -> Architecture:
@@ -262,9 +390,11 @@ class Generator(nn.Module, PyTorchModelHubMixin, library_name="irvis", tags=["im
     the complete config (`self.config`)."""
 
     def __init__(self, direction: str = "ir2vis", arch: str = "irvis-unet", ngf: int | None = None,
-                 depth: int | None = None, n_res: int | None = None, norm: str | None = None, head: str | None = None):
+                 depth: int | None = None, n_res: int | None = None, norm: str | None = None, head: str | None = None,
+                 level: bool | None = None):
         super().__init__()
-        self.config = generator_config(direction, arch, ngf=ngf, depth=depth, n_res=n_res, norm=norm, head=head)
+        self.config = generator_config(direction, arch, ngf=ngf, depth=depth, n_res=n_res, norm=norm, head=head,
+                                       level=level)
         self._hub_mixin_config = dict(self.config)  # what save_pretrained writes as config.json
         d, a = get_direction(direction), architecture(arch)
         settings = {k: self.config[k] for k in a.defaults}

@@ -473,16 +473,19 @@ def test_init_from_fine_tunes_an_exported_generator(vis2ir_run, generators, tmp_
     assert code == 2 and "holds a ir2vis generator, not vis2ir" in log, log
 
 
-def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("arch_flags", [[], ["--arch", "irvis-lite0", "--no-upscale", "--load-size", "96"]],
+                         ids=["irvis-unet", "irvis-lite0"])
+def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path, arch_flags):
     """Interrupted at step 4 (after the step-3 checkpoint), resumed with --resume latest: the same final
-    weights, EMA, discriminator, schedule and data position as a run that was never stopped."""
+    weights, EMA, discriminator, schedule and data position as a run that was never stopped; for irvis-lite0
+    also its ImageNet start, its encoder's own learning rate and its scale draws capped at the native size."""
     from train.config import from_args
     from train.loop import Trainer
 
     def argv(out):
         return ["--direction", "ir2vis", "--data", str(MSRS), "--output-dir", str(out), *TINY, "--max-steps", "6",
                 "--checkpoint-every", "3", "--ema-decay", "0.9", "--eval-every", "0", "--sample-every", "0",
-                "--val-max-pairs", "1", "--report-to", "none"]
+                "--val-max-pairs", "1", "--report-to", "none", *arch_flags]
 
     code, log = run(argv(tmp_path / "straight"))
     assert code == 0, log
@@ -664,7 +667,7 @@ def test_texture_loss_forgives_where_structure_lies_within_a_block_but_not_a_blu
     flat = torch.full_like(x, 0.5, requires_grad=True)
     loss = texture_loss(flat, x)
     loss.backward()
-    assert float(loss) > float(texture_loss(blurred, x)) and torch.isfinite(flat.grad).all()
+    assert float(loss.detach()) > float(texture_loss(blurred, x)) and torch.isfinite(flat.grad).all()
 
 
 def test_resuming_an_older_checkpoint_drops_the_abandoned_newer_ones(tmp_path):

@@ -54,15 +54,30 @@ class TrainConfig:
     repeat_sets: list[str] | None = _opt("repeat a set's training pairs N times per epoch, e.g. llvip=4 (a set is "
                                          "named after its root folder)", default=None, nargs="+", metavar="SET=N",
                                          group="data")
+    no_upscale: bool = _opt("never enlarge a training frame beyond its native size (except up to the crop size): the "
+                            "shorter side is drawn in [min-load, min(load, native)], so a set of small frames is not "
+                            "trained at a scale it is never used at when --load-size is set for large ones",
+                            default=False, group="data")
     source_jitter: float = _opt("random gain, contrast and gamma of the source image, each within +-this (0: off; "
                                 "e.g. 0.3): robustness to exposure and camera gain", default=0.0, group="data")
     num_workers: int | None = _opt("DataLoader worker processes per training process (0: load in the training "
                                    "process; default: 2 on a CPU; on a GPU the cores per process less one, at most 8, "
                                    "as a GPU step outruns one loader process 15-30 times)", default=None, group="data")
     # models
-    arch: str = _opt("generator: irvis-unet (default) or pix2pix-unet256 (the Pix2Pix reference)",
-                     default="irvis-unet", choices=list(ARCHITECTURES), group="model")
+    arch: str = _opt("generator: irvis-unet (default), irvis-lite0 (with an ImageNet-pretrained context branch) or "
+                     "pix2pix-unet256 (the Pix2Pix reference)", default="irvis-unet", choices=list(ARCHITECTURES),
+                     group="model")
     ngf: int | None = _opt("generator base width (default: the architecture's)", default=None, group="model")
+    n_res: int | None = _opt("residual blocks at the U-Net's coarsest level (default: the architecture's)",
+                             default=None, group="model")
+    level: str | None = _opt("the per-frame level branch of irvis-unet/irvis-lite0: on or off (default: the "
+                             "architecture's)", default=None, choices=["on", "off"], group="model")
+    encoder_init: str = _opt("where a pretrained part (irvis-lite0's context encoder) starts: imagenet (its pinned "
+                             "ImageNet weights) or random (an ablation)", default="imagenet",
+                             choices=["imagenet", "random"], group="model")
+    encoder_lr_scale: float = _opt("the pretrained encoder's learning rate as a fraction of --lr-g (small, so a few "
+                                   "hundred pairs refine what ImageNet taught instead of overwriting it)",
+                                   default=0.1, group="model")
     head: str = _opt("irvis-unet's output: affine (a per-pixel affine map of the input, its coefficients predicted from "
                      "context: the input's structure passes through) or conv (one convolution; the first shipped "
                      "generators)", default="affine", choices=list(HEADS), group="model")
@@ -165,6 +180,10 @@ class TrainConfig:
         if not any((self.l1_weight, self.gan_weight, self.ssim_weight, self.edge_weight, self.texture_weight)):
             raise ConfigError("--l1-weight, --gan-weight, --ssim-weight, --edge-weight and --texture-weight are all 0: "
                               "there is nothing to learn")
+        if self.n_res is not None and self.n_res < 0:
+            raise ConfigError(f"--n-res cannot be negative, got {self.n_res}")
+        if not 0 <= self.encoder_lr_scale <= 1:
+            raise ConfigError(f"--encoder-lr-scale must be in [0, 1], got {self.encoder_lr_scale}")
         if not 0 <= self.ema_decay < 1:
             raise ConfigError(f"--ema-decay must be in [0, 1), got {self.ema_decay}")
         if self.crop_size > self.load_size:
@@ -195,7 +214,9 @@ class TrainConfig:
         return repeats
 
     def generator_overrides(self) -> dict:
-        overrides = {} if self.ngf is None else {"ngf": self.ngf}
+        overrides = {k: getattr(self, k) for k in ("ngf", "n_res") if getattr(self, k) is not None}
+        if self.level is not None:
+            overrides["level"] = self.level == "on"
         if "head" in architecture(self.arch).defaults:  # the trainer's default head, not the library's
             overrides["head"] = self.head
         return overrides

@@ -56,7 +56,7 @@ class TrainPairs(Dataset):
 
     def __init__(self, pairs: Sequence[Pair], config: TrainConfig):
         self.base = PairedDataset(pairs, load_size=config.load_size, crop_size=config.crop_size, train=True,
-                                  min_load_size=config.min_load_size)
+                                  min_load_size=config.min_load_size, no_upscale=config.no_upscale)
         self.direction = get_direction(config.direction)
         self.seed, self.epoch = config.seed, 0
         self.jitter = config.source_jitter

@@ -23,15 +23,17 @@ import torch
 from torch.utils.data import DataLoader
 
 import irvis
+from irvis.backbones import PretrainedWeightsError
 from irvis.data import count_sets, load_pairs
 from irvis.directions import get_direction
 from irvis.hub import HubError, check_push_ready, push_or_report
-from irvis.nets import Generator, PatchDiscriminator, build_generator, count_parameters
+from irvis.nets import (Generator, PatchDiscriminator, build_generator, count_parameters, init_pix2pix,
+                        initialise_generator, pretrained_parameters)
 from train import checkpoint, validation
 from train.config import CONFIG_FILE, ConfigError, TrainConfig, resume_conflicts
 from train.data import EpochSampler, TrainPairs, ValFrames, loader_workers, repeat_sets, spread, validation_pairs
 from train.export import export_generator
-from train.objective import (EMA, adversarial_term, discriminator_loss, generator_loss, init_pix2pix, initial_weights,
+from train.objective import (EMA, adversarial_term, discriminator_loss, generator_loss, initial_weights,
                              lr_factor)
 
 DEFAULT_MAX_STEPS = 10_000
@@ -86,12 +88,15 @@ class Trainer:
         generator = build_generator(cfg.direction, cfg.arch, **cfg.generator_overrides())
         if cfg.init_from:
             generator.load_state_dict(initial_weights(cfg, generator).state_dict())
-        elif cfg.arch == "pix2pix-unet256":
-            init_pix2pix(generator)
+        else:
+            try:
+                initialise_generator(generator, pretrained=cfg.encoder_init == "imagenet")
+            except PretrainedWeightsError as e:  # not installed, or not the published file
+                raise ConfigError(str(e)) from None
         self.ema = EMA(generator, cfg.ema_decay) if cfg.ema_decay > 0 else None
         betas = (cfg.beta1, cfg.beta2)
         fused = _fused_adam(acc.device)
-        opt_g = torch.optim.Adam(generator.parameters(), lr=cfg.lr_g, betas=betas, fused=fused)
+        opt_g = torch.optim.Adam(generator_groups(generator, cfg), lr=cfg.lr_g, betas=betas, fused=fused)
         self.train_set = TrainPairs(self.train_pairs, cfg)
         self.sampler = EpochSampler(len(self.train_set), cfg.seed)
         workers = loader_workers(cfg.num_workers, acc.device.type, acc.num_processes)
@@ -390,6 +395,16 @@ def _flat_config(cfg: TrainConfig) -> dict:
     for k, v in cfg.to_dict().items():
         flat[k] = " ".join(map(str, v)) if isinstance(v, list) else ("" if v is None else v)
     return flat
+
+
+def generator_groups(generator: Generator, cfg: TrainConfig) -> list[dict]:
+    """Adam's parameter groups: a pretrained encoder at --encoder-lr-scale of the learning rate, the rest at it
+    (one group where there is nothing pretrained, as checkpoints of earlier runs hold)."""
+    slow = {id(p) for p in pretrained_parameters(generator)}
+    if not slow:
+        return [{"params": list(generator.parameters())}]
+    return [{"params": [p for p in generator.parameters() if id(p) not in slow]},
+            {"params": [p for p in generator.parameters() if id(p) in slow], "lr": cfg.lr_g * cfg.encoder_lr_scale}]
 
 
 def _fused_adam(device: torch.device) -> bool:

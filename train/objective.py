@@ -1,5 +1,5 @@
 """What a run minimises and the networks it starts from: Pix2Pix's conditional PatchGAN terms, L1, SSIM and
-edge and texture losses, Pix2Pix's initialisation, the --init-from weights, the EMA of the generator, the learning-rate
+edge and texture losses, the --init-from weights, the EMA of the generator, the learning-rate
 schedules."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from irvis.directions import get_direction
 from irvis.metrics import gradient_magnitude
-from irvis.nets import Generator, WeightsError, load_generator
+from irvis.nets import Generator, WeightsError, init_pix2pix, load_generator  # noqa: F401 (init_pix2pix: the D's too)
 from train.config import ConfigError, TrainConfig
 
 
@@ -128,18 +128,6 @@ def lr_factor(schedule: str, total_steps: int) -> Callable[[int], float]:
 
 # ---------------------------------------------------------------------------------------------------
 # Starting weights and the average
-
-
-def init_pix2pix(model: torch.nn.Module, gain: float = 0.02) -> None:
-    """Pix2Pix's initialisation: conv weights N(0, 0.02), norm scales N(1, 0.02), biases 0."""
-    for m in model.modules():
-        if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
-            torch.nn.init.normal_(m.weight, 0.0, gain)
-            if m.bias is not None:
-                torch.nn.init.zeros_(m.bias)
-        elif isinstance(m, (torch.nn.BatchNorm2d, torch.nn.InstanceNorm2d, torch.nn.GroupNorm)) and m.weight is not None:
-            torch.nn.init.normal_(m.weight, 1.0, gain)
-            torch.nn.init.zeros_(m.bias)
 
 
 def initial_weights(config: TrainConfig, like: Generator) -> Generator:

