@@ -23,7 +23,7 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from irvis.images import ImageError, image_size, is_image_file, load_image, open_image
+from irvis.images import ImageError, image_size, is_image_file, load_image, max_pixels, open_image
 
 CACHE_MANIFEST = "irvis-cache.json"
 
@@ -184,6 +184,18 @@ def load_pairs(roots: Iterable[str | os.PathLike], split: str = "train", decode:
     return report.pairs
 
 
+def oversized(pairs: Iterable[Pair], short_side: int) -> list[str]:
+    """Pairs whose frames, resized to this shorter side, would exceed the pixel limit (from headers only)."""
+    problems = []
+    for pair in pairs:
+        w, h = image_size(pair.infrared)
+        scale = short_side / min(w, h)
+        if round(w * scale) * round(h * scale) > max_pixels():
+            problems.append(f"{pair.infrared}: {w}x{h} becomes {round(w * scale)}x{round(h * scale)} at a shorter side "
+                            f"of {short_side}, over the limit of {max_pixels() / 1e6:.0f} megapixels")
+    return problems
+
+
 def load_pair(pair: Pair, short_side: int | None = None, uint8: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Decode one pair as (infrared (1,H,W), visible (3,H,W)) in [0, 1], optionally with its shorter
     side resized to short_side (antialiased), as the evaluation protocol and the loader want. uint8=True
@@ -193,6 +205,9 @@ def load_pair(pair: Pair, short_side: int | None = None, uint8: bool = False) ->
         w, h = image_size(pair.infrared)  # ImageError, not Pillow's own, for a file that is not an image
         scale = short_side / min(w, h)
         draft = (max(1, round(w * scale)), max(1, round(h * scale)))
+        if draft[0] * draft[1] > max_pixels():  # a 4000x2 strip at a shorter side of 256 is 131 megapixels
+            raise DataError(f"{pair.infrared}: {w}x{h} becomes {draft[0]}x{draft[1]} at a shorter side of {short_side}, "
+                            f"over the limit of {max_pixels() / 1e6:.0f} megapixels")
     ir = load_image(pair.infrared, "infrared", draft_size=draft, uint8=uint8)
     vis = load_image(pair.visible, "visible", draft_size=draft, uint8=uint8)
     if ir.shape[-2:] != vis.shape[-2:]:

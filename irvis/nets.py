@@ -433,37 +433,84 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+# What a config.json may say, checked before anything is built: a config is data from wherever the weights came
+# from, and `"depth": 60` would otherwise allocate until the kernel kills the process.
+INT_RANGES = {"ngf": (4, 256), "depth": (2, 8), "n_res": (0, 16)}
+MAX_PARAMETERS = 200_000_000  # 800 MB in float32: no generator of this project comes near
+
+
+def check_config(config: object, source: str) -> dict[str, Any]:
+    """config.json's content as Generator's arguments, or WeightsError naming the first wrong setting."""
+    if not isinstance(config, dict):
+        raise WeightsError(f"{source}: expected a JSON object of settings, got {json.dumps(config)[:40]}")
+    known = {"direction", "arch", *SETTINGS}
+    unknown = set(config) - known
+    if unknown:
+        raise WeightsError(f"{source}: unknown settings {sorted(unknown)}; this irvis understands {sorted(known)}")
+    for key in ("direction", "arch", "norm", "head"):
+        if key in config and not isinstance(config[key], str):
+            raise WeightsError(f"{source}: {key} must be a string, got {config[key]!r}")
+    for key, (low, high) in INT_RANGES.items():
+        value = config.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high):
+            raise WeightsError(f"{source}: {key} must be a whole number from {low} to {high}, got {value!r}")
+    if config.get("level") is not None and not isinstance(config["level"], bool):
+        raise WeightsError(f"{source}: level must be true or false, got {config['level']!r}")
+    return config
+
+
+def _header_shapes(weights_path: Path) -> dict[str, tuple[int, ...]]:
+    """Every tensor's shape from the safetensors header, without reading the tensors."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(weights_path), framework="pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except Exception as e:  # a truncated or foreign file
+        raise WeightsError(f"{weights_path}: cannot be read as safetensors ({e})") from None
+
+
 def load_generator(folder: str | os.PathLike, map_location: str | torch.device = "cpu") -> Generator:
-    """Load config.json + model.safetensors from a local folder. Any mismatch (unknown config key,
-    missing or unexpected tensor, wrong shape) is an error: never a silently random generator."""
+    """Load config.json + model.safetensors from a local folder. The config's types and ranges and the file's
+    tensor names and shapes are checked against the network, built on the meta device (no memory), before
+    anything is allocated; then the weights are loaded strictly and must be finite. Any mismatch is an error:
+    never a silently random (or silently black) generator."""
     folder = Path(folder)
     config_path, weights_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
     for path in (config_path, weights_path):
         if not path.is_file():
             raise WeightsError(f"{folder} is not a generator folder: {path.name} is missing")
     try:
-        config = json.loads(config_path.read_text())
-    except json.JSONDecodeError as e:
+        config = check_config(json.loads(config_path.read_text()), str(config_path))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise WeightsError(f"{config_path}: not valid JSON ({e})") from None
-    known = {"direction", "arch", *SETTINGS}
-    unknown = set(config) - known
-    if unknown:
-        raise WeightsError(f"{config_path}: unknown settings {sorted(unknown)}; this irvis understands {sorted(known)}")
     try:
-        model = Generator(**config)
-    except ValueError as e:
+        with torch.device("meta"):
+            shape_only = Generator(**config)
+    except (ValueError, TypeError) as e:
         raise WeightsError(f"{config_path}: {e}") from None
-    try:
-        missing, unexpected = load_model(model, weights_path, strict=False, device=str(map_location))
-    except RuntimeError as e:  # shape mismatches
-        raise WeightsError(f"{weights_path} does not match {config_path}: {e}") from None
-    except Exception as e:  # a truncated or foreign file
-        raise WeightsError(f"{weights_path}: cannot be read as safetensors ({e})") from None
+    if count_parameters(shape_only) > MAX_PARAMETERS:
+        raise WeightsError(f"{config_path}: {count_parameters(shape_only) / 1e6:.0f} M parameters; generators are "
+                           f"limited to {MAX_PARAMETERS / 1e6:.0f} M")
+    expected = {k: tuple(v.shape) for k, v in shape_only.state_dict().items()}
+    found = _header_shapes(weights_path)
+    missing, unexpected = sorted(expected.keys() - found.keys()), sorted(found.keys() - expected.keys())
     if missing or unexpected:
         raise WeightsError(
             f"{weights_path} does not match {config_path}: "
-            f"{len(missing)} missing tensor(s) {sorted(missing)[:3]}, {len(unexpected)} unexpected {sorted(unexpected)[:3]}"
-        )
+            f"{len(missing)} missing tensor(s) {missing[:3]}, {len(unexpected)} unexpected {unexpected[:3]}")
+    wrong = [f"{k} {found[k]} (expected {expected[k]})" for k in sorted(expected) if found[k] != expected[k]]
+    if wrong:
+        raise WeightsError(f"{weights_path} does not match {config_path}: shapes differ: {', '.join(wrong[:3])}")
+    model = Generator(**config)
+    try:
+        load_model(model, weights_path, strict=True, device=str(map_location))
+    except Exception as e:  # a file whose data does not match its own header
+        raise WeightsError(f"{weights_path}: cannot be read as safetensors ({e})") from None
+    broken = [k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if broken:
+        raise WeightsError(f"{weights_path}: {len(broken)} tensor(s) hold NaN or infinite values ({broken[0]}, ...): "
+                           "the weights are damaged")
     return model.eval()
 
 

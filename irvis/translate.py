@@ -30,7 +30,7 @@ from irvis.directions import Direction, get_direction
 from irvis.fused import fuse
 from irvis.hub import resolve_weights
 from irvis.images import ImageSource, load_image
-from irvis.nets import INFERENCE_FILE, Generator, load_generator
+from irvis.nets import INFERENCE_FILE, Generator, WeightsError, load_generator
 from irvis.png import save_png
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -84,19 +84,28 @@ def probe_image(channels: int, size: tuple[int, int] = (128, 160), seed: int = 0
     return (0.6 * coarse + 0.3 * edges + 0.1 * torch.rand(1, channels, *size, generator=g)).clamp(0, 1)
 
 
+MAX_WORKING_SIZE = 16_384
+
+
 def recorded_working_size(folder: Path) -> int | None:
     """The shorter side to translate at, when the generator's folder records it: inference.json's
     "working_size" (chosen on full-resolution frames when the generator was published; null = native),
-    else the shorter side the trainer validated at (training_config.json); None when neither says."""
+    else the shorter side the trainer validated at (training_config.json); None when neither says. An
+    inference.json that is there but wrong is an error (WeightsError), not a silent fallback."""
+    path = folder / INFERENCE_FILE
+    if path.is_file():
+        try:
+            value = json.loads(path.read_text())["working_size"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise WeightsError(f"{path}: expected {{\"working_size\": null or a number of pixels}} ({e!r})") from None
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or not 1 <= value <= MAX_WORKING_SIZE):
+            raise WeightsError(f"{path}: working_size must be null (native) or a whole number from 1 to "
+                               f"{MAX_WORKING_SIZE}, got {value!r}")
+        return value
     try:
-        value = json.loads((folder / INFERENCE_FILE).read_text())["working_size"]
-        if value is None or (isinstance(value, int) and value > 0):
-            return value
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    try:
-        config = json.loads((folder / "training_config.json").read_text())
-        return int(config["val_short_side"])
+        side = int(json.loads((folder / "training_config.json").read_text())["val_short_side"])
+        return side if 1 <= side <= MAX_WORKING_SIZE else None
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -157,7 +166,7 @@ class Translator:
                     raise ValueError(f"{candidate} is not available on {self.device}: {e}") from None
                 return
         self.probe_psnr = psnr(fast.clamp(0, 1), reference.clamp(0, 1))
-        if asked == "auto" and self.probe_psnr < FAST_PATH_MIN_PSNR:
+        if asked == "auto" and not self.probe_psnr >= FAST_PATH_MIN_PSNR:  # NaN (a broken fast path) included
             return
         self.precision, self._dtype, self._forward, self.folded = candidate, dtype, low, folded
 

@@ -696,3 +696,42 @@ def test_loader_workers_feed_a_gpu_and_leave_a_cpu_its_cores():
     assert loader_workers(None, "cuda", 8, cores=8) == 1 and loader_workers(0, "cuda", 1, cores=16) == 0
     with pytest.raises(ConfigError, match="num-workers"):
         from_args(["--direction", "vis2ir", "--data", str(MSRS), "--num-workers", "-1"])
+
+
+def test_resume_passes_over_a_damaged_checkpoint_and_refuses_a_damaged_rng_state(tmp_path):
+    """A crash mid-write of the filesystem (not of the save, which is atomic) can leave the newest checkpoint
+    truncated: --resume latest names it and continues from the newest intact one. A checkpoint asked for by
+    path with a truncated RNG state is refused: it would resume, but not exactly."""
+    out = tmp_path / "run"
+
+    def argv(*extra):
+        return ["--direction", "ir2vis", "--data", str(MSRS), "--output-dir", str(out), *TINY, "--checkpoint-every",
+                "2", "--eval-every", "0", "--sample-every", "0", "--val-max-pairs", "1", "--report-to", "none",
+                "--gan-weight", "0", *extra]
+
+    code, log = run(argv("--max-steps", "4"))
+    assert code == 0, log
+    newest = out / "checkpoints" / "checkpoint-000004" / "generator" / "model.safetensors"
+    newest.write_bytes(newest.read_bytes()[:1000])
+    code, log = run(argv("--max-steps", "6", "--resume", "latest"))
+    assert code == 0, log
+    assert "checkpoint-000004 is damaged (generator/model.safetensors" in log
+    assert "resumed from" in log and "checkpoint-000002 at step 2" in log
+    rng = out / "checkpoints" / "checkpoint-000006" / "random_states_0.pkl"
+    rng.write_bytes(rng.read_bytes()[:-100])
+    code, log = run(argv("--max-steps", "8", "--resume", str(rng.parent)))
+    assert code != 0 and "damaged (random_states_0.pkl" in log and "would not continue the run exactly" in log
+    assert "Traceback" not in log
+
+
+def test_a_strip_frame_is_refused_before_training_not_validated_into_gigabytes(tmp_path):
+    """A 4000x2 pair in the val split would be 512,000x256 at the validation size: refused, with its name, before
+    anything is built."""
+    root = copy_pairs(MSRS, tmp_path / "strips", sorted(p.name for p in (MSRS / "infrared/train").iterdir())[:2])
+    for modality, mode in (("infrared", "L"), ("visible", "RGB")):
+        (root / modality / "val").mkdir(parents=True)
+        Image.new(mode, (4000, 2)).save(root / modality / "val" / "strip.png")
+    code, log = run(["--direction", "ir2vis", "--data", str(root), "--output-dir", str(tmp_path / "run"), *TINY,
+                     "--max-steps", "2", "--val-short-side", "256"])
+    assert code != 0 and "strip.png: 4000x2 becomes 512000x256 at a shorter side of 256, over the limit" in log
+    assert not (tmp_path / "run" / "checkpoints").exists()

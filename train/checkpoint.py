@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import zipfile
 from pathlib import Path
 
 from safetensors.torch import load_model, save_model
@@ -46,8 +47,41 @@ def is_checkpoint(path: Path) -> bool:
     return (Path(path) / STATE_FILE).is_file()
 
 
+def damage(path: Path) -> str | None:
+    """What is wrong with a checkpoint's files, or None when every one reads back whole: its state and config
+    parse, every safetensors file's header covers its data, and every torch archive (optimizer, scaler, each
+    process's RNG state) passes its zip CRC check. Nothing is unpickled here."""
+    from safetensors import safe_open
+
+    try:
+        json.loads((path / STATE_FILE).read_text())
+        TrainConfig.load(path / CONFIG_FILE)
+    except (OSError, ValueError) as e:
+        return f"{STATE_FILE} or {CONFIG_FILE}: {e}"
+    for weights in sorted(path.rglob("*.safetensors")):
+        try:
+            with safe_open(str(weights), framework="pt"):
+                pass
+        except Exception as e:  # safetensors raises its own error types
+            return f"{weights.relative_to(path)}: {e}"
+    archives = sorted([*path.glob("*.bin"), *path.glob("*.pkl")])
+    if not any(a.name.startswith("random_states") for a in archives):
+        return "no random_states_*.pkl: the RNG state is missing"
+    for archive in archives:
+        try:
+            with zipfile.ZipFile(archive) as z:
+                bad = z.testzip()
+        except (OSError, zipfile.BadZipFile) as e:
+            return f"{archive.name}: {e}"
+        if bad is not None:
+            return f"{archive.name}: {bad} fails its CRC check"
+    return None
+
+
 def resolve_resume(config: TrainConfig) -> Path | None:
-    """The checkpoint to resume from, or None to start fresh; refuses to overwrite an existing run."""
+    """The checkpoint to resume from, or None to start fresh; refuses to overwrite an existing run. `latest` is
+    the newest checkpoint whose files all read back whole (a damaged newer one is named and passed over); a
+    damaged checkpoint asked for by path is an error: resuming it would not continue the run exactly."""
     run_dir = config.run_dir
     if config.resume is None:
         if list_checkpoints(run_dir):
@@ -59,10 +93,19 @@ def resolve_resume(config: TrainConfig) -> Path | None:
         if not found:
             print_once(f"--resume latest: no checkpoint in {run_dir / CHECKPOINTS} yet; starting fresh")
             return None
-        return found[-1]
+        for candidate in reversed(found):
+            problem = damage(candidate)
+            if problem is None:
+                return candidate
+            print_once(f"--resume latest: {candidate.name} is damaged ({problem}); trying the one before it")
+        raise ConfigError(f"--resume latest: every checkpoint in {run_dir / CHECKPOINTS} is damaged; start a new "
+                          "run (another --output-dir)")
     path = Path(config.resume)
     if not is_checkpoint(path) or not (path / CONFIG_FILE).is_file():
         raise ConfigError(f"--resume {path}: not a complete checkpoint (no {STATE_FILE} or {CONFIG_FILE})")
+    problem = damage(path)
+    if problem is not None:
+        raise ConfigError(f"--resume {path}: damaged ({problem}); resuming it would not continue the run exactly")
     return path
 
 

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 
 import irvis
 from irvis.backbones import PretrainedWeightsError
-from irvis.data import count_sets, load_pairs
+from irvis.data import DataError, count_sets, load_pairs, oversized
 from irvis.directions import get_direction
 from irvis.hub import HubError, check_push_ready, push_or_report
 from irvis.nets import (Generator, PatchDiscriminator, build_generator, count_parameters, init_pix2pix,
@@ -53,6 +53,10 @@ class Trainer:
         # 1. data and resume target first: nothing is built for a run that cannot start
         self.train_pairs = repeat_sets(load_pairs(config.data, "train"), config.set_repeats())
         self.val_pairs = validation_pairs(config)
+        # frames as the loader and validation will resize them, held to the pixel limit before anything starts
+        problems = oversized(self.train_pairs, config.load_size) + oversized(self.val_pairs, config.val_short_side)
+        if problems:
+            raise DataError("the dataset cannot be used:\n" + "\n".join(f"  - {p}" for p in sorted(set(problems))))
         self.resume_dir = checkpoint.resolve_resume(config)
         if self.resume_dir is not None:
             saved, _ = checkpoint.read_checkpoint(self.resume_dir)
