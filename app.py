@@ -13,15 +13,13 @@ and tests set (TRANSLATE_MAX_PIXELS, APP_MAX_PIXELS), and everything that is not
 from __future__ import annotations
 
 import argparse
-import base64
-import binascii
+import asyncio
+import contextvars
 import math
 import os
 import re
-import shutil
-import tempfile
+import threading
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,7 +45,8 @@ from irvis.hub import resolve_weights
 from irvis.images import ImageError, load_image, to_pil
 from irvis.metrics import margin_line
 from irvis.nets import WeightsError, count_parameters
-from irvis.png import save_png
+from irvis.hosting import (BodyLimit, OutputStore, RequestRefused, SecurityHeaders, decode_data_url, is_within,
+                           parse_size)
 from irvis.translate import Translator
 
 ROOT = Path(__file__).resolve().parent
@@ -62,7 +61,9 @@ OUTPUT_MAX_AGE_S = 3600
 # scores and error maps are computed at most at irvis.compare.SCORE_MAX_PIXELS.
 APP_MAX_PIXELS = 16_000_000
 TRANSLATE_MAX_PIXELS = 2_000_000
-JPEG_MAX_SIDE = 65_500  # previews wider or taller than JPEG allows are written as PNG
+MAX_FILE_BYTES = 50 * 2**20  # every image, however it arrives (--max-file-size)
+MAX_BODY_BYTES = 4 * 2**20  # a request body that is not a file upload: what a full queue holds in memory
+MAX_TEMP_BYTES = 2 * 2**30  # all results on disk together (--max-temp-size), besides their age (OUTPUT_MAX_AGE_S)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -121,7 +122,7 @@ def load_direction(name: str, spec: str | os.PathLike | None) -> Loaded:
                                  f"(see the README), or start the app with `--weights-{name} FOLDER_OR_HUB_REPO`.")
     try:
         folder = resolve_weights(spec)
-        translator = Translator.from_pretrained(folder, device="auto")
+        translator = Translator.from_pretrained(folder, device="auto", max_pixels=TRANSLATE_MAX_PIXELS)
     except (WeightsError, OSError) as e:
         return Loaded(d, problem=_hide_paths(f"No {d.label} generator: {e}", spec))
     problem = translator.direction.mismatch(d, f"`{public_name(spec)}`")
@@ -158,40 +159,18 @@ def refusal(message: str, title: str) -> gr.Error:
 
 def upload_folders() -> list[str]:
     """The only folders an input may be read from: Gradio's upload folder (uploads, pasted and webcam images,
-    copies of the examples) and its examples cache, links resolved."""
+    copies of the examples) and its examples cache."""
     from gradio.utils import get_cache_folder, get_upload_folder
 
-    return [os.path.realpath(get_upload_folder()), os.path.realpath(get_cache_folder())]
+    return [get_upload_folder(), get_cache_folder()]
 
 
 def is_upload(path: str) -> bool:
     """Whether a path a request names is a file uploaded to this server (not any other file on it)."""
-    real = os.path.realpath(path)
-    return any(real != folder and os.path.commonpath([real, folder]) == folder for folder in upload_folders())
+    return is_within(path, upload_folders())
 
 
-MAX_PASTED_BYTES = 64 * 1024 * 1024
-
-
-def _from_data_url(url: str) -> str:
-    """A base64 data: URL (how some clients send a pasted image) -> a file in the upload folder."""
-    from gradio.utils import get_upload_folder
-
-    try:
-        encoded = url.split(",", 1)[1]
-        if len(encoded) > MAX_PASTED_BYTES * 4 // 3 + 4:
-            raise refusal("The pasted image is larger than 64 MB.", "This image cannot be used")
-        data = base64.b64decode(encoded, validate=False)
-    except (IndexError, ValueError, binascii.Error):
-        raise refusal("The pasted image is not valid base64 data.", "This image cannot be used") from None
-    folder = Path(get_upload_folder()) / "irvis-pasted" / uuid.uuid4().hex
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "pasted image"
-    path.write_bytes(data)
-    return str(path)
-
-
-def upload_image(**kwargs) -> gr.Image:
+def upload_image(outputs: OutputStore, **kwargs) -> gr.Image:
     """A gr.Image whose upload reaches irvis untouched: Gradio's own decoding would fail on a non-image
     with a bare PIL message and would squash 16-bit infrared to 8 bits; irvis.images handles both.
     A request may name any path, so every path is checked to be an upload of this server before anything
@@ -201,8 +180,12 @@ def upload_image(**kwargs) -> gr.Image:
     def preprocess(payload):
         if payload is None:
             return None
-        if (payload.url or "").startswith("data:"):
-            return _from_data_url(payload.url)
+        if (payload.url or "").startswith("data:"):  # held to the upload limit before it is decoded or stored
+            try:
+                data = decode_data_url(payload.url, MAX_FILE_BYTES)
+            except RequestRefused as e:
+                raise refusal(str(e), "This image cannot be used") from None
+            return outputs.write("pasted image", lambda path: path.write_bytes(data))
         if not payload.path or not is_upload(payload.path):
             raise refusal("Only images uploaded to this app can be used: upload the file.", "This image cannot be used")
         return payload.path
@@ -245,68 +228,7 @@ def _verdict(rows: list[MethodScore]) -> str:
             + margin_line({"psnr": model.psnr, "ssim": model.ssim}, baselines))
 
 
-class Outputs:
-    """Where every image a request returns is written: one folder shared by every run of the app, pruned
-    of entries older than an hour at each write, so a killed server leaves nothing that grows. Each file
-    gets a folder of its own and is written under a temporary name, then renamed: a response never serves
-    a file that another request is still writing (Gradio then copies it into its cache the same way)."""
-
-    def __init__(self, root: Path | None = None):
-        self.root = root or Path(tempfile.gettempdir()) / "irvis-app"
-        self.root.mkdir(parents=True, exist_ok=True)
-
-    def _prune(self) -> None:
-        now = time.time()
-        for old in self.root.iterdir():
-            try:
-                if now - old.stat().st_mtime > OUTPUT_MAX_AGE_S:
-                    shutil.rmtree(old, ignore_errors=True)
-            except FileNotFoundError:  # another app instance pruned it first
-                pass
-
-    def _write(self, name: str, write) -> str:
-        """A new file `name` in its own folder, written by write(staging_path) and renamed into place."""
-        self._prune()
-        folder = Path(tempfile.mkdtemp(dir=self.root))
-        staging = folder / f".{name}.part"
-        write(staging)
-        path = folder / name
-        os.replace(staging, path)
-        return str(path)
-
-    def _save(self, image, name: str, **options) -> str:
-        return self._write(name, lambda staging: image.save(staging, format=options.pop("format"), **options))
-
-    def save_png(self, image, name: str) -> str:
-        """Lossless at the input's resolution; gray and RGB through irvis.png (about 2x faster than Pillow's level 1)."""
-        if image.mode in ("L", "RGB"):
-            return self._write(name, lambda staging: save_png(np.asarray(image), staging))
-        return self._save(image, name, format="PNG", compress_level=1)
-
-    def save_preview(self, image, name: str) -> str:
-        """A picture to look at: JPEG, or PNG where a side is longer than JPEG allows."""
-        if max(image.size) <= JPEG_MAX_SIDE:
-            return self._save(image.convert("RGB") if image.mode not in ("L", "RGB") else image, f"{name}.jpg",
-                              format="JPEG", quality=90)
-        return self.save_png(image, f"{name}.png")
-
-
-def translate_bounded(translator: Translator, source: torch.Tensor) -> torch.Tensor:
-    """translator.translate_tensor, with the generator never run on more than TRANSLATE_MAX_PIXELS: an input
-    that is larger at the translator's working size (no working size recorded, or a very elongated image)
-    is translated smaller and the prediction resized back to the input's resolution."""
-    h, w = source.shape[-2:]
-    side = translator.working_size
-    scale = min(1.0, side / min(h, w)) if side else 1.0
-    if h * w * scale * scale <= TRANSLATE_MAX_PIXELS:
-        return translator.translate_tensor(source)
-    f = math.sqrt(TRANSLATE_MAX_PIXELS / (h * w))
-    small = F.interpolate(source[None], size=(max(1, int(h * f)), max(1, int(w * f))), mode="area")[0]
-    prediction = translator.translate_tensor(small)
-    return F.interpolate(prediction[None], size=(h, w), mode="bilinear", align_corners=False)[0].clamp_(0, 1)
-
-
-def make_translate(loaded: Loaded, outputs: Outputs):
+def make_translate(loaded: Loaded, outputs: OutputStore):
     d = loaded.direction
 
     @gpu
@@ -325,7 +247,7 @@ def make_translate(loaded: Loaded, outputs: Outputs):
         h, w = source.shape[-2:]
         progress(0.2, desc=f"translating {w}x{h} on {loaded.translator.device}")
         start = time.perf_counter()
-        prediction = translate_bounded(loaded.translator, source)
+        prediction = loaded.translator.translate_tensor(source)  # at most TRANSLATE_MAX_PIXELS (load_direction)
         seconds = time.perf_counter() - start
         stem = Path(image).stem
         png = outputs.save_png(to_pil(prediction), f"{stem}_{d.name}.png")
@@ -346,7 +268,7 @@ def make_translate(loaded: Loaded, outputs: Outputs):
     return translate
 
 
-def make_show_sample(generators: dict[str, Loaded], gallery: Gallery, outputs: Outputs):
+def make_show_sample(generators: dict[str, Loaded], gallery: Gallery, outputs: OutputStore):
     @gpu
     def show_sample(key: str | None, direction: str = "ir2vis", progress=gr.Progress()):
         """One gallery pair in one direction: (input, prediction, truth, error map, scores table, summary)."""
@@ -407,34 +329,54 @@ VIDEO_MAX_FRAME_PIXELS = 1920 * 1088  # Full HD: each frame is decoded, translat
 VIDEO_MAX_FRAMES = 300  # 10 s at 30 frames/s: the frame count sets the cost too, whatever the header's rate
 
 
-def make_translate_video(loaded: Loaded, outputs: Outputs):
-    from irvis.video import VideoError, translate_video
+def make_translate_video(loaded: Loaded, outputs: OutputStore):
+    from irvis.video import VideoCancelled, VideoError, translate_video
 
     d = loaded.direction
 
     @gpu
-    def translate_clip(video: str | None, progress=gr.Progress()):
+    def translate_file(video: str, stop: threading.Event, progress) -> tuple[str, str]:
+        folder = outputs.folder()
+        dst = folder / f"{Path(video).stem}_{d.name}.mp4"
+        try:
+            r = translate_video(loaded.translator, video, dst, max_seconds=VIDEO_MAX_SECONDS,
+                                max_frame_pixels=VIDEO_MAX_FRAME_PIXELS, max_frames=VIDEO_MAX_FRAMES,
+                                progress=lambda done, total: progress((done, total or None), desc="frames"),
+                                cancelled=stop.is_set)
+        except BaseException:
+            outputs.discard(folder)  # a refused or cancelled video leaves nothing behind, not even its folder
+            raise
+        w, h = r["size"]
+        return str(dst), (f"Translated {r['frames']} frames ({w}x{h}, {float(r['rate']):g} frames/s) in "
+                          f"{r['seconds']:.1f} s ({r['frames_per_second']:.1f} frames/s) on {loaded.translator.device}.")
+
+    async def translate_clip(video: str | None, progress=gr.Progress()):
+        """The work runs in a thread; when the request is cancelled or its client goes away, Gradio cancels
+        this coroutine, and the thread is told to stop at its next batch of frames (its decoder, memory and
+        the translator's slot freed within one batch), instead of running on unseen."""
         if loaded.translator is None:
             raise refusal(loaded.problem or "This direction's generator is not loaded.", "No generator")
         if not video:
             raise refusal(f"Upload {_a(d.source)} video first.", title="No video")
         if not is_upload(video):  # a request may name any path: only uploads are read
             raise refusal("Only videos uploaded to this app can be used: upload the file.", "This video cannot be used")
-        dst = Path(tempfile.mkdtemp(dir=outputs.root)) / f"{Path(video).stem}_{d.name}.mp4"
+        stop = threading.Event()
+        context = contextvars.copy_context()  # Gradio's progress reporting reads the request from context variables
+        work = asyncio.get_running_loop().run_in_executor(None, context.run, translate_file, video, stop, progress)
         try:
-            r = translate_video(loaded.translator, video, dst, max_seconds=VIDEO_MAX_SECONDS,
-                                max_frame_pixels=VIDEO_MAX_FRAME_PIXELS, max_frames=VIDEO_MAX_FRAMES,
-                                progress=lambda done, total: progress((done, total or None), desc="frames"))
+            return await asyncio.shield(work)
+        except asyncio.CancelledError:
+            stop.set()
+            raise
+        except VideoCancelled:
+            raise refusal("The video was cancelled.", title="Cancelled") from None
         except VideoError as e:
             raise refusal(str(e).replace(str(video), Path(video).name), title="This video cannot be used") from None
-        w, h = r["size"]
-        return str(dst), (f"Translated {r['frames']} frames ({w}x{h}, {float(r['rate']):g} frames/s) in "
-                          f"{r['seconds']:.1f} s ({r['frames_per_second']:.1f} frames/s) on {loaded.translator.device}.")
 
     return translate_clip
 
 
-def translate_tab(loaded: Loaded, outputs: Outputs, examples: list[list[str]]):
+def translate_tab(loaded: Loaded, outputs: OutputStore, examples: list[list[str]]):
     d = loaded.direction
     with gr.Tab(d.label, id=d.name):
         if loaded.problem:
@@ -443,10 +385,10 @@ def translate_tab(loaded: Loaded, outputs: Outputs, examples: list[list[str]]):
                     f"**Translate**. Optionally add the registered **{d.target}** image of the same scene as ground "
                     "truth, to see where and by how much the prediction errs.")
         with gr.Row(equal_height=True):
-            image = upload_image(label=f"Input ({d.source})", height=340, elem_id=f"{d.name}-input")
+            image = upload_image(outputs, label=f"Input ({d.source})", height=340, elem_id=f"{d.name}-input")
             prediction = gr.Image(label=f"Prediction ({d.target})", type="filepath", format="png", interactive=False,
                                   height=340, elem_id=f"{d.name}-prediction")
-            truth = upload_image(label=f"Ground truth ({d.target}, optional)", sources=["upload", "clipboard"],
+            truth = upload_image(outputs, label=f"Ground truth ({d.target}, optional)", sources=["upload", "clipboard"],
                                  height=340, elem_id=f"{d.name}-truth")
         with gr.Row():
             button = gr.Button("Translate", variant="primary", elem_id=f"{d.name}-translate")
@@ -486,7 +428,7 @@ def translate_tab(loaded: Loaded, outputs: Outputs, examples: list[list[str]]):
 
 
 def gallery_tab(generators: dict[str, Loaded], gallery: Gallery | None, thumbs: list, problem: str | None,
-                outputs: Outputs):
+                outputs: OutputStore):
     with gr.Tab("Gallery", id="gallery"):
         if gallery is None:
             why = f"⚠️ The gallery source cannot be shown: {problem}\n\n" if problem else ""
@@ -594,7 +536,7 @@ def _example(sample, d: Direction) -> list[str]:
 STUDY_DIR = ROOT / "results" / "study"
 
 
-def study_tab(outputs: Outputs, folder: Path = STUDY_DIR):
+def study_tab(outputs: OutputStore, folder: Path = STUDY_DIR):
     """Does visible appearance predict infrared? The study of the shipped data, read from the folder
     `python -m irvis analyze` wrote (numbers and plots, no image of the data), and the same measurements
     for a registered pair the visitor brings (endpoint /study_pair: figure, sentences)."""
@@ -621,8 +563,8 @@ def study_tab(outputs: Outputs, folder: Path = STUDY_DIR):
         gr.Markdown("### Your pair\nUpload a registered infrared/visible pair of one scene to see its own joint "
                     "histograms and correlations.")
         with gr.Row(equal_height=True):
-            infrared = upload_image(label="Infrared", sources=["upload", "clipboard"], height=260, elem_id="study-ir")
-            visible = upload_image(label="Visible", sources=["upload", "clipboard"], height=260, elem_id="study-vis")
+            infrared = upload_image(outputs, label="Infrared", sources=["upload", "clipboard"], height=260, elem_id="study-ir")
+            visible = upload_image(outputs, label="Visible", sources=["upload", "clipboard"], height=260, elem_id="study-vis")
         button = gr.Button("Measure this pair", variant="primary", elem_id="study-measure")
         figure = gr.Image(label="This pair: x luminance / redness / visible gradient, y infrared / infrared gradient",
                           interactive=False, format="png", elem_id="study-pair-figure")
@@ -647,7 +589,11 @@ def build_demo(generators: dict[str, Loaded], gallery_spec: str | None = None) -
     if gallery is not None:  # three pairs spread over the test split: consecutive frames look alike
         pool = [s for s in gallery.samples if s.split == "test"] or gallery.samples
         examples = pool[::max(1, len(pool) // 3)][:3]
-    outputs = Outputs()
+    from gradio.utils import get_upload_folder
+
+    # inside Gradio's own upload folder, so Gradio serves results where they are instead of copying each one
+    outputs = OutputStore(Path(get_upload_folder()) / "irvis-outputs", max_bytes=MAX_TEMP_BYTES,
+                          max_age_s=OUTPUT_MAX_AGE_S)
     with gr.Blocks(title="irvis: infrared ⇄ visible", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(INTRO)
         gr.Markdown("Generators: " + " · ".join(_status_line(g) for g in generators.values()), elem_id="status")
@@ -674,12 +620,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                        help=f"{name} generator folder or Hub repo id (default: ${env}, else weights/{name})")
     p.add_argument("--concurrency", type=_positive, default=1,
                    help="translations run at once (each uses every CPU core; raise it on a GPU)")
-    p.add_argument("--max-file-size", default="50mb", help="largest upload accepted, e.g. 20mb")
+    p.add_argument("--max-file-size", default="50mb", type=_size,
+                   help="largest image or video accepted, however it arrives (upload, paste, API), e.g. 20mb")
+    p.add_argument("--max-temp-size", default="2gb", type=_size,
+                   help="disk the results of requests may use together (oldest removed first; each at most an hour)")
     p.add_argument("--max-pixels", type=_positive, default=int(os.environ.get("IRVIS_MAX_PIXELS", APP_MAX_PIXELS)),
                    help=f"largest image accepted, in pixels, checked before decoding (default: $IRVIS_MAX_PIXELS, "
                         f"else {APP_MAX_PIXELS})")
     p.add_argument("--max-queue", type=_positive, default=64, help="requests waiting at most; more are refused")
     return p.parse_args(argv)
+
+
+def _size(value: str) -> int:
+    try:
+        return parse_size(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _positive(value: str) -> int:
@@ -690,14 +646,20 @@ def _positive(value: str) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    global MAX_FILE_BYTES, MAX_TEMP_BYTES
     os.environ["IRVIS_MAX_PIXELS"] = str(args.max_pixels)  # every decode in this process: uploads and gallery
+    MAX_FILE_BYTES, MAX_TEMP_BYTES = args.max_file_size, args.max_temp_size
     generators = {name: load_direction(name, getattr(args, f"weights_{name}")) for name in DIRECTIONS}
     for g in generators.values():
         print(_status_line(g).replace("**", "") + (f" ({g.problem})" if g.problem else ""), flush=True)
     demo = build_demo(generators, args.gallery)
     demo.queue(default_concurrency_limit=args.concurrency, max_size=args.max_queue)
+    from starlette.middleware import Middleware
+
+    middleware = [Middleware(SecurityHeaders),  # outermost: refusals carry the headers too
+                  Middleware(BodyLimit, other_bytes=MAX_BODY_BYTES, upload_bytes=args.max_file_size + 2**20)]
     demo.launch(server_name=args.host, server_port=args.port, max_file_size=args.max_file_size, show_error=True,
-                footer_links=["api"])
+                footer_links=["api"], app_kwargs={"middleware": middleware})
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ Memory: on the CPU a Translator makes the process keep freed memory for reuse (i
 
 from __future__ import annotations
 
+import contextvars
 import copy
 import json
 import math
@@ -119,12 +120,12 @@ class Translator:
 
     def __init__(self, generator: Generator, device: str | torch.device = "auto", source: str | None = None,
                  working_size: int | None = None, precision: str = "auto", compile: bool = False,
-                 keep_memory: bool = True):
+                 keep_memory: bool = True, max_pixels: int | None = None):
         if working_size is not None and working_size < 1:
             raise ValueError(f"working size must be a positive number of pixels, got {working_size}")
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-        self.working_size = working_size
+        self.working_size, self.max_pixels = working_size, max_pixels
         self.device = resolve_device(device)
         if keep_memory and self.device.type == "cpu":
             keep_freed_memory()
@@ -200,20 +201,21 @@ class Translator:
     @classmethod
     def from_pretrained(cls, path_or_repo_id: str | os.PathLike, device: str | torch.device = "auto",
                         revision: str | None = None, working_size: int | str | None = "auto",
-                        precision: str = "auto", compile: bool = False) -> "Translator":
+                        precision: str = "auto", compile: bool = False, max_pixels: int | None = None) -> "Translator":
         """working_size "auto": the size recorded beside the weights by the trainer, else native."""
         folder = resolve_weights(path_or_repo_id, revision=revision)
         if working_size == "auto":
             working_size = recorded_working_size(folder)
         return cls(load_generator(folder), device=device, source=str(path_or_repo_id), working_size=working_size,
-                   precision=precision, compile=compile)
+                   precision=precision, compile=compile, max_pixels=max_pixels)
 
     def _predict(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C_in, H, W) on any device, float or uint8 -> (N, C_out, H, W) float32 in [0, 1] on self.device."""
         if x.shape[1] != self.direction.in_channels:
             raise ValueError(f"{self.direction.name} expects {self.direction.in_channels}-channel input, got {x.shape[1]}")
         size = x.shape[-2:]
-        resize = self.working_size is not None and min(size) > self.working_size
+        target = self._working_shape(*size)
+        resize = target is not None
         from_uint8 = x.dtype == torch.uint8
         x = x.to(self.device)
         # straight to the dtype the network runs in, unless a float32 resize comes first (0-255 are exact in bf16),
@@ -225,7 +227,7 @@ class Translator:
         if from_uint8:
             x = x.div_(255)
         if resize:
-            x = v2.functional.resize(x, [self.working_size], antialias=True).clamp_(0, 1).to(self._dtype)
+            x = v2.functional.resize(x, target, antialias=True).clamp_(0, 1).to(self._dtype)
         padded, (h, w) = pad_to_multiple(x, self.generator.size_multiple)
         if self.device.type in ("cpu", "cuda"):
             padded = padded.contiguous(memory_format=torch.channels_last)
@@ -233,6 +235,19 @@ class Translator:
         if y.shape[-2:] != size:  # bicubic overshoots: clamp; the generator's own output is in [0, 1]
             return F.interpolate(y, size=tuple(size), mode="bicubic", align_corners=False).clamp_(0, 1)
         return y
+
+    def _working_shape(self, h: int, w: int) -> list[int] | None:
+        """The size the network runs at for an h x w input, or None for the input's own: the shorter side at
+        most working_size, then at most max_pixels in all (a very elongated image, or no working size)."""
+        target = None
+        if self.working_size is not None and min(h, w) > self.working_size:
+            target = [self.working_size]  # torchvision's own rounding of the longer side
+            h, w = (self.working_size, int(self.working_size * w / h)) if h <= w else (int(self.working_size * h / w),
+                                                                                      self.working_size)
+        if self.max_pixels is not None and h * w > self.max_pixels:
+            f = math.sqrt(self.max_pixels / (h * w))
+            target = [max(1, int(h * f)), max(1, int(w * f))]
+        return target
 
     @torch.inference_mode()
     def translate_tensor(self, x: torch.Tensor) -> torch.Tensor:
@@ -334,7 +349,9 @@ def overlapped(source: Iterable, work, sink, depth: int = 2) -> None:
             errors.append(e)
             stop.set()
 
-    threads = [threading.Thread(target=read, daemon=True), threading.Thread(target=write, daemon=True)]
+    # each thread in a copy of the caller's context: callbacks (a web request's progress bar) see what it sees
+    threads = [threading.Thread(target=contextvars.copy_context().run, args=(stage,), daemon=True)
+               for stage in (read, write)]
     for t in threads:
         t.start()
     try:

@@ -155,9 +155,9 @@ def test_only_uploads_are_inputs(tmp_path, monkeypatch, llvip):
 
 
 def test_outputs_are_unique_files_written_whole(tmp_path, frame):
-    import app
+    from irvis.hosting import OutputStore
 
-    outputs = app.Outputs(tmp_path)
+    outputs = OutputStore(tmp_path)
     a, b = outputs.save_png(frame, "same.png"), outputs.save_png(frame, "same.png")
     assert a != b and Path(a).name == Path(b).name == "same.png"
     assert not list(tmp_path.rglob("*.part"))
@@ -177,13 +177,17 @@ def test_the_page_names_weights_without_server_paths(tmp_path):
 
 
 def test_translation_runs_on_a_bounded_size(generators):
+    """The app's translators run the network on at most TRANSLATE_MAX_PIXELS: a 2.4 MP strip is translated
+    smaller and its prediction resized back to the input's size."""
     import app
     from irvis.translate import Translator
 
-    translator = Translator.from_pretrained(generators["vis2ir"], device="cpu", working_size=None)
+    translator = Translator.from_pretrained(generators["vis2ir"], device="cpu", working_size=None,
+                                            max_pixels=app.TRANSLATE_MAX_PIXELS)
     seen = []
-    original = translator.translate_tensor
-    translator.translate_tensor = lambda x: (seen.append(tuple(x.shape[-2:])), original(x))[1]
-    y = app.translate_bounded(translator, torch.rand(3, 40, 60_000))  # 2.4 MP: over the 2 MP the app allows
+    original = translator._forward
+    translator._forward = lambda x: (seen.append(tuple(x.shape[-2:])), original(x))[1]
+    y = translator.translate_tensor(torch.rand(3, 40, 60_000))  # 2.4 MP: over the 2 MP the app allows
     assert y.shape == (1, 40, 60_000)
-    assert seen[0][0] * seen[0][1] <= app.TRANSLATE_MAX_PIXELS
+    (h, w), multiple = seen[0], translator.generator.size_multiple
+    assert (h - multiple + 1) * (w - multiple + 1) <= app.TRANSLATE_MAX_PIXELS < h * w  # before padding to 32: bounded
