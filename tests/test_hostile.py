@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 LLVIP = DATA / "llvip"
 # The app's peak resident memory over the whole corpus, with its default limits (16 MP per image, one
-# request at a time): the README's "Hosting it safely" states the same bound.
+# request at a time): docs/app.md, "Hosting it safely", states the same bound.
 RSS_BOUND_MB = 3000
 # A few minutes where CI takes about one: a CPU shared with training runs starts the app slowly.
 pytestmark = pytest.mark.timeout(900)
