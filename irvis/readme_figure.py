@@ -12,7 +12,6 @@ import argparse
 import io
 from pathlib import Path
 
-import torch
 from PIL import Image
 
 from irvis.compare import open_gallery
@@ -37,8 +36,7 @@ def readme_figure(samples: str | Path, key: str, weights: dict[str, str | Path],
     for name in DIRECTIONS:
         translator = Translator.from_pretrained(weights[name], device=device)
         source, truth = get_direction(name).arrange(ir, vis)
-        with torch.inference_mode():
-            prediction = translator.translate_tensor(source)
+        prediction = translator.translate_tensor(source)
         rows.append(sample_grid([(key, source, prediction, truth, None)], name, height=height))
     figure = Image.new("RGB", (max(r.width for r in rows), sum(r.height for r in rows) + GAP * (len(rows) - 1)),
                        (255, 255, 255))
