@@ -555,7 +555,7 @@ pairs in the project's `samples/` folder.
                     "direction and compare with its ground truth.")
         with gr.Row():
             direction = gr.Radio([(g.direction.label, name) for name, g in generators.items()], value="ir2vis",
-                                 label="Direction", elem_id="gallery-direction")
+                                 label="Direction", elem_id="gallery-direction", scale=2)
             key = gr.Dropdown([s.key for s in gallery.samples], value=None, label="Sample", elem_id="gallery-sample",
                               allow_custom_value=True)  # an unknown key gets the gallery's message, not a traceback
             palette = palette_choice("infrared images", "gallery-palette", scale=2)
