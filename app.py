@@ -2,6 +2,9 @@
 
     python app.py [--host H] [--port P] [--gallery DIR] [--weights-ir2vis W] [--weights-vis2ir W]
 
+With no flags it serves the shipped generators (weights/) and the shipped sample pairs (samples/), as a
+Hugging Face Space does.
+
 UI wiring only: decoding, translation, scores, error maps, the gallery and the model cards all come
 from irvis. Scripts use the endpoints /ir2vis, /vis2ir and /gallery through gradio_client.
 
@@ -15,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextvars
-import math
 import os
 import re
 import threading
@@ -32,10 +34,9 @@ except ImportError:
         return fn
 
 import gradio as gr
-import numpy as np
-import torch
-import torch.nn.functional as F
+from PIL import Image
 
+from irvis.colormap import DEFAULT_PALETTE, PALETTES, palette_image
 from irvis.compare import (ERROR_MAP_MAX, Gallery, GalleryError, GeneratorCard, MethodScore, at_scoring_size,
                            best_baseline, compare, error_map, load_truth, open_gallery, read_card, sample_tensors,
                            thumbnails)
@@ -51,11 +52,13 @@ from irvis.translate import Translator
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_WEIGHTS = {name: ROOT / "weights" / name for name in DIRECTIONS}
+DEFAULT_GALLERY = ROOT / "samples"  # test pairs that ship with the project (samples/README.md: sources, terms)
+EXAMPLES = 4  # per upload tab, spread over the gallery's test pairs
 DEFAULT_SHORT_SIDE = 256  # irvis.evaluate's default protocol, used when a generator has no evaluation.json
 LLVIP_URL = "https://bupt-ai-cz.github.io/LLVIP/"
 TABLE_HEADERS = ["method", "PSNR (dB)", "SSIM", "sharpness (1 = truth's)", "gradient corr.", "VIF"]
 OUTPUT_MAX_AGE_S = 3600
-# Limits of one request (README, "Hosting it safely"): an upload over APP_MAX_PIXELS is refused from its header,
+# Limits of one request (docs/app.md, "Hosting it safely"): an upload over APP_MAX_PIXELS is refused from its header,
 # before decoding (IRVIS_MAX_PIXELS or --max-pixels change it); the generator runs on at most
 # TRANSLATE_MAX_PIXELS (an input larger at its working size is translated smaller and resized back);
 # scores and error maps are computed at most at irvis.compare.SCORE_MAX_PIXELS.
@@ -228,13 +231,32 @@ def _verdict(rows: list[MethodScore]) -> str:
             + margin_line({"psnr": model.psnr, "ssim": model.ssim}, baselines))
 
 
+def paint(outputs: OutputStore, path: str, palette: str) -> str:
+    """A gray image this app wrote, drawn in a thermal palette: the file itself for white-hot, else a copy
+    named by its palette (NAME_ironbow.png), so a download says how it was drawn. Only the picture
+    changes: scores were computed on the gray data before."""
+    if palette == DEFAULT_PALETTE:
+        return path
+    with Image.open(path) as gray:
+        drawn = palette_image(gray, palette)
+    name = f"{Path(path).stem}_{palette}"
+    return outputs.save_png(drawn, f"{name}.png") if path.endswith(".png") else outputs.save_preview(drawn, name)
+
+
+def painted(outputs: OutputStore, shown: list[tuple[str | None, str]], palette: str) -> list[str | None]:
+    """Each (file, modality) a view shows: infrared in the palette, visible as it is."""
+    return [paint(outputs, f, palette) if f and modality == "infrared" else f for f, modality in shown]
+
+
 def make_translate(loaded: Loaded, outputs: OutputStore):
     d = loaded.direction
 
     @gpu
-    def translate(image: str | None, truth: str | None = None, progress=gr.Progress()):
+    def translate(image: str | None, truth: str | None = None, palette: str = DEFAULT_PALETTE,
+                  progress=gr.Progress()):
         """Translate one image; with a ground truth, also score it against the truth and the baselines.
-        Returns (prediction PNG, before/after pair, download PNG, error map, scores table, summary)."""
+        Returns (prediction PNG, before/after pair, download PNG, error map, scores table, summary, the gray
+        files for a later palette); infrared images are shown in `palette`."""
         if image is None:
             raise refusal(f"Upload, paste or capture {_a(d.source)} image first.", "No input")
         if loaded.translator is None:
@@ -250,8 +272,9 @@ def make_translate(loaded: Loaded, outputs: OutputStore):
         prediction = loaded.translator.translate_tensor(source)  # at most TRANSLATE_MAX_PIXELS (load_direction)
         seconds = time.perf_counter() - start
         stem = Path(image).stem
-        png = outputs.save_png(to_pil(prediction), f"{stem}_{d.name}.png")
-        before = outputs.save_preview(to_pil(source), f"{stem}_input")
+        gray = [(outputs.save_preview(to_pil(source), f"{stem}_input"), d.source),
+                (outputs.save_png(to_pil(prediction), f"{stem}_{d.name}.png"), d.target)]
+        before, png = painted(outputs, gray, palette)
         summary = f"Translated {w}x{h} {d.source} to {d.target} in {seconds:.1f} s on {loaded.translator.device}."
         emap, table = None, []
         if target is not None:
@@ -263,15 +286,17 @@ def make_translate(loaded: Loaded, outputs: OutputStore):
             sh, sw = target.shape[-2:]
             summary += (f" Scored at {sw}x{sh} (a large pair is scored scaled down)." if (sh, sw) != (h, w) else "")
             summary += " " + _verdict(rows)
-        return png, (before, png), png, emap, table, summary
+        return png, (before, png), png, emap, table, summary, gray
 
     return translate
 
 
 def make_show_sample(generators: dict[str, Loaded], gallery: Gallery, outputs: OutputStore):
     @gpu
-    def show_sample(key: str | None, direction: str = "ir2vis", progress=gr.Progress()):
-        """One gallery pair in one direction: (input, prediction, truth, error map, scores table, summary)."""
+    def show_sample(key: str | None, direction: str = "ir2vis", palette: str = DEFAULT_PALETTE,
+                    progress=gr.Progress()):
+        """One gallery pair in one direction: (input, prediction, truth, error map, scores table, summary, the
+        gray files for a later palette); infrared images are shown in `palette`."""
         if not key:
             raise refusal("Pick a pair in the gallery first.", "No sample")
         loaded = generators[get_direction(direction).name]
@@ -294,10 +319,12 @@ def make_show_sample(generators: dict[str, Loaded], gallery: Gallery, outputs: O
         if prediction is None:
             summary += f" {loaded.problem}"
         name = key.replace("/", "_")
-        files = [outputs.save_png(to_pil(t), f"{name}_{what}.png") if t is not None else None
-                 for t, what in ((source, "input"), (prediction, "prediction"), (truth, "truth"))]
+        d = loaded.direction
+        gray = [(outputs.save_png(to_pil(t), f"{name}_{what}.png") if t is not None else None, modality)
+                for t, what, modality in ((source, "input", d.source), (prediction, "prediction", d.target),
+                                          (truth, "truth", d.target))]
         emap = outputs.save_preview(error_map(prediction, truth), f"{name}_error") if prediction is not None else None
-        return (*files, emap, _table(rows), summary)
+        return (*painted(outputs, gray, palette), emap, _table(rows), summary, gray)
 
     return show_sample
 
@@ -309,7 +336,9 @@ def make_show_sample(generators: dict[str, Loaded], gallery: Gallery, outputs: O
 INTRO = """# irvis: thermal infrared ⇄ visible
 Translate a **thermal-infrared** photograph into a **visible-light** one, or the reverse, with Pix2Pix-style
 generators trained on registered infrared/visible pairs (LLVIP and similar). Upload your own image in the first
-two tabs (optionally with its ground truth, to score the result), or pick a paired sample in **Gallery**."""
+two tabs (optionally with its ground truth, to score the result) or click one of the examples under them, or pick
+a paired sample in **Gallery**. Infrared images can be shown in a thermal palette (white-hot, black-hot, ironbow,
+inferno); scores are always computed on the gray data."""
 
 LEGEND = f"""Higher is better. **Baselines** are simple rules that see only the input (e.g. *infrared_as_rgb*: the
 infrared image itself shown as gray); a model is worth something where it beats them. The **oracle** fits the best
@@ -392,7 +421,12 @@ def translate_tab(loaded: Loaded, outputs: OutputStore, examples: list[list[str]
                                  height=340, elem_id=f"{d.name}-truth")
         with gr.Row():
             button = gr.Button("Translate", variant="primary", elem_id=f"{d.name}-translate")
+            palette = palette_choice(f"the infrared {'input' if d.source == 'infrared' else 'prediction'}",
+                                     f"{d.name}-palette", scale=2)
             download = gr.DownloadButton("Download prediction (PNG, full resolution)", elem_id=f"{d.name}-download")
+        if examples:  # on the first screen, so a first visit has something to click; the truth comes along
+            gr.Examples(examples, inputs=[image, truth], visible_columns=[0], elem_id=f"{d.name}-examples",
+                        label="Examples: click one to load it with its ground truth, then Translate")
         summary = gr.Markdown(elem_id=f"{d.name}-summary")
         slider = gr.ImageSlider(label="Before / after: drag the handle", type="filepath", format="jpeg",
                                 max_height=520, elem_id=f"{d.name}-slider")
@@ -402,15 +436,22 @@ def translate_tab(loaded: Loaded, outputs: OutputStore, examples: list[list[str]
                 table = gr.Dataframe(headers=TABLE_HEADERS, label="Scores on this image (needs a ground truth)",
                                      interactive=False, elem_id=f"{d.name}-table")
                 gr.Markdown(LEGEND)
-        if examples:
-            gr.Examples(examples, inputs=[image, truth],
-                        label="Examples from the gallery data: click one, then Translate")
-        results = [prediction, slider, download, emap, table, summary]
-        button.click(make_translate(loaded, outputs), inputs=[image, truth], outputs=results,
+        gray = gr.State()  # the shown images' gray files, drawn again when the palette changes
+        results = [prediction, slider, download, emap, table, summary, gray]
+        button.click(make_translate(loaded, outputs), inputs=[image, truth, palette], outputs=results,
                      api_name=d.name, concurrency_id="generator")
         # a new input makes the old results wrong: clear them rather than show them beside it
-        image.change(lambda: (None, None, None, None, [], ""), outputs=results, api_visibility="private",
+        image.change(lambda: (None, None, None, None, [], "", None), outputs=results, api_visibility="private",
                      queue=False)
+
+        def repaint(shown, name):
+            if not shown:
+                return [gr.skip()] * 3
+            before, png = painted(outputs, shown, name)
+            return png, (before, png), png
+
+        palette.change(repaint, inputs=[gray, palette], outputs=[prediction, slider, download],
+                       api_visibility="private")
         with gr.Accordion(f"Short video ({d.source} → {d.target}, at most {VIDEO_MAX_SECONDS} s)", open=False):
             gr.Markdown(f"Upload {_a(d.source)} video (MP4, AVI, MKV, MOV or WebM) of at most {VIDEO_MAX_SECONDS} "
                         "seconds and at most Full HD (1920x1080): every frame is translated and you get an MP4 at "
@@ -427,13 +468,19 @@ def translate_tab(loaded: Loaded, outputs: OutputStore, examples: list[list[str]
                           api_name=f"{d.name}_video", concurrency_id="generator")
 
 
+def palette_choice(what: str, elem_id: str, **layout) -> gr.Radio:
+    return gr.Radio(list(PALETTES), value=DEFAULT_PALETTE, label=f"Thermal palette for {what}", elem_id=elem_id,
+                    **layout)
+
+
 def gallery_tab(generators: dict[str, Loaded], gallery: Gallery | None, thumbs: list, problem: str | None,
                 outputs: OutputStore):
     with gr.Tab("Gallery", id="gallery"):
         if gallery is None:
             why = f"⚠️ The gallery source cannot be shown: {problem}\n\n" if problem else ""
-            gr.Markdown(why + f"""**No gallery data yet.** The gallery shows registered infrared/visible pairs from a
-folder in LLVIP's layout (`DIR/infrared/test/NAME.jpg` ↔ `DIR/visible/test/NAME.jpg`).
+            gr.Markdown(why + f"""**No gallery data.** The gallery shows registered infrared/visible pairs from a
+folder in LLVIP's layout (`DIR/infrared/test/NAME.jpg` ↔ `DIR/visible/test/NAME.jpg`); by default the sample
+pairs in the project's `samples/` folder.
 
 1. Get LLVIP from [{LLVIP_URL}]({LLVIP_URL}) (free for non-commercial research; cite Jia et al., ICCV-W 2021)
    and unpack it, or use any dataset in the same layout.
@@ -448,9 +495,10 @@ folder in LLVIP's layout (`DIR/infrared/test/NAME.jpg` ↔ `DIR/visible/test/NAM
                     "direction and compare with its ground truth.")
         with gr.Row():
             direction = gr.Radio([(g.direction.label, name) for name, g in generators.items()], value="ir2vis",
-                                 label="Direction", elem_id="gallery-direction")
+                                 label="Direction", elem_id="gallery-direction", scale=2)
             key = gr.Dropdown([s.key for s in gallery.samples], value=None, label="Sample", elem_id="gallery-sample",
                               allow_custom_value=True)  # an unknown key gets the gallery's message, not a traceback
+            palette = palette_choice("infrared images", "gallery-palette", scale=2)
         thumbs_view = gr.Gallery(thumbs, label="Pairs (left half infrared, right half visible)", columns=6,
                                  height=380, allow_preview=False, object_fit="contain", elem_id="gallery-thumbs")
         summary = gr.Markdown(elem_id="gallery-summary")
@@ -465,17 +513,21 @@ folder in LLVIP's layout (`DIR/infrared/test/NAME.jpg` ↔ `DIR/visible/test/NAM
                 gr.Markdown(LEGEND)
         thumbs_view.select(_pick(gallery), outputs=key, api_visibility="private", queue=False)
         show = make_show_sample(generators, gallery, outputs)
-        outputs = [shown[0], shown[1], shown[2], emap, table, summary]
-        key.change(show, inputs=[key, direction], outputs=outputs, api_name="gallery", concurrency_id="generator")
-        direction.change(_unless_no_key(show), inputs=[key, direction], outputs=outputs,
+        gray = gr.State()
+        results = [*shown, emap, table, summary, gray]
+        key.change(show, inputs=[key, direction, palette], outputs=results, api_name="gallery",
+                   concurrency_id="generator")
+        direction.change(_unless_no_key(show), inputs=[key, direction, palette], outputs=results,
                          api_visibility="private", concurrency_id="generator")
+        palette.change(lambda files, name: painted(outputs, files, name) if files else [gr.skip()] * 3,
+                       inputs=[gray, palette], outputs=shown, api_visibility="private")
 
 
 def _unless_no_key(show):
     """Switching direction before any pair is picked changes nothing (and raises no error)."""
 
-    def on_direction(key: str | None, direction: str, progress=gr.Progress()):
-        return show(key, direction, progress) if key else [gr.skip()] * 6
+    def on_direction(key: str | None, direction: str, palette: str, progress=gr.Progress()):
+        return show(key, direction, palette, progress) if key else [gr.skip()] * 7
 
     return on_direction
 
@@ -586,9 +638,9 @@ def study_tab(outputs: OutputStore, folder: Path = STUDY_DIR):
 def build_demo(generators: dict[str, Loaded], gallery_spec: str | None = None) -> gr.Blocks:
     gallery, thumbs, problem = load_gallery(gallery_spec)
     examples = []
-    if gallery is not None:  # three pairs spread over the test split: consecutive frames look alike
+    if gallery is not None:  # pairs spread over the test split: consecutive frames look alike
         pool = [s for s in gallery.samples if s.split == "test"] or gallery.samples
-        examples = pool[::max(1, len(pool) // 3)][:3]
+        examples = pool[::max(1, len(pool) // EXAMPLES)][:EXAMPLES]
     from gradio.utils import get_upload_folder
 
     # inside Gradio's own upload folder, so Gradio serves results where they are instead of copying each one
@@ -611,9 +663,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
                    help="address to listen on (0.0.0.0 to serve the network)")
     p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
-    p.add_argument("--gallery", default=os.environ.get("IRVIS_GALLERY"),
-                   help="folder in LLVIP layout (or holding such folders), or hf://datasets/OWNER/NAME; "
-                        "default: $IRVIS_GALLERY")
+    p.add_argument("--gallery", default=os.environ.get("IRVIS_GALLERY", str(DEFAULT_GALLERY)),
+                   help="folder in LLVIP layout (or holding such folders), or hf://datasets/OWNER/NAME; '' for "
+                        "none (default: $IRVIS_GALLERY, else the shipped samples/)")
     for name in DIRECTIONS:
         env = f"IRVIS_WEIGHTS_{name.upper()}"
         p.add_argument(f"--weights-{name}", dest=f"weights_{name}", default=os.environ.get(env) or None,

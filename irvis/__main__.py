@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from irvis.colormap import DEFAULT_PALETTE, PALETTES
 from irvis.directions import DIRECTIONS
 
 
@@ -20,19 +21,21 @@ def _working_size(value: str) -> int | str | None:
     return int(value)
 
 
-def _translate_jobs(inputs: list[str], out: Path, direction: str) -> tuple[list, list]:
+def _translate_jobs(inputs: list[str], out: Path, direction: str, palette: str = DEFAULT_PALETTE) -> tuple[list, list]:
     """(image jobs, video jobs), each a list of (source, destination). A folder is walked recursively and its
-    layout mirrored under `out`; hidden files and files that are neither images nor videos are left out."""
+    layout mirrored under `out`; hidden files and files that are neither images nor videos are left out. An
+    image drawn in a palette other than white-hot (the gray data) is named by it: NAME_vis2ir_ironbow.png."""
     from irvis.images import is_image_file
     from irvis.video import is_video_file
 
     images, videos = [], []
+    drawn = "" if palette == DEFAULT_PALETTE else f"_{palette}"
 
     def add(src: Path, dst_dir: Path) -> None:
         if is_video_file(src):
             videos.append((src, dst_dir / f"{src.stem}_{direction}.mp4"))
         else:  # a named file that is not an image is still tried, so its error is reported
-            images.append((src, dst_dir / f"{src.stem}_{direction}.png"))
+            images.append((src, dst_dir / f"{src.stem}_{direction}{drawn}.png"))
 
     for name in inputs:
         path = Path(name)
@@ -63,7 +66,9 @@ def cmd_translate(args) -> int:
         raise SystemExit(f"error: --out {out}: cannot make this output folder ({e.strerror or e})") from None
     if not os.access(out, os.W_OK):
         raise SystemExit(f"error: --out {out}: this folder cannot be written to")
-    images, videos = _translate_jobs(args.inputs, out, translator.direction.name)
+    images, videos = _translate_jobs(args.inputs, out, translator.direction.name, args.palette)
+    if videos and args.palette != DEFAULT_PALETTE:
+        print("note: --palette draws images; videos are written white-hot", file=sys.stderr)
     if args.compile:
         translator.compile()
     print(f"{translator.direction.name} on {translator.device}, {translator.path}", file=sys.stderr)
@@ -72,7 +77,7 @@ def cmd_translate(args) -> int:
         def report(src, error):
             print(f"skipped: {error}", file=sys.stderr)
 
-        result = translate_files(translator, images, progress=len(images) > 1, report=report)
+        result = translate_files(translator, images, progress=len(images) > 1, report=report, palette=args.palette)
         failures += result["failures"]
         if len(images) > 1:
             print(f"{result['images']} image(s) -> {out} in {result['seconds']:.1f} s "
@@ -239,6 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True,
                    help="output folder: NAME_DIRECTION.png per image, NAME_DIRECTION.mp4 per video; a folder's "
                         "layout is mirrored")
+    t.add_argument("--palette", choices=list(PALETTES), default=DEFAULT_PALETTE,
+                   help="how infrared predictions (vis2ir) are drawn: white-hot writes the gray values themselves; "
+                        "the others write a picture named by its palette, NAME_vis2ir_PALETTE.png")
     t.add_argument("--device", default="auto")
     t.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
                    help="auto: the fastest path this machine supports that matches float32 within 40 dB PSNR "

@@ -241,7 +241,9 @@ def open_gallery(spec: str | os.PathLike, limit: int = GALLERY_LIMIT,
         gallery.notes.append(f"{outside} pair(s) link to files outside the gallery folder; not shown")
     if not found:
         raise GalleryError(f"{spec}: no infrared/visible pairs in the {' or '.join(splits)} split")
-    ordered = _interleave_sets(found)
+    # round-robin over sets only where the limit cuts (so it still shows every set); a gallery that fits is
+    # shown set by set, in its folders' order
+    ordered = _interleave_sets(found) if len(found) > limit else found
     if len(ordered) > limit:
         gallery.notes.append(f"showing {limit} of {len(ordered)} pairs")
     gallery.samples = ordered[:limit]

@@ -44,7 +44,7 @@ def _describe(source: ImageSource) -> str:
     return "image"
 
 
-# What the decoder may be: the formats the README lists (MPO is how Pillow names a JPEG with extra
+# What the decoder may be: the formats docs/datasets.md lists (MPO is how Pillow names a JPEG with extra
 # frames, as phones write). Nothing else reaches a Pillow plugin, however a file is named.
 Image.init()  # register every plugin, so that Image.open(formats=...) knows each name
 FORMATS = tuple(f for f in ("JPEG", "MPO", "PNG", "BMP", "TIFF") if f in Image.OPEN)

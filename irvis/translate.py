@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torchvision.transforms import v2
 
+from irvis.colormap import DEFAULT_PALETTE, apply_palette
 from irvis.cpu import cpu_has_native_bf16, keep_freed_memory
 from irvis.directions import Direction, get_direction
 from irvis.fused import fuse
@@ -372,15 +373,20 @@ def overlapped(source: Iterable, work, sink, depth: int = 2) -> None:
 
 
 def translate_files(translator: "Translator", jobs: list[tuple[Path, Path]], progress: bool = True,
-                    report=None) -> dict:
+                    report=None, palette: str = DEFAULT_PALETTE) -> dict:
     """Translate each (source image, destination PNG) pair, decoding the next image and writing the last
     one while the current one is translated. A file that cannot be used is reported through
-    `report(src, error)` and skipped. Returns images, failures, seconds, frames_per_second."""
+    `report(src, error)` and skipped. An infrared prediction is written in `palette` (irvis.colormap; white-hot
+    writes its gray values as they are). Returns images, failures, seconds, frames_per_second."""
     from tqdm.auto import tqdm
 
     from irvis.images import ImageError
 
     Image.init()  # Pillow registers its format plugins lazily, and not thread-safely: do it here, once
+    if palette != DEFAULT_PALETTE and translator.direction.target != "infrared":
+        raise ValueError(f"palette {palette!r}: palettes draw infrared images, and {translator.direction.name} "
+                         f"writes {translator.direction.target} ones")
+    draw = (lambda y: y) if palette == DEFAULT_PALETTE else (lambda y: apply_palette(y, palette))
     failures: list[tuple[Path, ImageError]] = []
     bar = tqdm(total=len(jobs), unit="img", desc=f"translate {translator.direction.name}", disable=not progress,
                dynamic_ncols=True)
@@ -404,7 +410,7 @@ def translate_files(translator: "Translator", jobs: list[tuple[Path, Path]], pro
                 report(src, y)
         else:
             Path(dst).parent.mkdir(parents=True, exist_ok=True)
-            save_png(y, dst)
+            save_png(draw(y), dst)
         bar.update(1)
 
     start = time.perf_counter()

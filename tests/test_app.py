@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sys
 import tempfile
 import time
@@ -270,17 +269,17 @@ def test_page_lists_tabs_generators_and_about_figures(app_url, weights):
 
 
 def test_app_without_weights_or_gallery_explains_itself(tmp_path):
-    """Started with weights that are not there and no gallery: the page says so per direction and the
-    endpoints answer with the same message instead of failing."""
+    """Started with weights that are not there and no gallery (--gallery ''): the page says so per direction
+    and the endpoints answer with the same message instead of failing."""
     from gradio_client import Client
     from gradio_client.exceptions import AppError
 
     missing = tmp_path / "nothing-here"
-    with running_app(["--weights-ir2vis", str(missing), "--weights-vis2ir", str(missing)]) as (url, _):
+    with running_app(["--weights-ir2vis", str(missing), "--weights-vis2ir", str(missing), "--gallery", ""]) as (url, _):
         with urllib.request.urlopen(url + "config", timeout=10) as r:
             page = r.read().decode()
         assert page.count("nothing-here: no such folder") >= 2 and str(tmp_path) not in page
-        assert "No gallery data yet" in page and "IRVIS_GALLERY" in page and "--gallery" in page
+        assert "No gallery data" in page and "IRVIS_GALLERY" in page and "--gallery" in page
         client = Client(url, verbose=False)
         with pytest.raises(AppError, match="No Visible -> Infrared generator"):
             client.predict(upload(first_pair(LLVIP).visible), None, api_name="/vis2ir")

@@ -1,6 +1,7 @@
 """The app in a real browser (Debian chromium driven by Python playwright): a visitor uploads an LLVIP
-infrared frame, translates it, does the same the other way with a ground truth, meets a bad file, and
-browses the gallery. Screenshots land in artifacts/browser/ for a person to look at."""
+infrared frame, translates it, does the same the other way with a ground truth, meets a bad file, clicks an
+example, and browses the gallery of shipped samples (the default, as on a first start) in a thermal palette.
+Screenshots land in artifacts/browser/ for a person to look at."""
 
 from __future__ import annotations
 
@@ -13,8 +14,11 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_app import LLVIP, first_pair, make_weights, running_app  # noqa: E402
 
+from irvis.compare import open_gallery  # noqa: E402
+
 CHROMIUM = Path("/usr/bin/chromium")
-SHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "browser"
+REPO = Path(__file__).resolve().parents[1]
+SHOTS = REPO / "artifacts" / "browser"
 TIMEOUT_MS = 120_000  # one 1280x1024 translation on a busy 2-core CPU, with room
 
 if not CHROMIUM.exists():
@@ -29,8 +33,7 @@ def page(tmp_path_factory):
     from playwright.sync_api import sync_playwright
 
     weights = make_weights(tmp_path_factory.mktemp("weights"))
-    args = ["--weights-ir2vis", str(weights["ir2vis"]), "--weights-vis2ir", str(weights["vis2ir"]),
-            "--gallery", str(LLVIP)]
+    args = ["--weights-ir2vis", str(weights["ir2vis"]), "--weights-vis2ir", str(weights["vis2ir"])]  # samples/
     SHOTS.mkdir(parents=True, exist_ok=True)
     with running_app(args) as (url, _), sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM),
@@ -108,11 +111,26 @@ def test_a_file_that_is_not_an_image_gets_a_message(page, tmp_path):
     shot(page, "04-bad-file", full_page=False)  # the message is a toast at the top of the window
 
 
+def test_an_example_loads_its_pair_and_translates(page):
+    page.get_by_role("tab", name="Infrared -> Visible").click()
+    examples = page.locator("#ir2vis-examples button.gallery-item")
+    assert examples.count() >= 3
+    examples.nth(1).click()
+    for elem in ("ir2vis-input", "ir2vis-truth"):  # the input and its ground truth
+        page.locator(f"#{elem} img").first.wait_for(state="visible")
+    page.click("#ir2vis-translate")
+    page.locator("#ir2vis-summary", has_text="Translated 1280x1024 infrared to visible").wait_for()
+    page.locator("#ir2vis-prediction img").first.wait_for(state="visible")
+    page.locator("#ir2vis-table").get_by_text("model (this generator)", exact=True).filter(visible=True).first.wait_for()
+    shot(page, "04b-example")
+
+
 def test_browse_the_gallery(page):
     page.get_by_role("tab", name="Gallery").click()
     thumbs = page.locator("#gallery-thumbs button.thumbnail-item")
     thumbs.first.wait_for()
-    assert thumbs.count() >= 12  # LLVIP's 12 test pairs at least
+    keys = [s.key for s in open_gallery(REPO / "samples").samples]
+    assert thumbs.count() == len(keys) and thumbs.first.inner_text().strip() == keys[0]  # the samples, LLVIP first
     thumbs.nth(1).click()
     summary = page.locator("#gallery-summary")
     summary.get_by_text("test split").wait_for()
@@ -123,7 +141,10 @@ def test_browse_the_gallery(page):
     shot(page, "05-gallery-ir2vis")
     page.locator("#gallery-direction").get_by_text("Visible -> Infrared").click()
     summary.get_by_text("Visible -> Infrared").wait_for()
-    shot(page, "06-gallery-vis2ir")
+    page.locator("#gallery-palette").get_by_text("ironbow").click()  # the infrared prediction and truth, drawn
+    for elem in ("gallery-prediction", "gallery-truth"):
+        page.locator(f"#{elem} img[src*='_ironbow.png']").wait_for(state="visible")
+    shot(page, "06-gallery-vis2ir-ironbow")
 
 
 def test_about_shows_the_generators_and_their_evaluation(page):

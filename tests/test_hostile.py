@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 LLVIP = DATA / "llvip"
 # The app's peak resident memory over the whole corpus, with its default limits (16 MP per image, one
-# request at a time): the README's "Hosting it safely" states the same bound.
+# request at a time): docs/app.md, "Hosting it safely", states the same bound.
 RSS_BOUND_MB = 3000
 # A few minutes where CI takes about one: a CPU shared with training runs starts the app slowly.
 pytestmark = pytest.mark.timeout(900)
@@ -159,13 +159,13 @@ def test_files_outside_the_uploads_are_never_read(server, client):
     real_upload.parent.mkdir(exist_ok=True)
     real_upload.write_bytes(outside_image.read_bytes())
     for attempt in attempts:
-        for data in ([attempt, None], [{"path": str(real_upload)}, attempt]):
+        for data in ([attempt, None, "white-hot"], [{"path": str(real_upload)}, attempt, "white-hot"]):
             text = call_raw(server.url, "vis2ir", data)
             assert "event: error" in text and "event: complete" not in text, (data, text[:300])
             assert "Is a directory" not in text and "file not found" not in text and "passwd" not in text
             if "meta" not in attempt:  # with meta, Gradio's own check refuses it first
                 assert "Only images uploaded to this app can be used" in text, (data, text[:300])
-    text = call_raw(server.url, "vis2ir", [{"path": str(real_upload)}, None])  # the real upload itself works
+    text = call_raw(server.url, "vis2ir", [{"path": str(real_upload)}, None, "white-hot"])  # the real upload works
     assert "event: complete" in text
     assert server.alive()
 

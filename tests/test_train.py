@@ -8,7 +8,6 @@ import contextlib
 import io
 import json
 import os
-import re
 import shlex
 import socket
 import subprocess

@@ -88,7 +88,7 @@ def build(folder: Path) -> list[Case]:
         files[name] = data
         cases.append(Case(name, expect, what, **kw))
 
-    # --- the README's formats in every mode they come in: a translation at the input's size
+    # --- the formats docs/datasets.md lists, in every mode they come in: a translation at the input's size
     for mode in ("RGB", "L", "CMYK"):
         ok(f"jpeg_{mode.lower()}.jpg", _save(rgb.convert(mode), "JPEG", quality=90), f"JPEG {mode}")
     ok("jpeg_progressive.jpg", _save(rgb, "JPEG", progressive=True), "progressive JPEG")
@@ -136,7 +136,7 @@ def build(folder: Path) -> list[Case]:
     cases.append(Case("sixteen_mp.png", "ok", "the same 16 MP file as input and ground truth (scored at 1 MP)",
                       (BIG_SIDE, BIG_SIDE), truth="sixteen_mp.png", cli=False))
 
-    # --- not images, or not in the README's formats, whatever their names say
+    # --- not images, or not in the formats docs/datasets.md lists, whatever their names say
     jpeg = _save(rgb, "JPEG")
     png = _save(rgb, "PNG")
     not_image = "not an image this tool can read"

@@ -49,9 +49,11 @@ class Server:
 
 
 @contextlib.contextmanager
-def serve(args: list[str], workdir: Path, env: dict | None = None, timeout: float = 600.0):
+def serve(args: list[str], workdir: Path, env: dict | None = None, timeout: float = 600.0,
+          space_app: str | None = None):
     """Start the app with args; Gradio's upload folder is workdir/uploads (so a test knows where uploads
-    go). Yields a Server; always stops it."""
+    go). Yields a Server; always stops it. space_app: start that file as a Hugging Face Space does instead,
+    with no flags, listening on GRADIO_SERVER_NAME=0.0.0.0 at GRADIO_SERVER_PORT."""
     upload_folder = workdir / "uploads"
     upload_folder.mkdir(parents=True, exist_ok=True)
     log = workdir / "server.log"
@@ -61,9 +63,13 @@ def serve(args: list[str], workdir: Path, env: dict | None = None, timeout: floa
         if not env or name not in env:
             full_env.pop(name, None)
     port = free_port()
+    if space_app:
+        full_env.update(GRADIO_SERVER_NAME="0.0.0.0", GRADIO_SERVER_PORT=str(port))
+        command = [sys.executable, str(REPO / space_app), *args]
+    else:
+        command = [sys.executable, str(REPO / "app.py"), "--host", "127.0.0.1", "--port", str(port), *args]
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, str(REPO / "app.py"), "--host", "127.0.0.1", "--port", str(port),
-                                 *args], cwd=REPO, env=full_env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(command, cwd=REPO, env=full_env, stdout=out, stderr=subprocess.STDOUT)
     server = Server(f"http://127.0.0.1:{port}/", proc, log, upload_folder)
     start = time.perf_counter()
     try:
