@@ -157,3 +157,43 @@ python -m train.publish vis2ir --run "$RUNS/vis2ir-gpu-ft/checkpoints/checkpoint
   --ablation "CPU: texture 250, GAN 3 to its end=$RUNS/vis2ir-ft-tex2" \
   --ablation "CPU: texture 100, GAN 1=$RUNS/vis2ir-ft-tex" --ablation "CPU: GAN 3, no texture loss=$RUNS/vis2ir-ft-gan" \
   --data "$DATA_DIR" --out weights/vis2ir
+
+# 4. Experiments, not shipped (docs/generators.md, "What did not ship"). Each kept its own val figures; none met the
+#    criteria above on val, so weights/ is unchanged by them.
+# 4a. irvis-lite0 (an ImageNet-pretrained EfficientNet-Lite0 reading the frame at 1/4 of its side, a feature pyramid
+#     onto the U-Net's two coarsest levels, and the per-frame level branch) trained at the scale of use: 256-px crops
+#     from frames whose shorter side is drawn in [384, 640] (vis2ir, translated at 512) or [512, 1024] (ir2vis,
+#     translated at native size), never enlarged; 3000 steps, both side by side on the 2-core CPU (75 minutes each).
+#     The ablation beside it: the same run with the encoder from random weights (--encoder-init random), stopped by
+#     time; its val figures are compared step for step (same seed, data order and schedule).
+LITE0="--arch irvis-lite0 --data $DATA_DIR --repeat-sets llvip=4 --crop-size 256 --batch-size 8 --num-workers 0 \
+  --mixed-precision bf16 --lr-g 5e-4 --lr-d 2e-4 --beta1 0.5 --lr-schedule cosine --ema-decay 0.999 --gan-mode lsgan \
+  --gan-warmup 200 --ndf 32 --d-layers 2 --export-half --seed 0 --no-upscale --max-steps 3000 --eval-every 250 \
+  --sample-every 250 --checkpoint-every 250 --resume latest"
+LITE0_VIS2IR="--direction vis2ir --load-size 640 --min-load-size 384 --l1-weight 25 --ssim-weight 15 --edge-weight 50 \
+  --texture-weight 200 --gan-weight 2"
+LITE0_IR2VIS="--direction ir2vis --load-size 1024 --min-load-size 512 --l1-weight 40 --ssim-weight 20 --edge-weight 100 \
+  --texture-weight 150 --gan-weight 2"
+python -m train --output-dir "$RUNS/vis2ir-lite0" $LITE0 $LITE0_VIS2IR &
+python -m train --output-dir "$RUNS/ir2vis-lite0" $LITE0 $LITE0_IR2VIS &
+wait
+timeout -s INT 85m python -m train --output-dir "$RUNS/vis2ir-lite0-random" $LITE0 $LITE0_VIS2IR --encoder-init random &
+timeout -s INT 85m python -m train --output-dir "$RUNS/ir2vis-lite0-random" $LITE0 $LITE0_IR2VIS --encoder-init random &
+wait || true
+
+# 4b. The control: Pix2Pix as its authors' code runs it (pix2pix-unet256, the 70x70 PatchGAN at ndf 64, vanilla GAN
+#     loss, L1 weight 100, Adam 2e-4 with beta1 0.5, batch 1, 256-px crops from frames resized to 286: the trainer's
+#     defaults), on the same data, for the wall clock of stage 2 (45 minutes per direction, side by side with one
+#     thread each; the learning rate held constant, as Pix2Pix's first half does), its last checkpoint exported
+#     and scored on the original frames' test split as the cards score the shipped generators.
+CONTROL="--arch pix2pix-unet256 --data $CACHE --load-size 286 --min-load-size 286 --crop-size 256 --batch-size 1 \
+  --num-workers 0 --lr-schedule constant --max-steps 1000000 --checkpoint-every 500 --checkpoints-total-limit 2 \
+  --eval-every 0 --sample-every 0 --log-every 100 --seed 0 --resume latest"
+for d in vis2ir ir2vis; do
+  timeout -s INT 45m python -m train --direction $d --output-dir "$RUNS/$d-pix2pix" $CONTROL &
+done
+wait || true
+for d in vis2ir ir2vis; do
+  last=$(ls -d "$RUNS/$d-pix2pix"/checkpoints/checkpoint-* | tail -n 1)
+  python -m train export --checkpoint "$last" --output "$RUNS/$d-pix2pix/final" --val-data "$DATA_DIR"
+done
