@@ -20,7 +20,7 @@ from irvis.colormap import INFERNO
 from irvis.data import Pair, discover_pairs, expand_roots, load_pair
 from irvis.directions import get_direction
 from irvis.images import ImageError, ImageSource, load_image, to_pil
-from irvis.metrics import method_predictions, score_image
+from irvis.metrics import Truth, method_predictions, score_image
 
 # Identical images have infinite PSNR; reports cap it at 100 dB (irvis.evaluate does the same).
 # Error maps share one fixed scale, so a colour means the same error on every image: an absolute
@@ -98,10 +98,9 @@ def compare(direction: str, source: torch.Tensor, truth: torch.Tensor,
     if truth.shape[0] != d.out_channels or source.shape[0] != d.in_channels:
         raise ValueError(f"{d.name} compares {d.in_channels}-channel sources with {d.out_channels}-channel truths, "
                          f"got {tuple(source.shape)} and {tuple(truth.shape)}")
-    rows = []
-    # one at a time: SSIM of a batch of large frames needs gigabytes
+    rows, scored = [], Truth(truth)  # the truth's statistics once, for every method
     for name, pred in method_predictions(d.name, source, truth, prediction).items():
-        m = score_image(pred, truth)
+        m = score_image(pred, scored)
         rows.append(MethodScore(name.replace(":", ": ", 1), m["psnr"], m["ssim"], m.get("sharpness"),
                                 m.get("gradient_correlation"), m.get("vif")))
     return rows
