@@ -26,6 +26,7 @@ import platform
 import resource
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -40,7 +41,8 @@ from irvis.images import load_image, to_pil
 from irvis.nets import build_generator, count_parameters, load_generator
 from irvis.fused import fuse
 from irvis.png import COMPRESS_LEVEL, COMPRESSORS, encode_png, save_png
-from irvis.translate import Translator, pad_to_multiple, probe_image, psnr, translate_files
+from irvis.metrics import psnr
+from irvis.translate import Translator, pad_to_multiple, probe_image, translate_files
 
 
 def median_seconds(fn: Callable[[], object], repeats: int = 3, device: torch.device | None = None) -> float:
@@ -74,7 +76,7 @@ def _timed_lever(rows: list, name: str, fn: Callable[[], torch.Tensor], referenc
     except Exception as e:
         rows.append(_unavailable(name, e))
         return None
-    return seconds, psnr(out.clamp(0, 1), reference.clamp(0, 1))
+    return seconds, psnr(out.clamp(0, 1), reference.clamp(0, 1)).mean().item()
 
 
 def _add_built(rows: list, name: str, build: Callable[[], Callable[[], torch.Tensor]],
@@ -285,7 +287,7 @@ def bench_batch(direction: str = "vis2ir", size: tuple[int, int] = (1024, 1280),
         torch.manual_seed(0)
         ref = build_generator(direction, "pix2pix-unet256").eval().to(dev)
         xr = pad_to_multiple(x, ref.size_multiple)[0]
-        ref_s = median_seconds(lambda: ref(xr), repeats, dev)
+        ref_s = median_seconds(partial(ref, xr), repeats, dev)
         result["reference"] = {"arch": "pix2pix-unet256", "seconds_per_batch": ref_s, "frames_per_second": batch / ref_s}
         del ref, xr
         add("fp32, NCHW (plain PyTorch)", lambda: g(x))
@@ -372,7 +374,7 @@ def bench_end_to_end(g, direction: str, jpeg: bytes, size: tuple[int, int], repe
     b = fast_run().astype(np.float32) / 255
     b = b[..., 0] if b.shape[-1] == 1 else b
     e2e = {"plain_seconds": median_seconds(plain_run, repeats), "fast_seconds": median_seconds(fast_run, repeats),
-           "fast_path": fast.path, "psnr_fast_vs_plain": psnr(torch.from_numpy(a), torch.from_numpy(b))}
+           "fast_path": fast.path, "psnr_fast_vs_plain": psnr(*(torch.from_numpy(v).reshape(1, 1, 1, -1) for v in (a, b))).item()}
     # where the rest of the time goes
     y = fast.translate_uint8(fast.load(jpeg)[None])[0]
     plain_float = plain.translate_tensor(load_image(jpeg, d.source))

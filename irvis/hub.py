@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from irvis.nets import CONFIG_NAME, INFERENCE_FILE, WEIGHTS_NAME, WeightsError
+from irvis.generator_folder import CONFIG_NAME, INFERENCE_FILE, WEIGHTS_NAME, WeightsError
 
 # What a generator folder publishes; training state (optimizers, checkpoints) never leaves the machine.
 # evaluation.png stays local: it shows dataset frames, which this project does not republish.

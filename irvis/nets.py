@@ -1,4 +1,4 @@
-"""Generators and the PatchGAN discriminator.
+"""Generators: the architecture registry, building, loading and saving.
 
 Two generator architectures share one class, `Generator`, so a folder's config.json says which one it
 holds and loading is one call; ARCHITECTURES is the registry (builder, settings with their defaults, size
@@ -29,18 +29,14 @@ from huggingface_hub import PyTorchModelHubMixin
 from safetensors.torch import load_model
 from torch import nn
 
+from irvis.context import ContextBranch, LevelBranch, load_lite0
 from irvis.directions import get_direction
-
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
-INFERENCE_FILE = "inference.json"  # how to run it: the working size chosen when it was published (irvis.translate)
+from irvis.generator_folder import (CONFIG_NAME, MAX_PARAMETERS, WEIGHTS_NAME, WeightsError,
+                                    check_config, header_shapes)
 
 
-class WeightsError(ValueError):
-    """Weights that cannot be loaded as asked, with the reason."""
 
-
-def _norm(kind: str, channels: int) -> nn.Module:
+def norm_layer(kind: str, channels: int) -> nn.Module:
     if kind == "group":
         return nn.GroupNorm(min(8, channels // 2), channels)
     if kind == "instance":
@@ -56,7 +52,7 @@ class ConvNormAct(nn.Sequential):
     def __init__(self, c_in: int, c_out: int, norm: str, stride: int = 1, act: bool = True):
         super().__init__(
             nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=norm == "none"),
-            _norm(norm, c_out),
+            norm_layer(norm, c_out),
             nn.LeakyReLU(0.2, inplace=True) if act else nn.Identity(),
         )
 
@@ -90,77 +86,6 @@ class UpBlock(nn.Module):
 
 HEADS = ("conv", "affine")
 CONTEXTS = ("none", "lite0")
-CONTEXT_SCALE = 4  # the context encoder sees the input at 1/4 of its side: its stride 8 lands on the U-Net's 1/32
-
-
-def _zero_conv(c_in: int, c_out: int) -> nn.Conv2d:
-    conv = nn.Conv2d(c_in, c_out, 1)
-    nn.init.zeros_(conv.weight)
-    nn.init.zeros_(conv.bias)
-    return conv
-
-
-class ContextBranch(nn.Module):
-    """What an ImageNet-trained encoder knows about the scene (a person, a car, a lamp, the sky), added to the
-    U-Net's two coarsest encoder levels. EfficientNet-Lite0 reads the input at 1/CONTEXT_SCALE of its side
-    (a 1280x1024 frame as 320x256: objects near the scale ImageNet showed them, for a fraction of the U-Net's
-    time); its pyramid (strides 2-32) is merged top-down (a feature pyramid network) onto the levels that land on
-    the U-Net's coarsest two. The projections start at zero, so training starts from the plain U-Net and
-    learns how much context to take. The encoder's BatchNorm keeps its ImageNet statistics (batches of a few
-    crops would only add noise)."""
-
-    GLOBAL_CHANNELS = 320  # the pooled stride-32 features: the whole input's context, for the level branch
-
-    def __init__(self, widths: list[int]):
-        super().__init__()
-        from irvis.backbones import EfficientNetLite0
-
-        # pyramid level i (stride 2**(i+1)) lands on the U-Net's 1/(CONTEXT_SCALE * 2**(i+1))
-        self.first = len(widths) + 1 - CONTEXT_SCALE.bit_length() - 1  # the level on the U-Net's coarsest
-        if self.first < 1:
-            raise ValueError(f"the lite0 context needs a U-Net depth of at least 4, got {len(widths)}")
-        self.encoder = EfficientNetLite0(with_classifier=False)
-        channels = EfficientNetLite0.PYRAMID_CHANNELS
-        top = widths[-1]
-        self.lateral = nn.ModuleList(nn.Conv2d(c, top, 1) for c in channels[self.first:][::-1])  # coarsest first
-        self.lateral_second = nn.Conv2d(channels[self.first - 1], widths[-2], 1)
-        self.reduce_second = nn.Conv2d(top, widths[-2], 1)
-        self.project = _zero_conv(top, top)
-        self.project_second = _zero_conv(widths[-2], widths[-2])
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self.encoder.eval()  # frozen BatchNorm statistics (its weights still learn)
-        return self
-
-    def forward(self, x: torch.Tensor):
-        rgb = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
-        pyramid = self.encoder.features(F.avg_pool2d(rgb, CONTEXT_SCALE, ceil_mode=True))
-        used = pyramid[self.first:][::-1]
-        t = self.lateral[0](used[0])
-        for lateral, f in zip(self.lateral[1:], used[1:]):
-            t = F.interpolate(t, size=f.shape[-2:], mode="nearest") + lateral(f)
-        t = F.leaky_relu(t, 0.2)
-        fine = pyramid[self.first - 1]
-        second = self.lateral_second(fine) + F.interpolate(self.reduce_second(t), size=fine.shape[-2:], mode="nearest")
-        return self.project(t), self.project_second(F.leaky_relu(second, 0.2)), pyramid[-1].mean(dim=(2, 3))
-
-
-class LevelBranch(nn.Module):
-    """The frame's level: a thermal camera rescales each frame to its own range, and a visible frame's exposure
-    is the camera's choice, so the right overall level of an output depends on the whole input. Pooled context
-    (the whole input at once) gives a per-frame, per-channel gain and offset of the bottleneck's output (FiLM),
-    which the decoder carries to every pixel; they start at the identity."""
-
-    def __init__(self, pooled_channels: int, channels: int, hidden: int = 64):
-        super().__init__()
-        self.mlp = nn.Sequential(nn.Linear(pooled_channels, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, 2 * channels))
-        nn.init.zeros_(self.mlp[-1].weight)
-        nn.init.zeros_(self.mlp[-1].bias)
-
-    def forward(self, h: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
-        gain, offset = self.mlp(pooled.to(h.dtype))[..., None, None].chunk(2, dim=1)
-        return torch.addcmul(h + offset, h, gain)
 
 
 def _input_as_output(in_channels: int, out_channels: int) -> torch.Tensor:
@@ -264,11 +189,11 @@ class _UnetSkipBlock(nn.Module):
             up = [nn.ReLU(True), nn.ConvTranspose2d(inner * 2, outer, 4, 2, 1), nn.Tanh()]
             layers = [down_conv, sub, *up]
         elif innermost:
-            up = [nn.ReLU(True), nn.ConvTranspose2d(inner, outer, 4, 2, 1, bias=use_bias), _norm(norm, outer)]
+            up = [nn.ReLU(True), nn.ConvTranspose2d(inner, outer, 4, 2, 1, bias=use_bias), norm_layer(norm, outer)]
             layers = [nn.LeakyReLU(0.2, True), down_conv, *up]
         else:
-            up = [nn.ReLU(True), nn.ConvTranspose2d(inner * 2, outer, 4, 2, 1, bias=use_bias), _norm(norm, outer)]
-            layers = [nn.LeakyReLU(0.2, True), down_conv, _norm(norm, inner), sub, *up]
+            up = [nn.ReLU(True), nn.ConvTranspose2d(inner * 2, outer, 4, 2, 1, bias=use_bias), norm_layer(norm, outer)]
+            layers = [nn.LeakyReLU(0.2, True), down_conv, norm_layer(norm, inner), sub, *up]
             if dropout:
                 layers.append(nn.Dropout(0.5))
         self.model = nn.Sequential(*layers)
@@ -319,7 +244,7 @@ ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (
                  {"ngf": 16, "depth": 5, "n_res": 0, "norm": "group", "head": "affine", "level": True},
                  lambda s: 2 ** s["depth"], "irvis U-Net + an ImageNet-pretrained EfficientNet-Lite0 context branch "
                  "(the input at 1/4 of its side) and a per-frame level branch",
-                 initialise=lambda net, pretrained: _load_lite0(net.context.encoder) if pretrained else None),
+                 initialise=lambda net, pretrained: load_lite0(net.context.encoder) if pretrained else None),
     Architecture("pix2pix-unet256", lambda c_in, c_out, **s: Pix2PixUNet256(c_in, c_out, **s),
                  {"ngf": 64, "norm": "batch"}, lambda s: 256,
                  "the Pix2Pix reference: U-Net 256, batch norm, dropout (about 54.4 M parameters)",
@@ -327,13 +252,6 @@ ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (
                  legacy={"depth": 5, "n_res": 2, "head": "conv", "level": False}),
 )}
 SETTINGS = ("ngf", "depth", "n_res", "norm", "head", "level")  # every architecture's settings, as Generator takes them
-
-
-def _load_lite0(encoder: nn.Module) -> None:
-    """EfficientNet-Lite0's ImageNet weights, without its classifier (irvis.backbones: hash-checked, weights-only)."""
-    from irvis.backbones import pretrained_lite0
-
-    encoder.load_state_dict(pretrained_lite0().state_dict(), strict=True)
 
 
 def init_pix2pix(model: nn.Module, gain: float = 0.02) -> None:
@@ -433,43 +351,6 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-# What a config.json may say, checked before anything is built: a config is data from wherever the weights came
-# from, and `"depth": 60` would otherwise allocate until the kernel kills the process.
-INT_RANGES = {"ngf": (4, 256), "depth": (2, 8), "n_res": (0, 16)}
-MAX_PARAMETERS = 200_000_000  # 800 MB in float32: no generator of this project comes near
-
-
-def check_config(config: object, source: str) -> dict[str, Any]:
-    """config.json's content as Generator's arguments, or WeightsError naming the first wrong setting."""
-    if not isinstance(config, dict):
-        raise WeightsError(f"{source}: expected a JSON object of settings, got {json.dumps(config)[:40]}")
-    known = {"direction", "arch", *SETTINGS}
-    unknown = set(config) - known
-    if unknown:
-        raise WeightsError(f"{source}: unknown settings {sorted(unknown)}; this irvis understands {sorted(known)}")
-    for key in ("direction", "arch", "norm", "head"):
-        if key in config and not isinstance(config[key], str):
-            raise WeightsError(f"{source}: {key} must be a string, got {config[key]!r}")
-    for key, (low, high) in INT_RANGES.items():
-        value = config.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high):
-            raise WeightsError(f"{source}: {key} must be a whole number from {low} to {high}, got {value!r}")
-    if config.get("level") is not None and not isinstance(config["level"], bool):
-        raise WeightsError(f"{source}: level must be true or false, got {config['level']!r}")
-    return config
-
-
-def _header_shapes(weights_path: Path) -> dict[str, tuple[int, ...]]:
-    """Every tensor's shape from the safetensors header, without reading the tensors."""
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(weights_path), framework="pt") as f:
-            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
-    except Exception as e:  # a truncated or foreign file
-        raise WeightsError(f"{weights_path}: cannot be read as safetensors ({e})") from None
-
-
 def load_generator(folder: str | os.PathLike, map_location: str | torch.device = "cpu") -> Generator:
     """Load config.json + model.safetensors from a local folder. The config's types and ranges and the file's
     tensor names and shapes are checked against the network, built on the meta device (no memory), before
@@ -481,7 +362,7 @@ def load_generator(folder: str | os.PathLike, map_location: str | torch.device =
         if not path.is_file():
             raise WeightsError(f"{folder} is not a generator folder: {path.name} is missing")
     try:
-        config = check_config(json.loads(config_path.read_text()), str(config_path))
+        config = check_config(json.loads(config_path.read_text()), str(config_path), SETTINGS)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise WeightsError(f"{config_path}: not valid JSON ({e})") from None
     try:
@@ -493,7 +374,7 @@ def load_generator(folder: str | os.PathLike, map_location: str | torch.device =
         raise WeightsError(f"{config_path}: {count_parameters(shape_only) / 1e6:.0f} M parameters; generators are "
                            f"limited to {MAX_PARAMETERS / 1e6:.0f} M")
     expected = {k: tuple(v.shape) for k, v in shape_only.state_dict().items()}
-    found = _header_shapes(weights_path)
+    found = header_shapes(weights_path)
     missing, unexpected = sorted(expected.keys() - found.keys()), sorted(found.keys() - expected.keys())
     if missing or unexpected:
         raise WeightsError(
@@ -521,22 +402,3 @@ def save_generator(model: Generator, folder: str | os.PathLike, half: bool = Fal
     to_save = copy.deepcopy(model).cpu().half() if half else model
     to_save.save_pretrained(folder)
     return Path(folder)
-
-
-class PatchDiscriminator(nn.Module):
-    """The 70x70 PatchGAN of Pix2Pix, conditional: it sees (input, output) concatenated, in [0, 1]."""
-
-    def __init__(self, in_channels: int, ndf: int = 64, n_layers: int = 3, norm: str = "instance"):
-        super().__init__()
-        use_bias = norm in ("instance", "none")
-        layers = [nn.Conv2d(in_channels, ndf, 4, 2, 1), nn.LeakyReLU(0.2, True)]
-        mult = 1
-        for n in range(1, n_layers + 1):
-            prev, mult = mult, min(2**n, 8)
-            stride = 2 if n < n_layers else 1
-            layers += [nn.Conv2d(ndf * prev, ndf * mult, 4, stride, 1, bias=use_bias), _norm(norm, ndf * mult), nn.LeakyReLU(0.2, True)]
-        layers.append(nn.Conv2d(ndf * mult, 1, 4, 1, 1))
-        self.model = nn.Sequential(*layers)
-
-    def forward(self, source: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
-        return self.model(torch.cat([source, image], dim=1) * 2 - 1)

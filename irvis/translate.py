@@ -32,7 +32,9 @@ from irvis.directions import Direction, get_direction
 from irvis.fused import fuse
 from irvis.hub import resolve_weights
 from irvis.images import ImageSource, load_image
-from irvis.nets import INFERENCE_FILE, Generator, WeightsError, load_generator
+from irvis.generator_folder import INFERENCE_FILE, WeightsError
+from irvis.metrics import psnr
+from irvis.nets import Generator, load_generator
 from irvis.png import save_png
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -69,12 +71,6 @@ def fast_precision(device: torch.device) -> str:
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     return "fp32"
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    """PSNR in dB of two images in [0, 1] (inf when identical)."""
-    mse = (a.float() - b.float()).pow(2).mean().item()
-    return math.inf if mse == 0 else 10 * math.log10(1 / mse)
 
 
 def probe_image(channels: int, size: tuple[int, int] = (128, 160), seed: int = 0) -> torch.Tensor:
@@ -167,7 +163,7 @@ class Translator:
                 if asked != "auto":
                     raise ValueError(f"{candidate} is not available on {self.device}: {e}") from None
                 return
-        self.probe_psnr = psnr(fast.clamp(0, 1), reference.clamp(0, 1))
+        self.probe_psnr = psnr(fast.clamp(0, 1), reference.clamp(0, 1)).mean().item()
         if asked == "auto" and not self.probe_psnr >= FAST_PATH_MIN_PSNR:  # NaN (a broken fast path) included
             return
         self.precision, self._dtype, self._forward, self.folded = candidate, dtype, low, folded

@@ -146,7 +146,7 @@ def test_an_over_limit_paste_is_refused_before_anything_is_written(server):
     before = _files(server.upload_folder)
     payload = base64.b64encode(os.urandom(1_200_000)).decode()
     text = _call(server.url, "vis2ir", [{"url": f"data:image/png;base64,{payload}", "meta": {"_type": "gradio.FileData"}},
-                                        None])
+                                        None, "white-hot"])
     assert "larger than the limit of 1 MB" in text
     assert _files(server.upload_folder) == before
 

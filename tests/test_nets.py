@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from irvis.nets import (Generator, PatchDiscriminator, Pix2PixUNet256, WeightsError, build_generator, count_parameters,
+from train.models import PatchDiscriminator
+from irvis.nets import (Generator, Pix2PixUNet256, WeightsError, build_generator, count_parameters,
                         load_generator, save_generator)
 
 

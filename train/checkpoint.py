@@ -19,7 +19,8 @@ from pathlib import Path
 
 from safetensors.torch import load_model, save_model
 
-from irvis.nets import WEIGHTS_NAME, Generator
+from irvis.generator_folder import WEIGHTS_NAME
+from irvis.nets import Generator
 from train.config import CONFIG_FILE, ConfigError, TrainConfig, print_once
 
 CHECKPOINTS = "checkpoints"
