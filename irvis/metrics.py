@@ -4,15 +4,17 @@ Conventions (also written into every evaluation JSON as its protocol):
 - Images are float in [0, 1] (data range 1.0), compared at the resolution given, no border cropped.
 - Infrared is compared in one channel (LLVIP's 3-channel gray infrared is folded to luma first);
   visible is compared in RGB, PSNR over all three channels' pixels, SSIM averaged over channels.
-- SSIM: Gaussian window 11, sigma 1.5, K1 0.01, K2 0.03 (Wang et al. 2004), via torchmetrics.
+- SSIM: Gaussian window 11, sigma 1.5, K1 0.01, K2 0.03 (Wang et al. 2004), torchmetrics' formulation.
 - Structure (PSNR and SSIM reward a blur that hedges between possible answers; these do not), on the
   luma of both images: Sobel gradient magnitude (3x3 kernels, replicated border)
   - sharpness: mean gradient magnitude of the prediction / of the truth (1 is right, a blur is near 0,
     noise far above 1; a flat truth gives NaN and is left out of means);
   - gradient_correlation: Pearson correlation of the two gradient-magnitude maps (0 where either map
     is constant: a flat image shares no structure);
-  - VIF: pixel-domain visual information fidelity (Sheikh & Bovik 2006) via torchmetrics, on luma
+  - VIF: pixel-domain visual information fidelity (Sheikh & Bovik 2006), torchmetrics' formulation, on luma
     scaled to [0, 255] (its noise variance 2 assumes that scale); needs 41 pixels a side.
+SSIM and VIF are computed here by separable filtering, with the truth's side once per truth (Truth): the
+same numbers as torchmetrics (irvis.reference_metrics, tests/test_metrics.py) at a fraction of the time.
 """
 
 from __future__ import annotations
@@ -47,7 +49,9 @@ def _batched(x: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------------
 # Gaussian filtering, separably: a 2-D Gaussian window is the outer product of two 1-D ones, so filtering
 # the rows and then the columns is the same filter at 2k instead of k^2 multiplications a pixel. Shifted
-# slices summed in place, because PyTorch's CPU convolutions are slow on one-channel maps (6x here).
+# slices summed in place, because PyTorch's CPU convolutions are slow on one-channel maps (6x here); one
+# map at a time, because a megapixel map stays in cache through all its passes (several at once do not:
+# 5x slower on the 2-core machine of docs/performance.md).
 
 
 def gaussian_window(size: int, sigma: float) -> list[float]:
@@ -57,20 +61,27 @@ def gaussian_window(size: int, sigma: float) -> list[float]:
     return (g / g.sum()).tolist()
 
 
+def _filter_map(x: torch.Tensor, window: Sequence[float], stride: int, out: torch.Tensor) -> None:
+    n = len(window)
+    for dim in (-1, -2):
+        span = (x.shape[dim] - n) // stride * stride + 1
+        taps = [x.narrow(dim, i, span) for i in range(n)]
+        if stride > 1:
+            taps = [t[..., ::stride] if dim == -1 else t[..., ::stride, :] for t in taps]
+        acc = torch.mul(taps[0], window[0], out=out if dim == -2 else None)
+        for t, w in zip(taps[1:], window[1:]):
+            acc.add_(t, alpha=w)
+        x = acc
+
+
 def gaussian_filter(x: torch.Tensor, window: Sequence[float], stride: int = 1) -> torch.Tensor:
     """'Valid' correlation of x's last two dimensions with outer(window, window), keeping every
     stride-th output row and column."""
-    n = len(window)
-    for dim in (-1, -2):
-        size = (x.shape[dim] - n) // stride + 1
-        taps = [x.narrow(dim, i, (size - 1) * stride + 1) for i in range(n)]
-        if stride > 1:
-            taps = [t[..., ::stride] if dim == -1 else t[..., ::stride, :] for t in taps]
-        out = taps[0] * window[0]
-        for t, w in zip(taps[1:], window[1:]):
-            out.add_(t, alpha=w)
-        x = out
-    return x
+    (h, w), n = x.shape[-2:], len(window)
+    out = x.new_empty(*x.shape[:-2], (h - n) // stride + 1, (w - n) // stride + 1)
+    for m, o in zip(x.reshape(-1, h, w), out.view(-1, *out.shape[-2:])):
+        _filter_map(m, window, stride, o)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -103,7 +114,7 @@ class Truth:
     prediction scored against it reuses them. A page scores five methods against one truth."""
 
     def __init__(self, target: torch.Tensor):
-        self.image = _batched(target).float()
+        self.image = _batched(target).float().contiguous()  # decoded images are channels-last
 
     @property
     def shape(self) -> torch.Size:
@@ -144,10 +155,12 @@ class Truth:
         return scales, den
 
 
-def _pair(pred: torch.Tensor, target: torch.Tensor | Truth) -> tuple[torch.Tensor, Truth]:
+def _pair(pred: torch.Tensor, target: torch.Tensor | Truth, luma: bool = False) -> tuple[torch.Tensor, Truth]:
+    """pred batched, float and contiguous, and target as a Truth; luma: the metric compares lumas, so the
+    channels may differ (a visible frame against an infrared truth)."""
     truth = target if isinstance(target, Truth) else Truth(target)
-    pred = _batched(pred).float()
-    if pred.shape != truth.shape:
+    pred = _batched(pred).float().contiguous()
+    if (pred.shape[:1] + pred.shape[2:] != truth.shape[:1] + truth.shape[2:]) if luma else pred.shape != truth.shape:
         raise ValueError(f"prediction {tuple(pred.shape)} and truth {tuple(truth.shape)} differ in shape")
     return pred, truth
 
@@ -176,39 +189,51 @@ def ssim(pred: torch.Tensor, target: torch.Tensor | Truth) -> torch.Tensor:
     return contrast.mul_(luminance_term).flatten(1).mean(dim=1)
 
 
-_SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
-
-
 def gradient_magnitude(x: torch.Tensor, eps: float = 0.0) -> torch.Tensor:
     """Sobel gradient magnitude of the luma, (N, 1, H, W), border replicated. eps > 0 keeps the square root
-    differentiable where the image is flat (for use in a loss)."""
+    differentiable where the image is flat (for use in a loss). Sobel's kernels are separable (a difference
+    across, a [1, 2, 1] smoothing along), so it runs as shifted slices, like gaussian_filter."""
     y = F.pad(_luma(x), (1, 1, 1, 1), mode="replicate")
-    kernels = torch.stack([_SOBEL_X, _SOBEL_X.T])[:, None].to(y)
-    g = F.conv2d(y, kernels)
-    return (g.pow(2).sum(dim=1, keepdim=True) + eps).sqrt()
+
+    def smooth(v, dim):
+        return v.narrow(dim, 0, v.shape[dim] - 2) + 2 * v.narrow(dim, 1, v.shape[dim] - 2) + v.narrow(dim, 2, v.shape[dim] - 2)
+
+    def diff(v, dim):
+        return v.narrow(dim, 2, v.shape[dim] - 2) - v.narrow(dim, 0, v.shape[dim] - 2)
+
+    gx, gy = smooth(diff(y, -1), -2), smooth(diff(y, -2), -1)
+    return (gx.square() + gy.square() + eps).sqrt()
 
 
-def sharpness(pred: torch.Tensor, target: torch.Tensor | Truth) -> torch.Tensor:
-    """Per-image mean gradient magnitude of pred / of target; NaN where the target is flat."""
-    pred, truth = _pair(pred, target)
-    gp, gt = gradient_magnitude(pred).mean(dim=(1, 2, 3)), truth.gradient[0]
+def _sharpness(gp: torch.Tensor, truth: Truth) -> torch.Tensor:
+    gp, gt = gp.mean(dim=(1, 2, 3)), truth.gradient[0]
     return torch.where(gt > 1e-8, gp / gt.clamp_min(1e-8), torch.full_like(gt, float("nan")))
 
 
-def gradient_correlation(pred: torch.Tensor, target: torch.Tensor | Truth) -> torch.Tensor:
-    """Per-image Pearson correlation of the gradient-magnitude maps; 0 where either is constant."""
-    pred, truth = _pair(pred, target)
+def _gradient_correlation(gp: torch.Tensor, truth: Truth) -> torch.Tensor:
     _, gt, gt_norm = truth.gradient
-    gp = gradient_magnitude(pred).flatten(1)
+    gp = gp.flatten(1)
     gp = gp - gp.mean(dim=1, keepdim=True)
     denom = gp.norm(dim=1) * gt_norm
     return torch.where(denom > 1e-12, (gp * gt).sum(dim=1) / denom.clamp_min(1e-12), torch.zeros_like(denom))
 
 
+def sharpness(pred: torch.Tensor, target: torch.Tensor | Truth) -> torch.Tensor:
+    """Per-image mean gradient magnitude of pred / of target; NaN where the target is flat."""
+    pred, truth = _pair(pred, target, luma=True)
+    return _sharpness(gradient_magnitude(pred), truth)
+
+
+def gradient_correlation(pred: torch.Tensor, target: torch.Tensor | Truth) -> torch.Tensor:
+    """Per-image Pearson correlation of the gradient-magnitude maps; 0 where either is constant."""
+    pred, truth = _pair(pred, target, luma=True)
+    return _gradient_correlation(gradient_magnitude(pred), truth)
+
+
 def vif(pred: torch.Tensor, target: torch.Tensor | Truth) -> torch.Tensor:
     """Per-image pixel-domain VIF of the lumas on a [0, 255] scale (torchmetrics' formulation, masks in its
     order); NaN for images under 41 pixels a side."""
-    pred, truth = _pair(pred, target)
+    pred, truth = _pair(pred, target, luma=True)
     p = _luma(pred) * 255
     if min(p.shape[-2:]) < VIF_MIN_SIDE:
         return torch.full((p.shape[0],), float("nan"))
@@ -236,8 +261,8 @@ def vif(pred: torch.Tensor, target: torch.Tensor | Truth) -> torch.Tensor:
 # Identical images have infinite PSNR; reports cap it so that means stay numbers.
 PSNR_CAP_DB = 100.0
 METRICS = ("psnr", "ssim", *STRUCTURE_METRICS)
-_METRIC_FUNCTIONS = {"psnr": psnr, "ssim": ssim, "sharpness": sharpness, "gradient_correlation": gradient_correlation,
-                     "vif": vif}
+_METRIC_FUNCTIONS = {"psnr": psnr, "ssim": ssim, "vif": vif}
+_GRADIENT_METRICS = {"sharpness": _sharpness, "gradient_correlation": _gradient_correlation}
 
 
 def score(pred: torch.Tensor, target: torch.Tensor | Truth, structure: bool = True,
@@ -252,7 +277,9 @@ def score(pred: torch.Tensor, target: torch.Tensor | Truth, structure: bool = Tr
     unknown = set(metrics) - set(METRICS)
     if unknown:
         raise ValueError(f"unknown metrics {sorted(unknown)}: use {', '.join(METRICS)}")
-    return {name: _METRIC_FUNCTIONS[name](pred, target) for name in metrics}
+    gp = gradient_magnitude(pred) if _GRADIENT_METRICS.keys() & set(metrics) else None  # once for both
+    return {name: _GRADIENT_METRICS[name](gp, target) if name in _GRADIENT_METRICS else _METRIC_FUNCTIONS[name](pred, target)
+            for name in metrics}
 
 
 # ---------------------------------------------------------------------------------------------------
