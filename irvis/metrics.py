@@ -125,7 +125,7 @@ class Truth:
         """(window, the truth reflect-padded by half the window, its local mean, mean^2 + C1, variance)."""
         window = _ssim_window(self.shape)
         padded = F.pad(self.image, (len(window) // 2,) * 4, mode="reflect")
-        mu, sq = gaussian_filter(torch.stack([padded, padded * padded]), window)
+        mu, sq = gaussian_filter(padded, window), gaussian_filter(padded * padded, window)
         mu_sq = mu * mu
         return window, padded, mu, mu_sq + SSIM_C1, sq.sub_(mu_sq).clamp_(min=0)
 
@@ -146,7 +146,7 @@ class Truth:
             window = gaussian_window(n, n / 5)
             if scales:  # the next scale: filtered with this scale's window, every second pixel
                 t = gaussian_filter(t, window, stride=2)
-            mu, sq = gaussian_filter(torch.stack([t, t * t]), window)
+            mu, sq = gaussian_filter(t, window), gaussian_filter(t * t, window)
             var = sq.sub_(mu * mu).clamp_(min=0)
             flat = var < VIF_EPS
             var.masked_fill_(flat, 0)
@@ -179,14 +179,19 @@ def ssim(pred: torch.Tensor, target: torch.Tensor | Truth) -> torch.Tensor:
     """Per-image SSIM, reflect-padded so the map covers every pixel (torchmetrics' convention); images
     smaller than the 11-pixel window use the largest odd window that fits."""
     pred, truth = _pair(pred, target)
-    window, t, mu_t, mu_t_sq_c1, var_t = truth.ssim
-    p = F.pad(pred, (len(window) // 2,) * 4, mode="reflect")
-    mu_p, pp, pt = gaussian_filter(torch.stack([p, p * p, p * t]), window)
-    mu_pt = mu_p * mu_t
-    mu_p_sq = mu_p.square_()
-    contrast = pt.sub_(mu_pt).mul_(2).add_(SSIM_C2).div_(pp.sub_(mu_p_sq).clamp_(min=0).add_(var_t).add_(SSIM_C2))
-    luminance_term = mu_pt.mul_(2).add_(SSIM_C1).div_(mu_p_sq.add_(mu_t_sq_c1))
-    return contrast.mul_(luminance_term).flatten(1).mean(dim=1)
+    window, *truth_maps = truth.ssim
+    (n, c, h, w), pad = pred.shape, (len(window) // 2,) * 4
+    sums = torch.empty(n * c, dtype=torch.float64)
+    # one channel at a time, so its maps stay in cache between the passes
+    maps = (x.reshape(n * c, *x.shape[-2:]) for x in (F.pad(pred, pad, mode="reflect"), *truth_maps))
+    for i, (p, t, mu_t, mu_t_sq_c1, var_t) in enumerate(zip(*maps)):
+        mu_p, pp, pt = (gaussian_filter(x, window) for x in (p, p * p, p * t))
+        mu_pt = mu_p * mu_t
+        mu_p_sq = mu_p.square_()
+        contrast = pt.sub_(mu_pt).mul_(2).add_(SSIM_C2).div_(pp.sub_(mu_p_sq).clamp_(min=0).add_(var_t).add_(SSIM_C2))
+        luminance_term = mu_pt.mul_(2).add_(SSIM_C1).div_(mu_p_sq.add_(mu_t_sq_c1))
+        sums[i] = contrast.mul_(luminance_term).sum(dtype=torch.float64)
+    return (sums.view(n, c).sum(dim=1) / (c * h * w)).float()
 
 
 def gradient_magnitude(x: torch.Tensor, eps: float = 0.0) -> torch.Tensor:
@@ -242,7 +247,7 @@ def vif(pred: torch.Tensor, target: torch.Tensor | Truth) -> torch.Tensor:
     for i, (window, t, mu_t, var_t, flat_t) in enumerate(scales):
         if i:
             p = gaussian_filter(p, window, stride=2)
-        mu_p, pp, pt = gaussian_filter(torch.stack([p, p * p, p * t]), window)
+        mu_p, pp, pt = (gaussian_filter(x, window) for x in (p, p * p, p * t))
         var_p = pp.sub_(mu_p * mu_p).clamp_(min=0)
         cov = pt.sub_(mu_p.mul_(mu_t))
         gain = cov / (var_t + VIF_EPS)
