@@ -11,7 +11,11 @@ import torch.nn.functional as F
 from torchmetrics.functional.image import structural_similarity_index_measure, visual_information_fidelity
 
 from irvis.images import luminance
-from irvis.metrics import PSNR_CAP_DB, VIF_MIN_SIDE, Truth, _batched, psnr
+from irvis.metrics import PSNR_CAP_DB, VIF_MIN_SIDE, Truth, psnr
+
+def _batched(x: torch.Tensor) -> torch.Tensor:
+    return x[None] if x.dim() == 3 else x
+
 
 def _luma(x: torch.Tensor) -> torch.Tensor:  # in x's dtype
     return x if x.shape[-3] == 1 else luminance(x)
