@@ -184,12 +184,21 @@ def ssim(pred: torch.Tensor, target: torch.Tensor | Truth) -> torch.Tensor:
     sums = torch.empty(n * c, dtype=torch.float64)
     # one channel at a time, so its maps stay in cache between the passes
     maps = (x.reshape(n * c, *x.shape[-2:]) for x in (F.pad(pred, pad, mode="reflect"), *truth_maps))
+    last = None
     for i, (p, t, mu_t, mu_t_sq_c1, var_t) in enumerate(zip(*maps)):
-        mu_p, pp, pt = (gaussian_filter(x, window) for x in (p, p * p, p * t))
+        if last is None or not torch.equal(p, last[0]):  # a gray prediction's channels: one map, filtered once
+            flat = bool(p.amin() == p.amax())  # a constant baseline: its local mean is itself, its variance 0
+            if flat:
+                mu_p, var_p = torch.full_like(mu_t, float(p[0, 0])), torch.zeros_like(var_t)
+            else:
+                mu_p = gaussian_filter(p, window)
+                var_p = gaussian_filter(p * p, window).sub_(mu_p * mu_p).clamp_(min=0)
+            last = (p, flat, mu_p, mu_p * mu_p, var_p.add_(SSIM_C2))
+        _, flat, mu_p, mu_p_sq, var_p_c2 = last
         mu_pt = mu_p * mu_t
-        mu_p_sq = mu_p.square_()
-        contrast = pt.sub_(mu_pt).mul_(2).add_(SSIM_C2).div_(pp.sub_(mu_p_sq).clamp_(min=0).add_(var_t).add_(SSIM_C2))
-        luminance_term = mu_pt.mul_(2).add_(SSIM_C1).div_(mu_p_sq.add_(mu_t_sq_c1))
+        cov = torch.zeros_like(mu_pt) if flat else gaussian_filter(p * t, window).sub_(mu_pt)
+        contrast = cov.mul_(2).add_(SSIM_C2).div_(var_t + var_p_c2)
+        luminance_term = mu_pt.mul_(2).add_(SSIM_C1).div_(mu_p_sq + mu_t_sq_c1)
         sums[i] = contrast.mul_(luminance_term).sum(dtype=torch.float64)
     return (sums.view(n, c).sum(dim=1) / (c * h * w)).float()
 
@@ -243,6 +252,8 @@ def vif(pred: torch.Tensor, target: torch.Tensor | Truth) -> torch.Tensor:
     if min(p.shape[-2:]) < VIF_MIN_SIDE:
         return torch.full((p.shape[0],), float("nan"))
     scales, den = truth.vif
+    if bool((p.flatten(1).amin(dim=1) == p.flatten(1).amax(dim=1)).all()):  # flat: no gain at any scale, VIF 0
+        return (torch.zeros_like(den) / den).float()
     num = 0
     for i, (window, t, mu_t, var_t, flat_t) in enumerate(scales):
         if i:
