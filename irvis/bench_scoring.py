@@ -163,6 +163,8 @@ def _short_side(weights: str | None) -> int:
 def bench_scoring(weights: dict[str, str | None], data: Sequence[str] | None = None, size: tuple[int, int] = (1024, 1280),
                   repeats: int = 3, device: str = "cpu", evaluate_pairs: int = 4) -> dict:
     """Every figure of the section, both directions; pairs from the test split of `data`, else the shipped samples."""
+    if not data and not SAMPLES.is_dir():  # an installed package ships no samples
+        return {"skipped": "give --data ROOT (LLVIP layout, with a test split) to measure scoring"}
     pairs = load_pairs(data or [SAMPLES], "test")
     pair = _pair_of_size(pairs, size)
     out: dict = {"pair": f"{pair.set_name}/{pair.name}", "directions": {}}
@@ -182,6 +184,8 @@ def bench_scoring(weights: dict[str, str | None], data: Sequence[str] | None = N
 
 
 def scoring_lines(sc: dict) -> list[str]:
+    if "skipped" in sc:
+        return [f"\nscoring: skipped ({sc['skipped']})"]
     lines = [f"\nscoring against the truth, {sc['pair']} (the app's requests; scores as before the fast path "
              "beside them):"]
     for name, r in sc["directions"].items():
