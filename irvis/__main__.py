@@ -209,7 +209,7 @@ def cmd_bench(args) -> int:
         if args.weights:
             both[args.direction] = weights
         show("scoring", bench_scoring(both, data=args.data, size=(h, w), repeats=args.repeats, device=args.device,
-                                      evaluate_pairs=2 if args.quick else 4))
+                                      evaluate_pairs=2 if args.quick else 6))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(report, indent=2, default=str) + "\n")

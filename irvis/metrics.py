@@ -139,8 +139,8 @@ class Truth:
 
     @cached_property
     def vif(self) -> tuple[list[tuple], torch.Tensor]:
-        """([(window, luma at this scale, its local mean, variance, where that is flat) per scale], the
-        denominator (N,), float64): VIF's whole truth side. Luma on [0, 255]."""
+        """([(window, luma at this scale, its local mean, variance, 1 / variance (0 where flat)) per scale],
+        the denominator (N,), float64): VIF's whole truth side. Luma on [0, 255]."""
         t, scales, den = _luma(self.image) * 255, [], 0
         for n in VIF_WINDOWS:
             window = gaussian_window(n, n / 5)
@@ -151,7 +151,7 @@ class Truth:
             flat = var < VIF_EPS
             var.masked_fill_(flat, 0)
             den = den + torch.log10(var / VIF_SIGMA_N_SQ + 1).sum(dim=(1, 2, 3), dtype=torch.float64)
-            scales.append((window, t, mu, var, flat))
+            scales.append((window, t, mu, var, (var + VIF_EPS).reciprocal_().masked_fill_(flat, 0)))
         return scales, den
 
 
@@ -255,15 +255,14 @@ def vif(pred: torch.Tensor, target: torch.Tensor | Truth) -> torch.Tensor:
     if bool((p.flatten(1).amin(dim=1) == p.flatten(1).amax(dim=1)).all()):  # flat: no gain at any scale, VIF 0
         return (torch.zeros_like(den) / den).float()
     num = 0
-    for i, (window, t, mu_t, var_t, flat_t) in enumerate(scales):
+    for i, (window, t, mu_t, var_t, inv_var_t) in enumerate(scales):
         if i:
             p = gaussian_filter(p, window, stride=2)
         mu_p, pp, pt = (gaussian_filter(x, window) for x in (p, p * p, p * t))
         var_p = pp.sub_(mu_p * mu_p).clamp_(min=0)
         cov = pt.sub_(mu_p.mul_(mu_t))
-        gain = cov / (var_t + VIF_EPS)
-        noise = torch.where(flat_t, var_p, var_p - gain * cov)  # a flat truth: all of the prediction is noise
-        gain.masked_fill_(flat_t, 0)
+        gain = cov * inv_var_t  # a flat truth: no gain, all of the prediction is noise
+        noise = var_p - gain * cov
         flat_p = var_p < VIF_EPS  # a flat prediction: no gain, no noise
         gain.masked_fill_(flat_p, 0)
         noise.masked_fill_(flat_p, 0)
