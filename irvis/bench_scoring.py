@@ -161,7 +161,7 @@ def _short_side(weights: str | None) -> int:
 
 
 def bench_scoring(weights: dict[str, str | None], data: Sequence[str] | None = None, size: tuple[int, int] = (1024, 1280),
-                  repeats: int = 3, device: str = "cpu", evaluate_pairs: int = 4) -> dict:
+                  repeats: int = 3, device: str = "cpu", evaluate_pairs: int = 6) -> dict:
     """Every figure of the section, both directions; pairs from the test split of `data`, else the shipped samples."""
     if not data and not SAMPLES.is_dir():  # an installed package ships no samples
         return {"skipped": "give --data ROOT (LLVIP layout, with a test split) to measure scoring"}
