@@ -49,9 +49,12 @@ def _batched(x: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------------
 # Gaussian filtering, separably: a 2-D Gaussian window is the outer product of two 1-D ones, so filtering
 # the rows and then the columns is the same filter at 2k instead of k^2 multiplications a pixel. Shifted
-# slices summed in place, because PyTorch's CPU convolutions are slow on one-channel maps (6x here); one
-# map at a time, because a megapixel map stays in cache through all its passes (several at once do not:
-# 5x slower on the 2-core machine of docs/performance.md).
+# slices summed in place, because PyTorch's CPU convolutions are slow on one-channel maps (6x here); a
+# megapixel map alone, because it stays in cache through all its passes (several at once do not: 5x slower
+# on the 2-core machine of docs/performance.md), small maps together (fewer operations).
+
+
+MAP_BLOCK = 1 << 20  # pixels filtered in one pass
 
 
 def gaussian_window(size: int, sigma: float) -> list[float]:
@@ -74,12 +77,18 @@ def _filter_map(x: torch.Tensor, window: Sequence[float], stride: int, out: torc
         x = acc
 
 
+def maps_at_once(size: Sequence[int]) -> int:
+    """How many maps of (H, W) are filtered together: small ones in one pass (fewer, larger operations),
+    a megapixel one alone."""
+    return max(1, MAP_BLOCK // (size[-2] * size[-1]))
+
+
 def gaussian_filter(x: torch.Tensor, window: Sequence[float], stride: int = 1) -> torch.Tensor:
     """'Valid' correlation of x's last two dimensions with outer(window, window), keeping every
     stride-th output row and column."""
-    (h, w), n = x.shape[-2:], len(window)
+    (h, w), n, k = x.shape[-2:], len(window), maps_at_once(x.shape)
     out = x.new_empty(*x.shape[:-2], (h - n) // stride + 1, (w - n) // stride + 1)
-    for m, o in zip(x.reshape(-1, h, w), out.view(-1, *out.shape[-2:])):
+    for m, o in zip(x.reshape(-1, h, w).split(k), out.view(-1, *out.shape[-2:]).split(k)):
         _filter_map(m, window, stride, o)
     return out
 
@@ -182,14 +191,16 @@ def ssim(pred: torch.Tensor, target: torch.Tensor | Truth) -> torch.Tensor:
     window, *truth_maps = truth.ssim
     (n, c, h, w), pad = pred.shape, (len(window) // 2,) * 4
     sums = torch.empty(n * c, dtype=torch.float64)
-    # one channel at a time, so its maps stay in cache between the passes
-    maps = (x.reshape(n * c, *x.shape[-2:]) for x in (F.pad(pred, pad, mode="reflect"), *truth_maps))
-    last = None
-    for i, (p, t, mu_t, mu_t_sq_c1, var_t) in enumerate(zip(*maps)):
-        if last is None or not torch.equal(p, last[0]):  # a gray prediction's channels: one map, filtered once
-            flat = bool(p.amin() == p.amax())  # a constant baseline: its local mean is itself, its variance 0
+    # one megapixel channel at a time, so its maps stay in cache between the passes (small ones together)
+    p_all = F.pad(pred, pad, mode="reflect")
+    k = maps_at_once(p_all.shape)
+    maps = (x.reshape(n * c, *x.shape[-2:]).split(k) for x in (p_all, *truth_maps))
+    last, i = None, 0
+    for p, t, mu_t, mu_t_sq_c1, var_t in zip(*maps):
+        if last is None or last[0].shape != p.shape or not torch.equal(p, last[0]):  # a gray prediction's
+            flat = bool(p.amin() == p.amax())  # channels: filtered once; a constant one: its mean is itself, var 0
             if flat:
-                mu_p, var_p = torch.full_like(mu_t, float(p[0, 0])), torch.zeros_like(var_t)
+                mu_p, var_p = torch.full_like(mu_t, float(p.flatten()[0])), torch.zeros_like(var_t)
             else:
                 mu_p = gaussian_filter(p, window)
                 var_p = gaussian_filter(p * p, window).sub_(mu_p * mu_p).clamp_(min=0)
@@ -199,7 +210,8 @@ def ssim(pred: torch.Tensor, target: torch.Tensor | Truth) -> torch.Tensor:
         cov = torch.zeros_like(mu_pt) if flat else gaussian_filter(p * t, window).sub_(mu_pt)
         contrast = cov.mul_(2).add_(SSIM_C2).div_(var_t + var_p_c2)
         luminance_term = mu_pt.mul_(2).add_(SSIM_C1).div_(mu_p_sq + mu_t_sq_c1)
-        sums[i] = contrast.mul_(luminance_term).sum(dtype=torch.float64)
+        sums[i:i + len(p)] = contrast.mul_(luminance_term).sum(dim=(-2, -1), dtype=torch.float64)
+        i += len(p)
     return (sums.view(n, c).sum(dim=1) / (c * h * w)).float()
 
 
@@ -258,7 +270,10 @@ def vif(pred: torch.Tensor, target: torch.Tensor | Truth) -> torch.Tensor:
     for i, (window, t, mu_t, var_t, inv_var_t) in enumerate(scales):
         if i:
             p = gaussian_filter(p, window, stride=2)
-        mu_p, pp, pt = (gaussian_filter(x, window) for x in (p, p * p, p * t))
+        if maps_at_once(p.shape) >= 3:  # small: the three maps in one pass
+            mu_p, pp, pt = gaussian_filter(torch.stack([p, p * p, p * t]), window)
+        else:
+            mu_p, pp, pt = (gaussian_filter(x, window) for x in (p, p * p, p * t))
         var_p = pp.sub_(mu_p * mu_p).clamp_(min=0)
         cov = pt.sub_(mu_p.mul_(mu_t))
         gain = cov * inv_var_t  # a flat truth: no gain, all of the prediction is noise
