@@ -138,17 +138,15 @@ def bench_gallery(translator: Translator, pair: Pair, outputs: OutputStore, shor
             "again_seconds": median_seconds(lambda: show(True), repeats)}
 
 
-def bench_evaluate(translator: Translator, pairs: Sequence[Pair], short_side: int) -> dict:
-    """`irvis evaluate` on these pairs (no LPIPS or FID), per pair: with the reference scores, then these."""
+def bench_evaluate(translator: Translator, pairs: Sequence[Pair], short_side: int, repeats: int) -> dict:
+    """`irvis evaluate` on these pairs (no LPIPS or FID), seconds per pair: with the reference scores, and these."""
     def run():
         irvis.evaluate.evaluate(translator, pairs, short_side=short_side, progress=False, lpips=False, fid=False)
 
-    run()  # warm-up: the first pair's allocations
     with _scored_the_reference_way(irvis.evaluate):
-        reference = _once(run) / len(pairs)
-    fast = _once(run) / len(pairs)
+        reference = median_seconds(run, repeats) / len(pairs)
     return {"pairs": len(pairs), "short_side": short_side, "reference_seconds_per_pair": reference,
-            "seconds_per_pair": fast}
+            "seconds_per_pair": median_seconds(run, repeats) / len(pairs)}
 
 
 def _short_side(weights: str | None) -> int:
@@ -179,7 +177,7 @@ def bench_scoring(weights: dict[str, str | None], data: Sequence[str] | None = N
             out["directions"][name] = {
                 "weights": label, "request": bench_request(translator, pair, outputs, size, repeats),
                 "gallery": bench_gallery(translator, pair, outputs, short_side, repeats),
-                "evaluate": bench_evaluate(translator, pairs[:evaluate_pairs], short_side)}
+                "evaluate": bench_evaluate(translator, pairs[:evaluate_pairs], short_side, repeats)}
     return out
 
 
