@@ -292,6 +292,10 @@ def make_translate(loaded: Loaded, outputs: OutputStore):
 
 
 def make_show_sample(generators: dict[str, Loaded], gallery: Gallery, outputs: OutputStore):
+    # The baselines' and the oracle's rows of each (gallery pair, direction) seen: they depend on nothing else, so a
+    # pair shown again scores only the model. Bounded by the gallery: its pairs, times two directions.
+    baseline_rows: dict[tuple[str, str], list[MethodScore]] = {}
+
     @gpu
     def show_sample(key: str | None, direction: str = "ir2vis", palette: str = DEFAULT_PALETTE,
                     progress=gr.Progress()):
@@ -311,7 +315,9 @@ def make_show_sample(generators: dict[str, Loaded], gallery: Gallery, outputs: O
             progress(0.3, desc="translating")
             prediction = loaded.translator.translate_tensor(source)
         progress(0.6, desc="scoring")
-        rows = compare(direction, source, truth, prediction)
+        seen = (key, loaded.direction.name)
+        rows = compare(direction, source, truth, prediction, baseline_rows.get(seen))
+        baseline_rows[seen] = [r for r in rows if r.method != "model"]
         h, w = source.shape[-2:]
         size = (f"at {w}x{h}, native size" if loaded.short_side is None
                 else f"at {w}x{h} (shorter side {loaded.short_side}, as evaluated)")

@@ -201,6 +201,15 @@ def cmd_bench(args) -> int:
             print("\ntraining: skipped (give --data ROOT to measure the trainer's step and loader)")
     if "loader" not in args.skip and args.data:
         show("loader", bench.bench_loader(args.data, n=args.pairs))
+    if "scoring" not in args.skip:
+        from irvis.bench_scoring import bench_scoring
+
+        shipped = {d: Path(__file__).resolve().parents[1] / "weights" / d for d in ("ir2vis", "vis2ir")}
+        both = {d: str(f) if (f / "config.json").is_file() else None for d, f in shipped.items()}
+        if args.weights:
+            both[args.direction] = weights
+        show("scoring", bench_scoring(both, data=args.data, size=(h, w), repeats=args.repeats, device=args.device,
+                                      evaluate_pairs=2 if args.quick else 6))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(report, indent=2, default=str) + "\n")
@@ -329,7 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="include torch.compile among the levers (compiles for a minute or more); on a GPU the "
                         "trainer's --compile rows too")
     b.add_argument("--quick", action="store_true", help="only the plain and automatic paths, no lever table")
-    b.add_argument("--skip", nargs="*", default=[], choices=["inference", "batch", "throughput", "training", "loader"])
+    b.add_argument("--skip", nargs="*", default=[], choices=["inference", "batch", "throughput", "training", "loader",
+                                                                 "scoring"])
     b.add_argument("--json", help="also write every figure to this JSON file")
     b.set_defaults(func=cmd_bench)
 

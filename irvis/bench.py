@@ -9,7 +9,9 @@
 - folders and videos: frames/s through `translate_files` and `translate_video` (stages overlapped);
 - training: the trainer's own step, images/s with and without a discriminator, fp32 vs bf16, beside its
   loader's pairs/s (needs --data and the trainer, train/, installed beside the library);
-- the loader with and without the prepared cache (--data).
+- the loader with and without the prepared cache (--data);
+- scoring against the truth: the app's requests with and without a truth, a gallery pair shown again, and
+  `irvis evaluate` per pair (measured in irvis.bench_scoring).
 
 Numbers go to the terminal and, with --json, to a file. Timings are medians of --repeats runs after a warm-up.
 
@@ -573,4 +575,8 @@ def format_report(r: dict) -> list[str]:
         lines.append(f"\nloader, {ld['pairs']} pairs, load {ld['load_size']} crop {ld['crop_size']}, 1 process: "
                      f"original files {ld['original_pairs_per_second']:.1f} pairs/s, prepared cache "
                      f"{ld['prepared_pairs_per_second']:.1f} pairs/s")
+    if r.get("scoring"):
+        from irvis.bench_scoring import scoring_lines  # it imports this module
+
+        lines += scoring_lines(r["scoring"])
     return lines

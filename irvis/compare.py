@@ -20,7 +20,7 @@ from irvis.colormap import INFERNO
 from irvis.data import Pair, discover_pairs, expand_roots, load_pair
 from irvis.directions import get_direction
 from irvis.images import ImageError, ImageSource, load_image, to_pil
-from irvis.metrics import method_predictions, score_image
+from irvis.metrics import Truth, method_predictions, score_image
 
 # Identical images have infinite PSNR; reports cap it at 100 dB (irvis.evaluate does the same).
 # Error maps share one fixed scale, so a colour means the same error on every image: an absolute
@@ -88,23 +88,28 @@ def at_scoring_size(*images: torch.Tensor | None, max_pixels: int = SCORE_MAX_PI
             for t in images]
 
 
-def compare(direction: str, source: torch.Tensor, truth: torch.Tensor,
-            prediction: torch.Tensor | None = None) -> list[MethodScore]:
+def compare(direction: str, source: torch.Tensor, truth: torch.Tensor, prediction: torch.Tensor | None = None,
+            baseline_rows: Sequence[MethodScore] | None = None) -> list[MethodScore]:
     """PSNR, SSIM and the structure metrics of the prediction (if any), every baseline of the direction and the affine oracle,
     each against the truth, at the resolution given: the per-image view of irvis.evaluate.
 
-    source (C_in, H, W), truth and prediction (C_out, H, W), all in [0, 1]."""
+    source (C_in, H, W), truth and prediction (C_out, H, W), all in [0, 1]. baseline_rows: the baselines' and
+    the oracle's rows of an earlier call on this pair and direction (they depend on nothing else): only the
+    prediction is scored, and they follow it."""
     d = get_direction(direction)
     if truth.shape[0] != d.out_channels or source.shape[0] != d.in_channels:
         raise ValueError(f"{d.name} compares {d.in_channels}-channel sources with {d.out_channels}-channel truths, "
                          f"got {tuple(source.shape)} and {tuple(truth.shape)}")
-    rows = []
-    # one at a time: SSIM of a batch of large frames needs gigabytes
-    for name, pred in method_predictions(d.name, source, truth, prediction).items():
-        m = score_image(pred, truth)
+    if baseline_rows is None:
+        methods = method_predictions(d.name, source, truth, prediction)
+    else:
+        methods = {"model": prediction} if prediction is not None else {}
+    rows, scored = [], Truth(truth)  # the truth's statistics once, for every method
+    for name, pred in methods.items():
+        m = score_image(pred, scored)
         rows.append(MethodScore(name.replace(":", ": ", 1), m["psnr"], m["ssim"], m.get("sharpness"),
                                 m.get("gradient_correlation"), m.get("vif")))
-    return rows
+    return rows + list(baseline_rows or ())
 
 
 def best_baseline(rows: Sequence[MethodScore]) -> MethodScore:

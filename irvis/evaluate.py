@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw
 from irvis.data import Pair, load_pair, load_pairs
 from irvis.directions import get_direction
 from irvis.images import to_pil
-from irvis.metrics import BASELINES, PROTOCOL, PSNR_CAP_DB, method_predictions, score_image
+from irvis.metrics import BASELINES, PROTOCOL, PSNR_CAP_DB, Truth, method_predictions, score_image
 from irvis.perceptual import PROTOCOL as PERCEPTUAL_PROTOCOL
 from irvis.perceptual import open_metrics
 from irvis.tables import result_tables
@@ -85,8 +85,9 @@ def evaluate(translator: Translator | None, pairs: Sequence[Pair], direction: st
         row = {"name": pair.name, "set": pair.set_name}
         if "fid" in perceptual:
             perceptual["fid"].add_real(truth)
+        scored = Truth(truth)  # the truth's statistics once, for every method
         for method, pred in methods.items():
-            metrics = score_image(pred, truth)
+            metrics = score_image(pred, scored)
             if "lpips" in perceptual:
                 metrics["lpips"] = float(perceptual["lpips"](pred, truth)[0])
             if "fid" in perceptual:

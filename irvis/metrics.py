@@ -4,25 +4,27 @@ Conventions (also written into every evaluation JSON as its protocol):
 - Images are float in [0, 1] (data range 1.0), compared at the resolution given, no border cropped.
 - Infrared is compared in one channel (LLVIP's 3-channel gray infrared is folded to luma first);
   visible is compared in RGB, PSNR over all three channels' pixels, SSIM averaged over channels.
-- SSIM: Gaussian window 11, sigma 1.5, K1 0.01, K2 0.03 (Wang et al. 2004), via torchmetrics.
+- SSIM: Gaussian window 11, sigma 1.5, K1 0.01, K2 0.03 (Wang et al. 2004), torchmetrics' formulation.
 - Structure (PSNR and SSIM reward a blur that hedges between possible answers; these do not), on the
   luma of both images: Sobel gradient magnitude (3x3 kernels, replicated border)
   - sharpness: mean gradient magnitude of the prediction / of the truth (1 is right, a blur is near 0,
     noise far above 1; a flat truth gives NaN and is left out of means);
   - gradient_correlation: Pearson correlation of the two gradient-magnitude maps (0 where either map
     is constant: a flat image shares no structure);
-  - VIF: pixel-domain visual information fidelity (Sheikh & Bovik 2006) via torchmetrics, on luma
+  - VIF: pixel-domain visual information fidelity (Sheikh & Bovik 2006), torchmetrics' formulation, on luma
     scaled to [0, 255] (its noise variance 2 assumes that scale); needs 41 pixels a side.
+SSIM and VIF are computed here by separable filtering, with the truth's side once per truth (Truth): the
+same numbers as torchmetrics (irvis.reference_metrics, tests/test_metrics.py) at a fraction of the time.
 """
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
-from torchmetrics.functional.image import (peak_signal_noise_ratio, structural_similarity_index_measure,
-                                           visual_information_fidelity)
+from torchmetrics.functional.image import peak_signal_noise_ratio
 
 from irvis.directions import get_direction
 from irvis.images import luminance
@@ -44,23 +46,70 @@ def _batched(x: torch.Tensor) -> torch.Tensor:
     return x[None] if x.dim() == 3 else x
 
 
-def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per-image PSNR in dB of (N, C, H, W) or (C, H, W) tensors in [0, 1]; identical images give inf."""
-    pred, target = _batched(pred).float(), _batched(target).float()
-    return peak_signal_noise_ratio(pred, target, data_range=1.0, reduction="none", dim=(1, 2, 3))
+# ---------------------------------------------------------------------------------------------------
+# Gaussian filtering, separably: a 2-D Gaussian window is the outer product of two 1-D ones, so filtering
+# the rows and then the columns is the same filter at 2k instead of k^2 multiplications a pixel. Shifted
+# slices summed in place, because PyTorch's CPU convolutions are slow on one-channel maps (6x here); a
+# megapixel map alone, because it stays in cache through all its passes (several at once do not: 5x slower
+# on the 2-core machine of docs/performance.md), small maps together (fewer operations).
 
 
-def ssim(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per-image SSIM; images smaller than the 11-pixel window use the largest odd window that fits."""
-    pred, target = _batched(pred).float(), _batched(target).float()
-    side = min(pred.shape[-2:])
+MAP_BLOCK = 1 << 20  # pixels filtered in one pass
+
+
+def gaussian_window(size: int, sigma: float) -> list[float]:
+    """The 1-D Gaussian of `size` taps, normalised to sum 1 (in float64)."""
+    x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    g = torch.exp(-(x**2) / (2 * sigma**2))
+    return (g / g.sum()).tolist()
+
+
+def _filter_map(x: torch.Tensor, window: Sequence[float], stride: int, out: torch.Tensor) -> None:
+    n = len(window)
+    for dim in (-1, -2):
+        span = (x.shape[dim] - n) // stride * stride + 1
+        taps = [x.narrow(dim, i, span) for i in range(n)]
+        if stride > 1:
+            taps = [t[..., ::stride] if dim == -1 else t[..., ::stride, :] for t in taps]
+        acc = torch.mul(taps[0], window[0], out=out if dim == -2 else None)
+        for t, w in zip(taps[1:], window[1:]):
+            acc.add_(t, alpha=w)
+        x = acc
+
+
+def maps_at_once(size: Sequence[int]) -> int:
+    """How many maps of (H, W) are filtered together: small ones in one pass (fewer, larger operations),
+    a megapixel one alone."""
+    return max(1, MAP_BLOCK // (size[-2] * size[-1]))
+
+
+def gaussian_filter(x: torch.Tensor, window: Sequence[float], stride: int = 1) -> torch.Tensor:
+    """'Valid' correlation of x's last two dimensions with outer(window, window), keeping every
+    stride-th output row and column."""
+    (h, w), n, k = x.shape[-2:], len(window), maps_at_once(x.shape)
+    out = x.new_empty(*x.shape[:-2], (h - n) // stride + 1, (w - n) // stride + 1)
+    for m, o in zip(x.reshape(-1, h, w).split(k), out.view(-1, *out.shape[-2:]).split(k)):
+        _filter_map(m, window, stride, o)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# The truth's side of every metric, computed once per truth
+
+SSIM_C1, SSIM_C2 = 0.01**2, 0.03**2  # (K1 * data range)^2, (K2 * data range)^2
+VIF_MIN_SIDE = 41
+VIF_WINDOWS = (17, 9, 5, 3)  # one per scale, sigma a fifth of the window (Sheikh & Bovik's vifp_mscale)
+VIF_SIGMA_N_SQ, VIF_EPS = 2.0, 1e-10
+
+
+def _ssim_window(shape: Sequence[int]) -> list[float]:
+    """11 taps, sigma 1.5; images under 11 pixels a side get the largest odd window that fits, sigma scaled."""
+    h, w = shape[-2:]
+    side = min(h, w)
     kernel = min(11, side if side % 2 else side - 1)
     if kernel < 3:
-        h, w = pred.shape[-2:]
         raise ValueError(f"SSIM needs images at least 3 pixels on a side, got {w}x{h} (width x height)")
-    return structural_similarity_index_measure(
-        pred, target, data_range=1.0, kernel_size=kernel, sigma=1.5 * kernel / 11, reduction="none"
-    )
+    return gaussian_window(kernel, 1.5 * kernel / 11)
 
 
 def _luma(x: torch.Tensor) -> torch.Tensor:
@@ -68,63 +117,199 @@ def _luma(x: torch.Tensor) -> torch.Tensor:
     return x if x.shape[-3] == 1 else luminance(x)
 
 
-_SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
+class Truth:
+    """A ground truth, (N, C, H, W) or (C, H, W) in [0, 1], with what each metric needs of it alone (local
+    means and variances, VIF's pyramid and denominator, gradients), computed on first use and kept: every
+    prediction scored against it reuses them. A page scores five methods against one truth."""
+
+    def __init__(self, target: torch.Tensor):
+        self.image = _batched(target).float().contiguous()  # decoded images are channels-last
+
+    @property
+    def shape(self) -> torch.Size:
+        return self.image.shape
+
+    @cached_property
+    def ssim(self) -> tuple:
+        """(window, the truth reflect-padded by half the window, its local mean, mean^2 + C1, variance)."""
+        window = _ssim_window(self.shape)
+        padded = F.pad(self.image, (len(window) // 2,) * 4, mode="reflect")
+        mu, sq = gaussian_filter(padded, window), gaussian_filter(padded * padded, window)
+        mu_sq = mu * mu
+        return window, padded, mu, mu_sq + SSIM_C1, sq.sub_(mu_sq).clamp_(min=0)
+
+    @cached_property
+    def gradient(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(mean Sobel gradient magnitude (N,), the magnitude map less its mean (N, HW), that map's norm (N,))."""
+        g = gradient_magnitude(self.image).flatten(1)
+        mean = g.mean(dim=1)
+        centred = g - mean[:, None]
+        return mean, centred, centred.norm(dim=1)
+
+    @cached_property
+    def vif(self) -> tuple[list[tuple], torch.Tensor]:
+        """([(window, luma at this scale, its local mean, variance, 1 / variance (0 where flat)) per scale],
+        the denominator (N,), float64): VIF's whole truth side. Luma on [0, 255]."""
+        t, scales, den = _luma(self.image) * 255, [], 0
+        for n in VIF_WINDOWS:
+            window = gaussian_window(n, n / 5)
+            if scales:  # the next scale: filtered with this scale's window, every second pixel
+                t = gaussian_filter(t, window, stride=2)
+            mu, sq = gaussian_filter(t, window), gaussian_filter(t * t, window)
+            var = sq.sub_(mu * mu).clamp_(min=0)
+            flat = var < VIF_EPS
+            var.masked_fill_(flat, 0)
+            den = den + torch.log10(var / VIF_SIGMA_N_SQ + 1).sum(dim=(1, 2, 3), dtype=torch.float64)
+            scales.append((window, t, mu, var, (var + VIF_EPS).reciprocal_().masked_fill_(flat, 0)))
+        return scales, den
+
+
+def _pair(pred: torch.Tensor, target: torch.Tensor | Truth, luma: bool = False) -> tuple[torch.Tensor, Truth]:
+    """pred batched, float and contiguous, and target as a Truth; luma: the metric compares lumas, so the
+    channels may differ (a visible frame against an infrared truth)."""
+    truth = target if isinstance(target, Truth) else Truth(target)
+    pred = _batched(pred).float().contiguous()
+    if (pred.shape[:1] + pred.shape[2:] != truth.shape[:1] + truth.shape[2:]) if luma else pred.shape != truth.shape:
+        raise ValueError(f"prediction {tuple(pred.shape)} and truth {tuple(truth.shape)} differ in shape")
+    return pred, truth
+
+
+# ---------------------------------------------------------------------------------------------------
+# Metrics: each takes the truth as a tensor or a Truth (whose statistics it then reuses)
+
+
+def psnr(pred: torch.Tensor, target: torch.Tensor | Truth) -> torch.Tensor:
+    """Per-image PSNR in dB of (N, C, H, W) or (C, H, W) tensors in [0, 1]; identical images give inf."""
+    pred, truth = _pair(pred, target)
+    return peak_signal_noise_ratio(pred, truth.image, data_range=1.0, reduction="none", dim=(1, 2, 3))
+
+
+def ssim(pred: torch.Tensor, target: torch.Tensor | Truth) -> torch.Tensor:
+    """Per-image SSIM, reflect-padded so the map covers every pixel (torchmetrics' convention); images
+    smaller than the 11-pixel window use the largest odd window that fits."""
+    pred, truth = _pair(pred, target)
+    window, *truth_maps = truth.ssim
+    (n, c, h, w), pad = pred.shape, (len(window) // 2,) * 4
+    sums = torch.empty(n * c, dtype=torch.float64)
+    # one megapixel channel at a time, so its maps stay in cache between the passes (small ones together)
+    p_all = F.pad(pred, pad, mode="reflect")
+    k = maps_at_once(p_all.shape)
+    maps = (x.reshape(n * c, *x.shape[-2:]).split(k) for x in (p_all, *truth_maps))
+    last, i = None, 0
+    for p, t, mu_t, mu_t_sq_c1, var_t in zip(*maps):
+        if last is None or last[0].shape != p.shape or not torch.equal(p, last[0]):  # a gray prediction's
+            flat = bool(p.amin() == p.amax())  # channels: filtered once; a constant one: its mean is itself, var 0
+            if flat:
+                mu_p, var_p = torch.full_like(mu_t, float(p.flatten()[0])), torch.zeros_like(var_t)
+            else:
+                mu_p = gaussian_filter(p, window)
+                var_p = gaussian_filter(p * p, window).sub_(mu_p * mu_p).clamp_(min=0)
+            last = (p, flat, mu_p, mu_p * mu_p, var_p.add_(SSIM_C2))
+        _, flat, mu_p, mu_p_sq, var_p_c2 = last
+        mu_pt = mu_p * mu_t
+        cov = torch.zeros_like(mu_pt) if flat else gaussian_filter(p * t, window).sub_(mu_pt)
+        contrast = cov.mul_(2).add_(SSIM_C2).div_(var_t + var_p_c2)
+        luminance_term = mu_pt.mul_(2).add_(SSIM_C1).div_(mu_p_sq + mu_t_sq_c1)
+        sums[i:i + len(p)] = contrast.mul_(luminance_term).sum(dim=(-2, -1), dtype=torch.float64)
+        i += len(p)
+    return (sums.view(n, c).sum(dim=1) / (c * h * w)).float()
 
 
 def gradient_magnitude(x: torch.Tensor, eps: float = 0.0) -> torch.Tensor:
     """Sobel gradient magnitude of the luma, (N, 1, H, W), border replicated. eps > 0 keeps the square root
-    differentiable where the image is flat (for use in a loss)."""
+    differentiable where the image is flat (for use in a loss). Sobel's kernels are separable (a difference
+    across, a [1, 2, 1] smoothing along), so it runs as shifted slices, like gaussian_filter."""
     y = F.pad(_luma(x), (1, 1, 1, 1), mode="replicate")
-    kernels = torch.stack([_SOBEL_X, _SOBEL_X.T])[:, None].to(y)
-    g = F.conv2d(y, kernels)
-    return (g.pow(2).sum(dim=1, keepdim=True) + eps).sqrt()
+
+    def smooth(v, dim):
+        return v.narrow(dim, 0, v.shape[dim] - 2) + 2 * v.narrow(dim, 1, v.shape[dim] - 2) + v.narrow(dim, 2, v.shape[dim] - 2)
+
+    def diff(v, dim):
+        return v.narrow(dim, 2, v.shape[dim] - 2) - v.narrow(dim, 0, v.shape[dim] - 2)
+
+    gx, gy = smooth(diff(y, -1), -2), smooth(diff(y, -2), -1)
+    return (gx.square() + gy.square() + eps).sqrt()
 
 
-def sharpness(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per-image mean gradient magnitude of pred / of target; NaN where the target is flat."""
-    gp, gt = gradient_magnitude(pred).mean(dim=(1, 2, 3)), gradient_magnitude(target).mean(dim=(1, 2, 3))
+def _sharpness(gp: torch.Tensor, truth: Truth) -> torch.Tensor:
+    gp, gt = gp.mean(dim=(1, 2, 3)), truth.gradient[0]
     return torch.where(gt > 1e-8, gp / gt.clamp_min(1e-8), torch.full_like(gt, float("nan")))
 
 
-def gradient_correlation(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per-image Pearson correlation of the gradient-magnitude maps; 0 where either is constant."""
-    gp, gt = gradient_magnitude(pred).flatten(1), gradient_magnitude(target).flatten(1)
-    gp, gt = gp - gp.mean(dim=1, keepdim=True), gt - gt.mean(dim=1, keepdim=True)
-    denom = gp.norm(dim=1) * gt.norm(dim=1)
+def _gradient_correlation(gp: torch.Tensor, truth: Truth) -> torch.Tensor:
+    _, gt, gt_norm = truth.gradient
+    gp = gp.flatten(1)
+    gp = gp - gp.mean(dim=1, keepdim=True)
+    denom = gp.norm(dim=1) * gt_norm
     return torch.where(denom > 1e-12, (gp * gt).sum(dim=1) / denom.clamp_min(1e-12), torch.zeros_like(denom))
 
 
-VIF_MIN_SIDE = 41
+def sharpness(pred: torch.Tensor, target: torch.Tensor | Truth) -> torch.Tensor:
+    """Per-image mean gradient magnitude of pred / of target; NaN where the target is flat."""
+    pred, truth = _pair(pred, target, luma=True)
+    return _sharpness(gradient_magnitude(pred), truth)
 
 
-def vif(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per-image pixel-domain VIF of the lumas on a [0, 255] scale; NaN for images under 41 pixels a side."""
-    p, t = _luma(pred) * 255, _luma(target) * 255
+def gradient_correlation(pred: torch.Tensor, target: torch.Tensor | Truth) -> torch.Tensor:
+    """Per-image Pearson correlation of the gradient-magnitude maps; 0 where either is constant."""
+    pred, truth = _pair(pred, target, luma=True)
+    return _gradient_correlation(gradient_magnitude(pred), truth)
+
+
+def vif(pred: torch.Tensor, target: torch.Tensor | Truth) -> torch.Tensor:
+    """Per-image pixel-domain VIF of the lumas on a [0, 255] scale (torchmetrics' formulation, masks in its
+    order); NaN for images under 41 pixels a side."""
+    pred, truth = _pair(pred, target, luma=True)
+    p = _luma(pred) * 255
     if min(p.shape[-2:]) < VIF_MIN_SIDE:
         return torch.full((p.shape[0],), float("nan"))
-    return visual_information_fidelity(p, t, reduction="none").reshape(-1).float()
+    scales, den = truth.vif
+    if bool((p.flatten(1).amin(dim=1) == p.flatten(1).amax(dim=1)).all()):  # flat: no gain at any scale, VIF 0
+        return (torch.zeros_like(den) / den).float()
+    num = 0
+    for i, (window, t, mu_t, var_t, inv_var_t) in enumerate(scales):
+        if i:
+            p = gaussian_filter(p, window, stride=2)
+        if maps_at_once(p.shape) >= 3:  # small: the three maps in one pass
+            mu_p, pp, pt = gaussian_filter(torch.stack([p, p * p, p * t]), window)
+        else:
+            mu_p, pp, pt = (gaussian_filter(x, window) for x in (p, p * p, p * t))
+        var_p = pp.sub_(mu_p * mu_p).clamp_(min=0)
+        cov = pt.sub_(mu_p.mul_(mu_t))
+        gain = cov * inv_var_t  # a flat truth: no gain, all of the prediction is noise
+        noise = var_p - gain * cov
+        flat_p = var_p < VIF_EPS  # a flat prediction: no gain, no noise
+        gain.masked_fill_(flat_p, 0)
+        noise.masked_fill_(flat_p, 0)
+        noise = torch.where(gain < 0, var_p, noise).clamp_(min=VIF_EPS)  # a negative gain carries nothing
+        gain.clamp_(min=0)
+        ratio = gain.square_().mul_(var_t).div_(noise.add_(VIF_SIGMA_N_SQ))
+        num = num + torch.log10(ratio.add_(1)).sum(dim=(1, 2, 3), dtype=torch.float64)
+    return (num / den).float()
 
 
 # Identical images have infinite PSNR; reports cap it so that means stay numbers.
 PSNR_CAP_DB = 100.0
 METRICS = ("psnr", "ssim", *STRUCTURE_METRICS)
-_METRIC_FUNCTIONS = {"psnr": psnr, "ssim": ssim, "sharpness": sharpness, "gradient_correlation": gradient_correlation,
-                     "vif": vif}
+_METRIC_FUNCTIONS = {"psnr": psnr, "ssim": ssim, "vif": vif}
+_GRADIENT_METRICS = {"sharpness": _sharpness, "gradient_correlation": _gradient_correlation}
 
 
-def score(pred: torch.Tensor, target: torch.Tensor, structure: bool = True,
+def score(pred: torch.Tensor, target: torch.Tensor | Truth, structure: bool = True,
           metrics: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
     """{"psnr": (N,), "ssim": (N,), and with structure "sharpness", "gradient_correlation", "vif"}
     for a batch; the unit every report is built from. NaN marks a metric undefined for that image.
-    metrics: just these (of METRICS), in this order, e.g. without VIF where it costs too much."""
-    if pred.shape != target.shape:
-        raise ValueError(f"prediction {tuple(pred.shape)} and truth {tuple(target.shape)} differ in shape")
+    metrics: just these (of METRICS), in this order, e.g. without VIF where it costs too much.
+    target: a Truth to score several predictions against one truth (its statistics are computed once)."""
+    pred, target = _pair(pred, target)
     if metrics is None:
         metrics = METRICS if structure else ("psnr", "ssim")
     unknown = set(metrics) - set(METRICS)
     if unknown:
         raise ValueError(f"unknown metrics {sorted(unknown)}: use {', '.join(METRICS)}")
-    return {name: _METRIC_FUNCTIONS[name](pred, target) for name in metrics}
+    gp = gradient_magnitude(pred) if _GRADIENT_METRICS.keys() & set(metrics) else None  # once for both
+    return {name: _GRADIENT_METRICS[name](gp, target) if name in _GRADIENT_METRICS else _METRIC_FUNCTIONS[name](pred, target)
+            for name in metrics}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -172,7 +357,7 @@ def oracle_affine(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return pred.clamp(0, 1)
 
 
-def score_image(pred: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+def score_image(pred: torch.Tensor, target: torch.Tensor | Truth) -> dict[str, float]:
     """score() of one (C, H, W) image as plain numbers, PSNR capped at PSNR_CAP_DB; a metric that is
     undefined for this image (NaN) is left out."""
     m = {k: float(v[0]) for k, v in score(pred, target).items()}

@@ -189,6 +189,8 @@ def test_gallery_pair_in_both_directions(client):
         assert (a.size, a.mode, b.mode, c.mode) == ((80, EVAL_SHORT_SIDE), "RGB", "L", "L")
         assert b.size == c.size == a.size
     assert len(table["data"]) == 5 and key in summary and "test split" in summary
+    *_, again, summary_again = client.predict(key, "vis2ir", api_name="/gallery")  # baselines' rows from its cache
+    assert (again, summary_again) == (table, summary)
     source, prediction, *_ = client.predict(key, "ir2vis", api_name="/gallery")
     with Image.open(source) as a, Image.open(prediction) as b:
         assert (a.mode, b.mode) == ("L", "RGB")
@@ -319,6 +321,8 @@ def test_compare_rows_match_irvis_metrics():
     assert rows["oracle: affine"].psnr > rows["baseline: mid_gray"].psnr
     perfect = compare("ir2vis", ir, vis, prediction=vis)[0]
     assert (perfect.method, perfect.psnr, perfect.ssim) == ("model", 100.0, pytest.approx(1.0))
+    # the baselines' rows of an earlier call: only the model is scored, the table is the same
+    assert compare("ir2vis", ir, vis, vis, baseline_rows=list(rows.values())) == compare("ir2vis", ir, vis, vis)
 
 
 def test_load_truth_checks_modality_and_size():

@@ -292,8 +292,8 @@ def test_video_whose_header_hides_its_length_is_stopped_at_the_limit(generators,
 
 
 def test_bench_runs_and_writes_json(llvip, tmp_path):
-    """The bench's inference, folder and video sections on a small frame: it runs, the automatic path is within
-    tolerance of plain float32, and its JSON holds each figure (no timing is asserted)."""
+    """The bench's inference, folder, video and scoring sections on a small frame: it runs, the automatic path is
+    within tolerance of plain float32, and its JSON holds each figure (no timing is asserted)."""
     out = tmp_path / "bench.json"
     run = subprocess.run([sys.executable, "-m", "irvis", "bench", "--size", "160x128", "--quick", "--repeats", "1",
                           "--frames", "3", "--batch", "2", "--data", str(llvip), "--skip", "training", "loader",
@@ -311,6 +311,13 @@ def test_bench_runs_and_writes_json(llvip, tmp_path):
     assert not [row for row in levers.values() if "error" in row]
     assert levers["bf16 weights, channels-last, folded tail (auto)"]["psnr_vs_fp32"] >= FAST_PATH_MIN_PSNR
     assert r["batch"]["reference"]["frames_per_second"] > 0
+    # scoring: the app's request with and without a truth, a gallery pair again, evaluate before and now
+    assert "with truth, end to end" in run.stdout and "evaluate, 2 pairs" in run.stdout
+    for figures in r["scoring"]["directions"].values():
+        request, evaluate = figures["request"], figures["evaluate"]
+        assert request["size"] == "160x128" and request["with_truth_seconds"] > 0 and request["without_truth_seconds"] > 0
+        assert figures["gallery"]["again_seconds"] > 0
+        assert evaluate["seconds_per_pair"] > 0 and evaluate["reference_seconds_per_pair"] > 0
 
 
 def test_training_throughput_uses_the_trainer_step(llvip):
