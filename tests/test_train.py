@@ -429,7 +429,8 @@ def test_ssim_loss_and_repeated_sets(tmp_path):
     out = tmp_path / "vis2ir"
     code, log = run(["--direction", "vis2ir", "--data", str(MSRS), str(VIFB), "--output-dir", str(out), *TINY,
                      "--max-steps", "2", "--gan-weight", "0", "--ssim-weight", "50", "--repeat-sets", "msrs=3",
-                     "--source-jitter", "0.3", "--min-load-size", "68", "--checkpoint-every", "2", "--sample-every", "0", "--eval-every", "0", "--val-max-pairs", "1",
+                     "--source-jitter", "0.3", "--min-load-size", "68", "--checkpoint-every", "2", "--sample-every", "0",
+                     "--eval-every", "0", "--val-max-pairs", "1",
                      "--report-to", "none"])
     assert code == 0, log
     assert "L1 + SSIM (no discriminator)" in log
