@@ -639,7 +639,7 @@ def test_edge_loss_is_blind_to_an_edges_sign_and_the_frames_level_but_not_to_a_b
     """The edge loss compares where edges are and how strong, not which way they go: a thermal frame's negative
     and a brighter copy of it cost nothing, a blurred copy does; its gradients stay finite on flat regions."""
     from irvis.data import load_pair, load_pairs
-    from train.objective import edge_loss
+    from train.losses import edge_loss
 
     infrared, _ = load_pair(load_pairs([data_dir / "llvip"], "val")[0], short_side=64)
     x = infrared[None] * 0.8
@@ -656,7 +656,7 @@ def test_texture_loss_forgives_where_structure_lies_within_a_block_but_not_a_blu
     pixel to a blurred copy, where the per-pixel edge loss prefers the blur (the hedging a translation that
     cannot know exact positions learns); a flat frame costs most."""
     from irvis.data import load_pair, load_pairs
-    from train.objective import edge_loss, texture_loss
+    from train.losses import edge_loss, texture_loss
 
     infrared, _ = load_pair(load_pairs([data_dir / "llvip"], "val")[0], short_side=128)
     x = infrared[None]

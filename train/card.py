@@ -20,6 +20,7 @@ from irvis.directions import get_direction
 from irvis.tables import pairs, result_tables
 from train.checkpoint import EMA_DIR, GENERATOR_DIR
 from train.config import TrainConfig
+from train.losses import active
 
 DATA_TERMS = {
     "llvip": "LLVIP (Jia et al., ICCV-W 2021): non-commercial research use only",
@@ -114,16 +115,12 @@ def train_command(config: TrainConfig) -> str:
 
 def objective_text(config: TrainConfig) -> str:
     """The losses, as the card's first paragraph names them."""
-    text = "L1 only (no discriminator)" if config.gan_weight == 0 else (
-        f"conditional PatchGAN ({config.gan_mode}, weight {config.gan_weight:g}, {config.d_layers} layers, ndf "
-        f"{config.ndf}) + L1 (weight {config.l1_weight:g})")
-    if config.ssim_weight > 0:
-        text += f" + SSIM loss (weight {config.ssim_weight:g})"
-    if config.edge_weight > 0:
-        text += f" + edge loss (Sobel magnitudes, weight {config.edge_weight:g})"
-    if config.texture_weight > 0:
-        text += f" + texture loss (8x8-block edge energy, weight {config.texture_weight:g})"
-    if config.gan_weight > 0 and config.gan_warmup:
+    terms = " + ".join(loss.card.format(weight=f"{w:g}") for loss, w in active(config))
+    if config.gan_weight == 0:
+        return f"{terms} (no discriminator)"
+    text = (f"conditional PatchGAN ({config.gan_mode}, weight {config.gan_weight:g}, {config.d_layers} layers, ndf "
+            f"{config.ndf}) + {terms}")
+    if config.gan_warmup:
         text += f"; the adversarial term from step {config.gan_warmup}"
     return text
 

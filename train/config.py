@@ -12,6 +12,7 @@ from pathlib import Path
 
 from irvis.directions import DIRECTIONS
 from irvis.nets import ARCHITECTURES, HEADS, architecture, generator_config
+from train.losses import LOSSES, weight_name
 
 CONFIG_FILE = "training_config.json"
 GROUP_TITLES = {"data": "data", "model": "models", "optimisation": "optimisation", "schedule": "logging, samples, "
@@ -32,7 +33,21 @@ def _opt(help: str, **kwargs):
     return field(metadata={"help": help, **kwargs}, **extra)
 
 
+def _with_loss_weights(cls):
+    """A --NAME-weight setting for each loss of the registry (train.losses), before the adversarial term's."""
+    annotations = {}
+    for name, kind in cls.__annotations__.items():
+        if name == "gan_weight":
+            for loss in LOSSES.values():
+                annotations[weight_name(loss)] = "float"
+                setattr(cls, weight_name(loss), _opt(loss.help, default=loss.default, group="optimisation"))
+        annotations[name] = kind
+    cls.__annotations__ = annotations
+    return cls
+
+
 @dataclass
+@_with_loss_weights
 class TrainConfig:
     # what to learn, from what
     direction: str = _opt("translation direction", choices=list(DIRECTIONS), group="data")
@@ -101,18 +116,6 @@ class TrainConfig:
     beta2: float = _opt("Adam beta2", default=0.999, group="optimisation")
     lr_schedule: str = _opt("linear: constant, then linear decay to 0 over the second half (Pix2Pix); cosine; constant",
                             default="linear", choices=["linear", "cosine", "constant"], group="optimisation")
-    ssim_weight: float = _opt("weight of an SSIM loss, 1 - SSIM(prediction, truth) (0: off); SSIM rewards "
-                              "flat where the truth is flat, which L1 alone learns slowly", default=0.0, group="optimisation")
-    edge_weight: float = _opt("weight of an edge loss: L1 between the Sobel gradient magnitudes of prediction and truth, "
-                              "blind to each edge's sign and to the frame's level (0: off; e.g. 50): a pixel loss "
-                              "alone rewards blurring edges whose sign differs between modalities", default=0.0,
-                              group="optimisation")
-    texture_weight: float = _opt("weight of a texture loss: L1 between the 8x8-block means of the Sobel gradient "
-                                 "magnitudes of prediction and truth (0: off; e.g. 100): the right amount of structure "
-                                 "in each block, where its exact place cannot be known", default=0.0,
-                                 group="optimisation")
-    l1_weight: float = _opt("weight of the L1 loss (measured on the [-1, 1] scale, as Pix2Pix)", default=100.0,
-                            group="optimisation")
     gan_weight: float = _opt("weight of the conditional PatchGAN loss; 0 trains pure L1 regression without a "
                              "discriminator (much faster on CPU)", default=1.0, group="optimisation")
     gan_warmup: int = _opt("optimizer steps of the pixel losses alone before the adversarial term starts (the "
@@ -172,14 +175,14 @@ class TrainConfig:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if self.num_workers is not None and self.num_workers < 0:
             raise ConfigError(f"--num-workers cannot be negative, got {self.num_workers}")
-        for name in ("gan_warmup", "sample_every", "eval_every", "val_max_pairs", "l1_weight", "gan_weight",
-                     "ssim_weight", "edge_weight", "texture_weight", "lr_g", "lr_d"):
+        weights = [weight_name(loss) for loss in LOSSES.values()] + ["gan_weight"]
+        for name in ("gan_warmup", "sample_every", "eval_every", "val_max_pairs", "lr_g", "lr_d", *weights):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} cannot be negative, got {getattr(self, name)}")
         self.set_repeats()  # format check
-        if not any((self.l1_weight, self.gan_weight, self.ssim_weight, self.edge_weight, self.texture_weight)):
-            raise ConfigError("--l1-weight, --gan-weight, --ssim-weight, --edge-weight and --texture-weight are all 0: "
-                              "there is nothing to learn")
+        if not any(getattr(self, name) for name in weights):
+            flags = [f"--{name.replace('_', '-')}" for name in weights]
+            raise ConfigError(f"{', '.join(flags[:-1])} and {flags[-1]} are all 0: there is nothing to learn")
         if self.n_res is not None and self.n_res < 0:
             raise ConfigError(f"--n-res cannot be negative, got {self.n_res}")
         if not 0 <= self.encoder_lr_scale <= 1:

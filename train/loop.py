@@ -31,6 +31,7 @@ from train import checkpoint, validation
 from train.config import CONFIG_FILE, ConfigError, TrainConfig, resume_conflicts
 from train.data import EpochSampler, TrainPairs, ValFrames, loader_workers, repeat_sets, spread, validation_pairs
 from train.export import export_generator
+from train.losses import active
 from train.models import PatchDiscriminator, fused_adam, generator_groups, initial_generator
 from train.objective import EMA, adversarial_term, discriminator_loss, generator_loss, lr_factor
 
@@ -370,8 +371,11 @@ class Trainer:
         lines = [
             f"irvis trainer: {self.direction.name} ({self.direction.label}), {cfg.arch}, "
             f"{count_parameters(g) / 1e6:.2f} M parameters, "
-            + ("L1" if self.discriminator is None else f"PatchGAN ({cfg.gan_mode}) + L1")
-            + (" + SSIM" if cfg.ssim_weight > 0 else "") + (" (no discriminator)" if self.discriminator is None else ""),
+            + ("" if self.discriminator is None else f"PatchGAN ({cfg.gan_mode}) + ")
+            + " + ".join(loss.label for loss, _ in active(cfg)) + (" (no discriminator)" if self.discriminator is None else ""),
+            "  loss weights: " + ", ".join(f"{loss.label} {w:g}" for loss, w in active(cfg))
+            + ("" if self.discriminator is None else f", PatchGAN {cfg.gan_weight:g}"
+               + (f" from step {cfg.gan_warmup}" if cfg.gan_warmup else "")),
             f"  data: {len(self.train_pairs)} training pairs {count_sets(self.train_pairs)}; "
             f"{len(self.val_pairs)} validation pairs {count_sets(self.val_pairs) or '(none: no test split)'}",
             f"  {self.total_steps} steps of batch {total_batch} ({cfg.batch_size} x {acc.num_processes} process(es) "
