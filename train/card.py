@@ -17,6 +17,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 import irvis
 from irvis.directions import get_direction
+from irvis.nets import SETTINGS, architecture
 from irvis.tables import pairs, result_tables
 from train.checkpoint import EMA_DIR, GENERATOR_DIR
 from train.config import TrainConfig
@@ -95,13 +96,14 @@ def duration(seconds: float) -> str:
 def train_command(config: TrainConfig) -> str:
     """The command that reruns this training: the flags that differ from the defaults."""
     parts = ["python", "-m", "train"]
-    values = config.to_dict()
+    values, settings = config.to_dict(), config.generator_settings()  # a setting at the architecture's default: left out
     for f in fields(TrainConfig):
         if f.name in NOT_FOR_CARD:
             continue
         v = values[f.name]
         default = f.default if f.default is not MISSING else object()
-        if v == default or v is None:
+        at_default = f.name in SETTINGS and settings[f.name] == architecture(config.arch).defaults.get(f.name)
+        if v == default or v is None or at_default:
             continue
         flag = "--" + f.name.replace("_", "-")
         if isinstance(v, bool):
@@ -131,7 +133,7 @@ def optimiser_text(config: TrainConfig) -> str:
 
 
 def architecture_text(config: TrainConfig) -> str:
-    return config.arch + (f" ({config.head} head)" if config.arch == "irvis-unet" else "")
+    return config.arch + (f" ({config.generator_settings()['head']} head)" if config.arch == "irvis-unet" else "")
 
 
 def recipe_line(config: TrainConfig) -> str:

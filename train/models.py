@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from irvis.backbones import PretrainedWeightsError
-from irvis.nets import (Generator, build_generator, init_pix2pix, initialise_generator, norm_layer,
-                        pretrained_parameters)
+from irvis.nets import Generator, build_generator, initialise_generator, pretrained_parameters
+from irvis.pix2pix import init_pix2pix, norm_layer
 from train.config import ConfigError, TrainConfig
 from train.objective import initial_weights
 

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from irvis.directions import get_direction
-from irvis.nets import Generator, WeightsError, init_pix2pix, load_generator  # noqa: F401 (init_pix2pix: the D's too)
+from irvis.nets import Generator, WeightsError, load_generator
 from train.config import ConfigError, TrainConfig
 from train.losses import active
 
