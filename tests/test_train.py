@@ -205,7 +205,10 @@ def test_publish_writes_a_card_with_fit_working_size_ablations_and_lineage_and_n
     evaluation = json.loads((weights / "evaluation.json").read_text())
     assert evaluation["n_pairs"] == 2 and set(evaluation["per_set"]) == {"msrs"}
     fit = json.loads((weights / "fit.json").read_text())
-    assert fit["test"]["model"] == evaluation["model"] and fit["train"]["model"]["psnr"] > 0
+    assert fit["test"]["model"] == evaluation["model"]
+    # the fit is scored on the training frames: other scores than the test split's, and the card shows them
+    assert fit["train"]["model"].keys() == fit["test"]["model"].keys() and fit["train"]["model"] != fit["test"]["model"]
+    assert f"{fit['train']['model']['psnr']:.2f}" in card.split("## Fit")[1]
     inference = json.loads((weights / "inference.json").read_text())
     assert inference["working_size"] in (64, 128) and inference["chosen_on"] == "val"
     assert Translator.from_pretrained(weights, device="cpu").working_size == inference["working_size"]
@@ -340,7 +343,11 @@ def test_irvis_evaluate_scores_the_exported_generator(vis2ir_run, tmp_path):
         code = irvis_main(["evaluate", "--direction", "vis2ir", "--weights", str(out / "final"), "--data", str(MSRS),
                            "--size", "64", "--json", str(tmp_path / "eval.json")])
     assert code == 0
-    assert json.loads((tmp_path / "eval.json").read_text())["model"]["psnr"] > 0
+    result = json.loads((tmp_path / "eval.json").read_text())
+    # every MSRS test pair, scored by the model itself (not a copy of a baseline's figures)
+    assert result["n_pairs"] == len(os.listdir(MSRS / "visible" / "test"))
+    psnr = result["model"]["psnr"]
+    assert 5 < psnr < 60 and all(psnr != b["psnr"] for b in result["baselines"].values())
 
 
 def test_hub_upload_plan_is_the_generator_and_its_card_only(vis2ir_run, tmp_path):
