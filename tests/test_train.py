@@ -677,6 +677,27 @@ def test_texture_loss_forgives_where_structure_lies_within_a_block_but_not_a_blu
     assert float(loss.detach()) > float(texture_loss(blurred, x)) and torch.isfinite(flat.grad).all()
 
 
+def test_ema_ramps_its_decay_up_to_the_one_asked_and_keeps_the_models_buffers():
+    """(1 + n) / (10 + n) at the n-th update, capped at --ema-decay; running statistics are copied, not averaged;
+    the count is what a checkpoint stores and restores."""
+    from train.objective import EMA
+
+    net = torch.nn.BatchNorm1d(2)
+    torch.nn.init.zeros_(net.weight)
+    ema = EMA(net, decay=0.5)
+    with torch.no_grad():
+        net.weight.fill_(11.0)
+        net.running_mean.fill_(3.0)
+    ema.update(net)  # decay 2/11: 0 + 11 x 9/11
+    assert torch.allclose(ema.model.weight, torch.full((2,), 9.0)) and torch.equal(ema.model.running_mean, net.running_mean)
+    ema.update(net)  # decay 3/12: 9 + 2 x 0.75
+    ema.update(net)  # decay 4/13 (under the cap): 10.5 + 0.5 x 9/13
+    assert torch.allclose(ema.model.weight, torch.full((2,), 10.5 + 0.5 * 9 / 13))
+    restored = EMA(net, decay=0.5)
+    restored.updates = ema.updates
+    assert restored.updates == 3 and ema.model.weight.requires_grad is False
+
+
 def test_resuming_an_older_checkpoint_drops_the_abandoned_newer_ones(tmp_path):
     """Resumed from checkpoint 3 of a run that reached 6: checkpoint 6 belongs to the abandoned trajectory, and
     a later --resume latest must continue this run, not that one."""

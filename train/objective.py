@@ -4,12 +4,12 @@ schedules."""
 
 from __future__ import annotations
 
-import copy
 import math
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel
 
 from irvis.directions import get_direction
 from irvis.nets import Generator, WeightsError, load_generator
@@ -94,18 +94,31 @@ def initial_weights(config: TrainConfig, like: Generator) -> Generator:
 
 
 class EMA:
-    """An exponential moving average of the generator's weights; the decay ramps up from about 0.1
-    ((1 + n) / (10 + n)), so short runs are not dominated by the random initialisation."""
+    """An exponential moving average of the generator's weights, kept by torch's AveragedModel (buffers copied,
+    not averaged); the decay ramps up from about 0.1 ((1 + n) / (10 + n) at the n-th update), so short runs are
+    not dominated by the random initialisation. `model` is the averaged network itself: what checkpoints hold,
+    with `updates` beside it in the training state, as before AveragedModel kept it."""
 
     def __init__(self, model: torch.nn.Module, decay: float):
-        self.model = copy.deepcopy(model).eval().requires_grad_(False)
-        self.decay, self.updates = decay, 0
+        self.decay = decay
+        self.average = AveragedModel(model, multi_avg_fn=self._ramp, use_buffers=False)
+        self.average.n_averaged.fill_(1)  # the copy is the start, not an average: the first update is the 1st
+        self.model = self.average.module.eval().requires_grad_(False)
+
+    def _ramp(self, averaged: list[torch.Tensor], current: list[torch.Tensor], _on_device: torch.Tensor) -> None:
+        n = self.updates + 1  # the CPU count: no device sync
+        d = min(self.decay, (1 + n) / (10 + n))
+        for a, p in zip(averaged, current):
+            a.lerp_(p, 1 - d)
+
+    @property
+    def updates(self) -> int:
+        return int(self.average.n_averaged) - 1
+
+    @updates.setter
+    def updates(self, n: int) -> None:
+        self.average.n_averaged.fill_(n + 1)
 
     @torch.no_grad()
     def update(self, model: torch.nn.Module) -> None:
-        self.updates += 1
-        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        for ema_p, p in zip(self.model.parameters(), model.parameters()):
-            ema_p.lerp_(p.detach(), 1 - d)
-        for ema_b, b in zip(self.model.buffers(), model.buffers()):
-            ema_b.copy_(b)
+        self.average.update_parameters(model)
