@@ -677,6 +677,21 @@ def test_texture_loss_forgives_where_structure_lies_within_a_block_but_not_a_blu
     assert float(loss.detach()) > float(texture_loss(blurred, x)) and torch.isfinite(flat.grad).all()
 
 
+def test_a_checkpoint_that_named_the_default_head_resumes_without_it(tmp_path):
+    """Earlier trainers wrote the head of every run ("affine", their default, even for pix2pix-unet256); the same
+    command resumes such a checkpoint now that the default is the architecture's, and another head is refused."""
+    from train.config import TrainConfig, resume_conflicts
+
+    now = TrainConfig(direction="vis2ir", data=[str(MSRS)])
+    saved = tmp_path / "training_config.json"
+    saved.write_text(json.dumps({**now.to_dict(), "head": "affine"}))
+    assert resume_conflicts(TrainConfig.load(saved), now) == []
+    assert resume_conflicts(TrainConfig.load(saved), TrainConfig(**{**now.to_dict(), "head": "conv"})) == [
+        "--head: checkpoint 'affine', now 'conv'"]
+    saved.write_text(json.dumps({**now.to_dict(), "arch": "pix2pix-unet256", "head": "affine"}))
+    assert resume_conflicts(TrainConfig.load(saved), TrainConfig(**{**now.to_dict(), "arch": "pix2pix-unet256"})) == []
+
+
 def test_ema_ramps_its_decay_up_to_the_one_asked_and_keeps_the_models_buffers():
     """(1 + n) / (10 + n) at the n-th update, capped at --ema-decay; running statistics are copied, not averaged;
     the count is what a checkpoint stores and restores."""

@@ -117,11 +117,11 @@ def train_command(config: TrainConfig) -> str:
 
 def objective_text(config: TrainConfig) -> str:
     """The losses, as the card's first paragraph names them."""
-    terms = " + ".join(loss.card.format(weight=f"{w:g}") for loss, w in active(config))
+    terms = [loss.card.format(weight=f"{w:g}") for loss, w in active(config)]
     if config.gan_weight == 0:
-        return f"{terms} (no discriminator)"
-    text = (f"conditional PatchGAN ({config.gan_mode}, weight {config.gan_weight:g}, {config.d_layers} layers, ndf "
-            f"{config.ndf}) + {terms}")
+        return " + ".join(terms) + " (no discriminator)"
+    text = " + ".join([f"conditional PatchGAN ({config.gan_mode}, weight {config.gan_weight:g}, {config.d_layers} "
+                       f"layers, ndf {config.ndf})", *terms])
     if config.gan_warmup:
         text += f"; the adversarial term from step {config.gan_warmup}"
     return text
