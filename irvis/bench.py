@@ -471,7 +471,7 @@ def bench_training(data: Sequence[str], direction: str = "vis2ir", steps: int = 
                               str(crop_size), "--json", str(out), *(["--compile"] if compile else [])],
                              env=env, capture_output=True, text=True)
         if run.returncode != 0 or not out.is_file():
-            reason = (run.stderr.strip().splitlines() or ["no output"])[-1]
+            reason = ((run.stderr or run.stdout).strip().splitlines() or ["no output"])[-1]
             return {"skipped": f"python -m train bench failed: {reason}"}
         return json.loads(out.read_text())
 
