@@ -60,6 +60,9 @@ def generator_loss(config: TrainConfig, fake: torch.Tensor, target: torch.Tensor
 
 
 def lr_factor(schedule: str, total_steps: int) -> Callable[[int], float]:
+    """torch's LambdaLR factor, a closed form of the step: a resume with another --max-steps stretches the schedule
+    from where it is, and checkpoints hold LambdaLR's state (torch's chained schedulers, SequentialLR of LinearLR
+    or CosineAnnealingLR, update recursively and could do neither)."""
     def factor(step: int) -> float:
         if schedule == "linear":  # Pix2Pix: constant for the first half, then linearly to zero
             half = total_steps // 2
