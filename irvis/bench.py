@@ -8,7 +8,8 @@
   generator on a batch of native frames under each lever (CUDA graphs, torch.compile), with its peak memory;
 - folders and videos: frames/s through `translate_files` and `translate_video` (stages overlapped);
 - training: the trainer's own step, images/s with and without a discriminator, fp32 vs bf16, beside its
-  loader's pairs/s (needs --data and the trainer, train/, installed beside the library);
+  loader's pairs/s (needs --data and the trainer, train/, installed beside the library; measured by
+  `python -m train bench` in a child process, so the library never imports the trainer);
 - the loader with and without the prepared cache (--data);
 - scoring against the truth: the app's requests with and without a truth, a gallery pair shown again, and
   `irvis evaluate` per pair (measured in irvis.bench_scoring).
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import io
+import json
 import os
 import platform
 import resource
@@ -452,27 +454,28 @@ def bench_folder_and_video(direction: str, size: tuple[int, int], frames: int = 
 
 def bench_training(data: Sequence[str], direction: str = "vis2ir", steps: int = 3, device: str = "cpu",
                    batch_size: int = 16, crop_size: int = 128, compile: bool = False) -> dict:
-    """The trainer's step and loader (train.bench); skipped, with the reason, when the trainer is not installed.
-    compile: add the compiled trainer's rows."""
+    """The trainer's step and loader, measured by the trainer's own command (`python -m train bench`) in a child
+    process: the library never imports the trainer, and the trainer's process-wide Accelerate state stays out of
+    this one. Skipped, with the reason, when the trainer is not installed beside the library."""
     import importlib.util
+    import subprocess
+    import sys
 
-    if importlib.util.find_spec("train") is None or importlib.util.find_spec("train.bench") is None:
+    spec = importlib.util.find_spec("train")
+    if spec is None or spec.origin is None:
         return {"skipped": "the trainer (train/) is not installed beside irvis"}
-    from train.bench import training_throughput
-
-    return {"rows": training_throughput(data, direction, batch_size=batch_size, crop_size=crop_size, steps=steps,
-                                        cpu=device == "cpu", compile=compile)}
-
-
-# -- the old comparisons, kept for `--quick` ------------------------------------------------------------
-def time_generator(arch: str, direction: str = "vis2ir", size: tuple[int, int] = (1024, 1280), repeats: int = 3,
-                   device: str = "cpu") -> dict:
-    """Median seconds per frame of a randomly initialised generator, plain float32 (weights do not change speed)."""
-    torch.manual_seed(0)
-    translator = Translator(build_generator(direction, arch), device=device, precision="fp32")
-    x = torch.rand(translator.direction.in_channels, *size)
-    seconds = median_seconds(lambda: translator.translate_tensor(x), repeats, translator.device)
-    return {"arch": arch, "parameters": count_parameters(translator.generator), "seconds": seconds}
+    env = dict(os.environ)  # the child finds the trainer where this process did, whatever its working folder
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(spec.origin).parents[1]), env.get("PYTHONPATH")]))
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "training.json"
+        run = subprocess.run([sys.executable, "-m", "train", "bench", "--data", *map(str, data), "--direction", direction,
+                              "--steps", str(steps), "--device", device, "--batch-size", str(batch_size), "--crop",
+                              str(crop_size), "--json", str(out), *(["--compile"] if compile else [])],
+                             env=env, capture_output=True, text=True)
+        if run.returncode != 0 or not out.is_file():
+            reason = ((run.stderr or run.stdout).strip().splitlines() or ["no output"])[-1]
+            return {"skipped": f"python -m train bench failed: {reason}"}
+        return json.loads(out.read_text())
 
 
 def bench_loader(roots: Sequence[str], n: int = 48, load_size: int = 286, crop_size: int = 256) -> dict:
@@ -575,8 +578,4 @@ def format_report(r: dict) -> list[str]:
         lines.append(f"\nloader, {ld['pairs']} pairs, load {ld['load_size']} crop {ld['crop_size']}, 1 process: "
                      f"original files {ld['original_pairs_per_second']:.1f} pairs/s, prepared cache "
                      f"{ld['prepared_pairs_per_second']:.1f} pairs/s")
-    if r.get("scoring"):
-        from irvis.bench_scoring import scoring_lines  # it imports this module
-
-        lines += scoring_lines(r["scoring"])
     return lines

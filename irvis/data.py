@@ -9,7 +9,6 @@ before any training starts.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -24,8 +23,6 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from irvis.images import ImageError, image_size, is_image_file, load_image, max_pixels, open_image
-
-CACHE_MANIFEST = "irvis-cache.json"
 
 
 class DataError(ValueError):
@@ -340,10 +337,6 @@ def prepare_cache(
             jobs = pool.map(lambda p: _prepare_pair(p, split, out, size, jpeg_quality), report.pairs)
             for _ in tqdm(jobs, total=len(report.pairs), desc=f"prepare {split}", disable=not progress):
                 pass
-    sources = {p.resolve().name: str(Path(p).resolve()) for p in map(Path, roots)}
-    for set_name, root in made.items():
-        manifest = {"source": sources.get(set_name), "short_side": size, "splits": list(splits), "format": "png"}
-        (root / CACHE_MANIFEST).write_text(json.dumps(manifest, indent=2))
     return list(made.values())
 
 

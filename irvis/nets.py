@@ -2,14 +2,15 @@
 
 Two generator architectures share one class, `Generator`, so a folder's config.json says which one it
 holds and loading is one call; ARCHITECTURES is the registry (builder, settings with their defaults, size
-multiple) that Generator, the trainer's checks and `python -m irvis info` all read:
+multiple, initialisation) and SETTINGS what each setting means: Generator, the trainer's flags, checks and
+initialisation, and `python -m irvis info` all read them:
 
 - "irvis-unet" (default): a U-Net designed for any-size translation on CPU and GPU: bilinear upsampling
   followed by convolution (no transposed convolutions, hence no checkerboard artifacts), GroupNorm
   (statistics per image, so results do not depend on batch size or on how a batch is split across
   GPUs), residual blocks at 1/16 resolution, and few channels at full resolution where CPU time goes.
 - "pix2pix-unet256": the original Pix2Pix generator (Isola et al. 2017; U-Net with 8 down-samplings,
-  ngf 64, batch norm, dropout), kept as the reference every result is compared with.
+  ngf 64, batch norm, dropout; irvis.pix2pix), kept as the reference every result is compared with.
 
 Both take images in [0, 1] and return images in [0, 1]; the [-1, 1] scaling Pix2Pix uses lives inside.
 Weights are config.json + model.safetensors, loaded strictly (see `load_generator`).
@@ -33,19 +34,7 @@ from irvis.context import ContextBranch, LevelBranch, load_lite0
 from irvis.directions import get_direction
 from irvis.generator_folder import (CONFIG_NAME, MAX_PARAMETERS, WEIGHTS_NAME, WeightsError,
                                     check_config, header_shapes)
-
-
-
-def norm_layer(kind: str, channels: int) -> nn.Module:
-    if kind == "group":
-        return nn.GroupNorm(min(8, channels // 2), channels)
-    if kind == "instance":
-        return nn.InstanceNorm2d(channels, affine=True)
-    if kind == "batch":
-        return nn.BatchNorm2d(channels)
-    if kind == "none":
-        return nn.Identity()
-    raise ValueError(f"unknown norm {kind!r}: use group, instance, batch or none")
+from irvis.pix2pix import NORMS, Pix2PixUNet256, init_pix2pix, norm_layer
 
 
 class ConvNormAct(nn.Sequential):
@@ -117,7 +106,7 @@ class IrvisUNet(nn.Module):
     having to discover structure from nothing under a loss that rewards a blur."""
 
     def __init__(self, in_channels: int, out_channels: int, ngf: int, depth: int, n_res: int, norm: str,
-                 head: str = "conv", context: str = "none", level: bool = False):
+                 head: str, context: str = "none", level: bool = False):
         super().__init__()
         if head not in HEADS:
             raise ValueError(f"unknown head {head!r}: use {' or '.join(HEADS)}")
@@ -175,47 +164,6 @@ class IrvisUNet(nn.Module):
         return torch.tanh(out)
 
 
-class _UnetSkipBlock(nn.Module):
-    """One level of the original Pix2Pix U-Net (pytorch-CycleGAN-and-pix2pix's UnetSkipConnectionBlock)."""
-
-    def __init__(self, outer: int, inner: int, in_channels: int | None = None, sub: nn.Module | None = None,
-                 outermost: bool = False, innermost: bool = False, dropout: bool = False, norm: str = "batch"):
-        super().__init__()
-        self.outermost = outermost
-        use_bias = norm != "batch"
-        in_channels = outer if in_channels is None else in_channels
-        down_conv = nn.Conv2d(in_channels, inner, 4, 2, 1, bias=use_bias)
-        if outermost:
-            up = [nn.ReLU(True), nn.ConvTranspose2d(inner * 2, outer, 4, 2, 1), nn.Tanh()]
-            layers = [down_conv, sub, *up]
-        elif innermost:
-            up = [nn.ReLU(True), nn.ConvTranspose2d(inner, outer, 4, 2, 1, bias=use_bias), norm_layer(norm, outer)]
-            layers = [nn.LeakyReLU(0.2, True), down_conv, *up]
-        else:
-            up = [nn.ReLU(True), nn.ConvTranspose2d(inner * 2, outer, 4, 2, 1, bias=use_bias), norm_layer(norm, outer)]
-            layers = [nn.LeakyReLU(0.2, True), down_conv, norm_layer(norm, inner), sub, *up]
-            if dropout:
-                layers.append(nn.Dropout(0.5))
-        self.model = nn.Sequential(*layers)
-
-    def forward(self, x):
-        return self.model(x) if self.outermost else torch.cat([x, self.model(x)], 1)
-
-
-class Pix2PixUNet256(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int, ngf: int = 64, norm: str = "batch"):
-        super().__init__()
-        block = _UnetSkipBlock(ngf * 8, ngf * 8, innermost=True, norm=norm)
-        for _ in range(3):
-            block = _UnetSkipBlock(ngf * 8, ngf * 8, sub=block, dropout=True, norm=norm)
-        for mult in (4, 2, 1):
-            block = _UnetSkipBlock(ngf * mult, ngf * mult * 2, sub=block, norm=norm)
-        self.model = _UnetSkipBlock(out_channels, ngf, in_channels=in_channels, sub=block, outermost=True, norm=norm)
-
-    def forward(self, x):
-        return self.model(x)
-
-
 @dataclass(frozen=True)
 class Architecture:
     """One generator architecture: how to build it, the settings it takes with its own defaults, and the
@@ -232,14 +180,39 @@ class Architecture:
     # settings of other architectures that configs written by earlier irvis versions carry: accepted only at
     # the value those versions wrote (they never changed the network), and not written again
     legacy: dict[str, Any] = field(default_factory=dict)
+    # settings a config.json written before they existed lacks, at the value that config meant (which is not
+    # always today's default: the first generators were saved before heads existed and have the conv head)
+    absent: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A generator setting: what it does (the trainer's --NAME help) and the values it takes (None: a whole
+    number; a bool setting is on/off on the command line)."""
+
+    help: str
+    choices: tuple | None = None
+
+
+# Every architecture's settings, as Generator takes them; an architecture's defaults say which it takes.
+SETTINGS: dict[str, Setting] = {
+    "ngf": Setting("generator base width: channels at the first level, doubled at each level below"),
+    "depth": Setting("levels of the U-Net: its input sides are multiples of 2**depth"),
+    "n_res": Setting("residual blocks at the U-Net's coarsest level"),
+    "norm": Setting("normalisation layers: group (statistics per image), instance, batch or none", NORMS),
+    "head": Setting("the output: affine (a per-pixel affine map of the input, its coefficients predicted from context: "
+                    "the input's structure passes through) or conv (one convolution; the first shipped generators)",
+                    HEADS),
+    "level": Setting("the per-frame level branch: a scale and shift of the coarsest features from the whole frame",
+                     (False, True)),
+}
 
 
 ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (
-    # head "conv" is the library's default so weights saved before heads existed load as they were trained;
-    # the trainer's default head is its own (train.config.TrainConfig.head)
     Architecture("irvis-unet", lambda c_in, c_out, **s: IrvisUNet(c_in, c_out, **s),
-                 {"ngf": 16, "depth": 5, "n_res": 2, "norm": "group", "head": "conv", "level": False},
-                 lambda s: 2 ** s["depth"], "irvis U-Net: any size, GroupNorm, bilinear upsampling"),
+                 {"ngf": 16, "depth": 5, "n_res": 2, "norm": "group", "head": "affine", "level": False},
+                 lambda s: 2 ** s["depth"], "irvis U-Net: any size, GroupNorm, bilinear upsampling",
+                 absent={"head": "conv"}),
     Architecture("irvis-lite0", lambda c_in, c_out, **s: IrvisUNet(c_in, c_out, context="lite0", **s),
                  {"ngf": 16, "depth": 5, "n_res": 0, "norm": "group", "head": "affine", "level": True},
                  lambda s: 2 ** s["depth"], "irvis U-Net + an ImageNet-pretrained EfficientNet-Lite0 context branch "
@@ -251,19 +224,6 @@ ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (
                  initialise=lambda net, pretrained: init_pix2pix(net),
                  legacy={"depth": 5, "n_res": 2, "head": "conv", "level": False}),
 )}
-SETTINGS = ("ngf", "depth", "n_res", "norm", "head", "level")  # every architecture's settings, as Generator takes them
-
-
-def init_pix2pix(model: nn.Module, gain: float = 0.02) -> None:
-    """Pix2Pix's initialisation: conv weights N(0, 0.02), norm scales N(1, 0.02), biases 0."""
-    for m in model.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-            nn.init.normal_(m.weight, 0.0, gain)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, (nn.BatchNorm2d, nn.InstanceNorm2d, nn.GroupNorm)) and m.weight is not None:
-            nn.init.normal_(m.weight, 1.0, gain)
-            nn.init.zeros_(m.bias)
 
 
 def initialise_generator(generator: "Generator", pretrained: bool = True) -> "Generator":
@@ -362,9 +322,11 @@ def load_generator(folder: str | os.PathLike, map_location: str | torch.device =
         if not path.is_file():
             raise WeightsError(f"{folder} is not a generator folder: {path.name} is missing")
     try:
-        config = check_config(json.loads(config_path.read_text()), str(config_path), SETTINGS)
+        config = check_config(json.loads(config_path.read_text()), str(config_path), tuple(SETTINGS))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise WeightsError(f"{config_path}: not valid JSON ({e})") from None
+    a = ARCHITECTURES.get(config.get("arch", "irvis-unet"))
+    config = {**(a.absent if a else {}), **config}
     try:
         with torch.device("meta"):
             shape_only = Generator(**config)

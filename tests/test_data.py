@@ -174,9 +174,14 @@ def test_prepared_cache_in_jpeg_is_a_third_of_the_size_and_close(data_dir, tmp_p
     png = prepare_cache([data_dir / "llvip"], tmp_path / "png", size=192, splits=("test",), progress=False, max_pairs=3)
     jpg = prepare_cache([data_dir / "llvip"], tmp_path / "jpg", size=192, splits=("test",), progress=False, max_pairs=3,
                         jpeg_quality=90)
-    images = lambda root: [f for f in root.rglob("*.*") if f.suffix in (".jpg", ".png")]
+
+    def images(root):
+        return [f for f in root.rglob("*.*") if f.suffix in (".jpg", ".png")]
+
+    def size(root):
+        return sum(f.stat().st_size for f in images(root))
+
     assert len(images(tmp_path / "jpg")) == 6 and {f.suffix for f in images(tmp_path / "jpg")} == {".jpg"}
-    size = lambda root: sum(f.stat().st_size for f in images(root))
     assert size(tmp_path / "jpg") < size(tmp_path / "png") / 2
     for a, b in zip(load_pairs(png, "test"), load_pairs(jpg, "test"), strict=True):
         assert a.name == b.name

@@ -170,3 +170,19 @@ def test_affine_head_starts_as_the_conv_head_learns_and_round_trips(tmp_path):
     assert torch.equal(loaded(x), affine.eval()(x))
     with pytest.raises(ValueError, match="irvis-unet"):
         build_generator("vis2ir", "pix2pix-unet256", head="affine")
+
+
+def test_one_default_head_and_folders_from_before_heads_load_as_trained(tmp_path):
+    """A new irvis-unet gets the affine head, in the library as in the trainer; a config.json written before heads
+    existed has no "head" and holds a conv-head network, which loads as one (strictly: the affine head's extra
+    tensors would be missing)."""
+    from train.config import TrainConfig
+
+    assert build_generator("vis2ir").config["head"] == "affine"
+    assert TrainConfig(direction="vis2ir", data=["x"]).generator_settings()["head"] == "affine"
+    folder = save_generator(build_generator("vis2ir", head="conv"), tmp_path / "old")
+    config = json.loads((folder / "config.json").read_text())
+    del config["head"]
+    (folder / "config.json").write_text(json.dumps(config))
+    loaded = load_generator(folder)
+    assert loaded.config["head"] == "conv" and loaded.net.coefficients is None

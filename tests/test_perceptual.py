@@ -105,11 +105,15 @@ def test_missing_weights_are_reported_with_path_and_source(without_weights):
 
 
 def test_fid_weights_env_points_at_a_file_anywhere(with_weights, tmp_path, monkeypatch):
+    """FID's Inception holds the weights of the file the variable names, not those of the usual place."""
+    state = torch.load(with_weights / "hub" / "checkpoints" / INCEPTION_FILE, weights_only=True)
+    name = next(k for k, v in state.items() if v.is_floating_point())
+    state[name] = state[name] + 1  # weights the usual file does not hold
     elsewhere = tmp_path / "my-inception.pth"
-    elsewhere.write_bytes((with_weights / "hub" / "checkpoints" / INCEPTION_FILE).read_bytes())
+    torch.save(state, elsewhere)
     monkeypatch.setenv(FID_WEIGHTS_ENV, str(elsewhere))
     assert fid_weights_path() == elsewhere
-    assert isinstance(FID(), FID)
+    assert torch.equal(FID().extractor.state_dict()[name], state[name])
     monkeypatch.setenv(FID_WEIGHTS_ENV, str(tmp_path / "nope.pth"))
     with pytest.raises(PerceptualUnavailable, match="nope.pth is missing"):
         FID()

@@ -335,6 +335,18 @@ def test_training_throughput_uses_the_trainer_step(llvip):
     assert "images/s" in text and "loader pairs/s" in text
 
 
+def test_the_library_bench_runs_the_trainers_bench_as_a_command_and_says_why_it_failed(tmp_path, monkeypatch):
+    """irvis never imports the trainer: its training section is `python -m train bench` in a child process, found
+    from any working folder, whose failure is reported, not hidden."""
+    from irvis.bench import bench_training, format_report, machine
+
+    monkeypatch.chdir(tmp_path)
+    result = bench_training([str(tmp_path / "no-such-root")])
+    assert result["skipped"].startswith("python -m train bench failed") and "no-such-root: no such folder" in result["skipped"]
+    assert "training: skipped (python -m train bench failed" in "\n".join(format_report({"machine": machine(),
+                                                                                        "training": result}))
+
+
 def test_app_translates_a_short_video_and_refuses_a_long_one(generators, clip, llvip, tmp_path):
     from gradio_client import Client, handle_file
     from gradio_client.exceptions import AppError

@@ -205,7 +205,10 @@ def test_publish_writes_a_card_with_fit_working_size_ablations_and_lineage_and_n
     evaluation = json.loads((weights / "evaluation.json").read_text())
     assert evaluation["n_pairs"] == 2 and set(evaluation["per_set"]) == {"msrs"}
     fit = json.loads((weights / "fit.json").read_text())
-    assert fit["test"]["model"] == evaluation["model"] and fit["train"]["model"]["psnr"] > 0
+    assert fit["test"]["model"] == evaluation["model"]
+    # the fit is scored on the training frames: other scores than the test split's, and the card shows them
+    assert fit["train"]["model"].keys() == fit["test"]["model"].keys() and fit["train"]["model"] != fit["test"]["model"]
+    assert f"{fit['train']['model']['psnr']:.2f}" in card.split("## Fit")[1]
     inference = json.loads((weights / "inference.json").read_text())
     assert inference["working_size"] in (64, 128) and inference["chosen_on"] == "val"
     assert Translator.from_pretrained(weights, device="cpu").working_size == inference["working_size"]
@@ -340,7 +343,11 @@ def test_irvis_evaluate_scores_the_exported_generator(vis2ir_run, tmp_path):
         code = irvis_main(["evaluate", "--direction", "vis2ir", "--weights", str(out / "final"), "--data", str(MSRS),
                            "--size", "64", "--json", str(tmp_path / "eval.json")])
     assert code == 0
-    assert json.loads((tmp_path / "eval.json").read_text())["model"]["psnr"] > 0
+    result = json.loads((tmp_path / "eval.json").read_text())
+    # every MSRS test pair, scored by the model itself (not a copy of a baseline's figures)
+    assert result["n_pairs"] == len(os.listdir(MSRS / "visible" / "test"))
+    psnr = result["model"]["psnr"]
+    assert 5 < psnr < 60 and all(psnr != b["psnr"] for b in result["baselines"].values())
 
 
 def test_hub_upload_plan_is_the_generator_and_its_card_only(vis2ir_run, tmp_path):
@@ -429,7 +436,8 @@ def test_ssim_loss_and_repeated_sets(tmp_path):
     out = tmp_path / "vis2ir"
     code, log = run(["--direction", "vis2ir", "--data", str(MSRS), str(VIFB), "--output-dir", str(out), *TINY,
                      "--max-steps", "2", "--gan-weight", "0", "--ssim-weight", "50", "--repeat-sets", "msrs=3",
-                     "--source-jitter", "0.3", "--min-load-size", "68", "--checkpoint-every", "2", "--sample-every", "0", "--eval-every", "0", "--val-max-pairs", "1",
+                     "--source-jitter", "0.3", "--min-load-size", "68", "--checkpoint-every", "2", "--sample-every", "0",
+                     "--eval-every", "0", "--val-max-pairs", "1",
                      "--report-to", "none"])
     assert code == 0, log
     assert "L1 + SSIM (no discriminator)" in log
@@ -638,7 +646,7 @@ def test_edge_loss_is_blind_to_an_edges_sign_and_the_frames_level_but_not_to_a_b
     """The edge loss compares where edges are and how strong, not which way they go: a thermal frame's negative
     and a brighter copy of it cost nothing, a blurred copy does; its gradients stay finite on flat regions."""
     from irvis.data import load_pair, load_pairs
-    from train.objective import edge_loss
+    from train.losses import edge_loss
 
     infrared, _ = load_pair(load_pairs([data_dir / "llvip"], "val")[0], short_side=64)
     x = infrared[None] * 0.8
@@ -655,7 +663,7 @@ def test_texture_loss_forgives_where_structure_lies_within_a_block_but_not_a_blu
     pixel to a blurred copy, where the per-pixel edge loss prefers the blur (the hedging a translation that
     cannot know exact positions learns); a flat frame costs most."""
     from irvis.data import load_pair, load_pairs
-    from train.objective import edge_loss, texture_loss
+    from train.losses import edge_loss, texture_loss
 
     infrared, _ = load_pair(load_pairs([data_dir / "llvip"], "val")[0], short_side=128)
     x = infrared[None]
@@ -667,6 +675,42 @@ def test_texture_loss_forgives_where_structure_lies_within_a_block_but_not_a_blu
     loss = texture_loss(flat, x)
     loss.backward()
     assert float(loss.detach()) > float(texture_loss(blurred, x)) and torch.isfinite(flat.grad).all()
+
+
+def test_a_checkpoint_that_named_the_default_head_resumes_without_it(tmp_path):
+    """Earlier trainers wrote the head of every run ("affine", their default, even for pix2pix-unet256); the same
+    command resumes such a checkpoint now that the default is the architecture's, and another head is refused."""
+    from train.config import TrainConfig, resume_conflicts
+
+    now = TrainConfig(direction="vis2ir", data=[str(MSRS)])
+    saved = tmp_path / "training_config.json"
+    saved.write_text(json.dumps({**now.to_dict(), "head": "affine"}))
+    assert resume_conflicts(TrainConfig.load(saved), now) == []
+    assert resume_conflicts(TrainConfig.load(saved), TrainConfig(**{**now.to_dict(), "head": "conv"})) == [
+        "--head: checkpoint 'affine', now 'conv'"]
+    saved.write_text(json.dumps({**now.to_dict(), "arch": "pix2pix-unet256", "head": "affine"}))
+    assert resume_conflicts(TrainConfig.load(saved), TrainConfig(**{**now.to_dict(), "arch": "pix2pix-unet256"})) == []
+
+
+def test_ema_ramps_its_decay_up_to_the_one_asked_and_keeps_the_models_buffers():
+    """(1 + n) / (10 + n) at the n-th update, capped at --ema-decay; running statistics are copied, not averaged;
+    the count is what a checkpoint stores and restores."""
+    from train.objective import EMA
+
+    net = torch.nn.BatchNorm1d(2)
+    torch.nn.init.zeros_(net.weight)
+    ema = EMA(net, decay=0.5)
+    with torch.no_grad():
+        net.weight.fill_(11.0)
+        net.running_mean.fill_(3.0)
+    ema.update(net)  # decay 2/11: 0 + 11 x 9/11
+    assert torch.allclose(ema.model.weight, torch.full((2,), 9.0)) and torch.equal(ema.model.running_mean, net.running_mean)
+    ema.update(net)  # decay 3/12: 9 + 2 x 0.75
+    ema.update(net)  # decay 4/13 (under the cap): 10.5 + 0.5 x 9/13
+    assert torch.allclose(ema.model.weight, torch.full((2,), 10.5 + 0.5 * 9 / 13))
+    restored = EMA(net, decay=0.5)
+    restored.updates = ema.updates
+    assert restored.updates == 3 and ema.model.weight.requires_grad is False
 
 
 def test_resuming_an_older_checkpoint_drops_the_abandoned_newer_ones(tmp_path):

@@ -1,4 +1,5 @@
-"""python -m train [flags]  |  accelerate launch [--multi_gpu] -m train [flags]  |  python -m train export ..."""
+"""python -m train [flags]  |  accelerate launch [--multi_gpu] -m train [flags]  |  python -m train export ...  |
+python -m train bench ..."""
 
 from __future__ import annotations
 
@@ -60,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if argv[:1] == ["export"]:
             return export_main(argv[1:])
+        if argv[:1] == ["bench"]:
+            from train.bench import main as bench_main
+
+            return bench_main(argv[1:])
         return train_main(argv)
     except (DataError, ConfigError, WeightsError, ImageError, HubError) as e:
         print_once(f"error: {e}")

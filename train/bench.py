@@ -1,15 +1,16 @@
 """Training throughput: the trainer's own step (`Trainer.train_batch`: forward, losses, backward, optimizer
 steps, through Accelerate) timed on real batches, and its loader's pairs/s beside it, so a user can see
-whether data or compute limits a run. Used by `python -m irvis bench --data ROOT`.
-
-It lives in train/ because it drives the trainer, and irvis (the library) never imports train; `python -m
-irvis bench` imports this module only when the trainer is installed beside the library (it is, in this
-repository and in the wheel)."""
+whether data or compute limits a run. `python -m train bench --data ROOT` prints it; `python -m irvis bench
+--data ROOT` runs that command in a child process when the trainer is installed beside the library (it is, in
+this repository and in the wheel), as the library never imports the trainer."""
 
 from __future__ import annotations
 
+import argparse
+import json
 import tempfile
 import time
+from pathlib import Path
 from typing import Sequence
 
 import torch
@@ -91,3 +92,30 @@ def training_throughput(data: Sequence[str], direction: str = "vis2ir", batch_si
                              steps=steps, cpu=cpu)
             rows.append({"setup": label, "precision": name, "batch": batch_size, "crop": crop_size, **r})
     return rows
+
+
+def bench_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m train bench", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--data", nargs="+", required=True, metavar="ROOT", help="training roots (e.g. ../shared/data/llvip)")
+    p.add_argument("--direction", default="vis2ir")
+    p.add_argument("--device", default="cpu", help="cpu, or cuda for the GPU rows (bf16 with channels-last)")
+    p.add_argument("--steps", type=int, default=3, help="timed training steps per configuration")
+    p.add_argument("--batch-size", type=int, default=16, help="training batch (the shipped recipe: 16 crops)")
+    p.add_argument("--crop", type=int, default=128, help="training crop side (the shipped recipe: 128)")
+    p.add_argument("--compile", action="store_true", help="add the compiled trainer's rows")
+    p.add_argument("--json", help="also write the rows to this JSON file")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    from irvis.bench import format_report, machine
+
+    args = bench_parser().parse_args(argv)
+    result = {"rows": training_throughput(args.data, args.direction, batch_size=args.batch_size, crop_size=args.crop,
+                                          steps=args.steps, cpu=args.device == "cpu", compile=args.compile)}
+    print("\n".join(format_report({"machine": machine(), "training": result})), flush=True)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    return 0

@@ -17,9 +17,11 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 import irvis
 from irvis.directions import get_direction
+from irvis.nets import SETTINGS, architecture
 from irvis.tables import pairs, result_tables
 from train.checkpoint import EMA_DIR, GENERATOR_DIR
 from train.config import TrainConfig
+from train.losses import active
 
 DATA_TERMS = {
     "llvip": "LLVIP (Jia et al., ICCV-W 2021): non-commercial research use only",
@@ -94,13 +96,14 @@ def duration(seconds: float) -> str:
 def train_command(config: TrainConfig) -> str:
     """The command that reruns this training: the flags that differ from the defaults."""
     parts = ["python", "-m", "train"]
-    values = config.to_dict()
+    values, settings = config.to_dict(), config.generator_settings()  # a setting at the architecture's default: left out
     for f in fields(TrainConfig):
         if f.name in NOT_FOR_CARD:
             continue
         v = values[f.name]
         default = f.default if f.default is not MISSING else object()
-        if v == default or v is None:
+        at_default = f.name in SETTINGS and settings[f.name] == architecture(config.arch).defaults.get(f.name)
+        if v == default or v is None or at_default:
             continue
         flag = "--" + f.name.replace("_", "-")
         if isinstance(v, bool):
@@ -114,16 +117,12 @@ def train_command(config: TrainConfig) -> str:
 
 def objective_text(config: TrainConfig) -> str:
     """The losses, as the card's first paragraph names them."""
-    text = "L1 only (no discriminator)" if config.gan_weight == 0 else (
-        f"conditional PatchGAN ({config.gan_mode}, weight {config.gan_weight:g}, {config.d_layers} layers, ndf "
-        f"{config.ndf}) + L1 (weight {config.l1_weight:g})")
-    if config.ssim_weight > 0:
-        text += f" + SSIM loss (weight {config.ssim_weight:g})"
-    if config.edge_weight > 0:
-        text += f" + edge loss (Sobel magnitudes, weight {config.edge_weight:g})"
-    if config.texture_weight > 0:
-        text += f" + texture loss (8x8-block edge energy, weight {config.texture_weight:g})"
-    if config.gan_weight > 0 and config.gan_warmup:
+    terms = [loss.card.format(weight=f"{w:g}") for loss, w in active(config)]
+    if config.gan_weight == 0:
+        return " + ".join(terms) + " (no discriminator)"
+    text = " + ".join([f"conditional PatchGAN ({config.gan_mode}, weight {config.gan_weight:g}, {config.d_layers} "
+                       f"layers, ndf {config.ndf})", *terms])
+    if config.gan_warmup:
         text += f"; the adversarial term from step {config.gan_warmup}"
     return text
 
@@ -134,7 +133,7 @@ def optimiser_text(config: TrainConfig) -> str:
 
 
 def architecture_text(config: TrainConfig) -> str:
-    return config.arch + (f" ({config.head} head)" if config.arch == "irvis-unet" else "")
+    return config.arch + (f" ({config.generator_settings()['head']} head)" if config.arch == "irvis-unet" else "")
 
 
 def recipe_line(config: TrainConfig) -> str:

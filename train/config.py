@@ -11,7 +11,9 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 from irvis.directions import DIRECTIONS
-from irvis.nets import ARCHITECTURES, HEADS, architecture, generator_config
+from irvis.generator_folder import INT_RANGES
+from irvis.nets import ARCHITECTURES, SETTINGS, Setting, architecture, generator_config
+from train.losses import LOSSES, weight_name
 
 CONFIG_FILE = "training_config.json"
 GROUP_TITLES = {"data": "data", "model": "models", "optimisation": "optimisation", "schedule": "logging, samples, "
@@ -32,7 +34,44 @@ def _opt(help: str, **kwargs):
     return field(metadata={"help": help, **kwargs}, **extra)
 
 
+def _is_switch(setting: Setting) -> bool:
+    return setting.choices == (False, True)
+
+
+def _setting_field(name: str, setting: Setting) -> tuple[str, object]:
+    """A generator setting of the architecture registry (irvis.nets.SETTINGS) as a flag: None (the default) leaves
+    it at the architecture's own default; a switch is on/off."""
+    def shown(value):
+        return ("on" if value else "off") if _is_switch(setting) else value
+
+    defaults = ", ".join(f"{a.name} {shown(a.defaults[name])}" for a in ARCHITECTURES.values() if name in a.defaults)
+    help = f"{setting.help} (default: the architecture's: {defaults})"
+    if setting.choices is None:
+        return "int | None", _opt(help, default=None, group="model")
+    choices = ["on", "off"] if _is_switch(setting) else list(setting.choices)
+    return "str | None", _opt(help, default=None, choices=choices, group="model")
+
+
+def _generated_fields(cls):
+    """The fields two registries own: each generator setting after --arch, and a --NAME-weight for each loss
+    (train.losses) before the adversarial term's."""
+    annotations = {}
+    for name, kind in cls.__annotations__.items():
+        if name == "gan_weight":
+            for loss in LOSSES.values():
+                annotations[weight_name(loss)] = "float"
+                setattr(cls, weight_name(loss), _opt(loss.help, default=loss.default, group="optimisation"))
+        annotations[name] = kind
+        if name == "arch":
+            for setting_name, setting in SETTINGS.items():
+                annotations[setting_name], value = _setting_field(setting_name, setting)
+                setattr(cls, setting_name, value)
+    cls.__annotations__ = annotations
+    return cls
+
+
 @dataclass
+@_generated_fields
 class TrainConfig:
     # what to learn, from what
     direction: str = _opt("translation direction", choices=list(DIRECTIONS), group="data")
@@ -67,20 +106,12 @@ class TrainConfig:
     arch: str = _opt("generator: irvis-unet (default), irvis-lite0 (with an ImageNet-pretrained context branch) or "
                      "pix2pix-unet256 (the Pix2Pix reference)", default="irvis-unet", choices=list(ARCHITECTURES),
                      group="model")
-    ngf: int | None = _opt("generator base width (default: the architecture's)", default=None, group="model")
-    n_res: int | None = _opt("residual blocks at the U-Net's coarsest level (default: the architecture's)",
-                             default=None, group="model")
-    level: str | None = _opt("the per-frame level branch of irvis-unet/irvis-lite0: on or off (default: the "
-                             "architecture's)", default=None, choices=["on", "off"], group="model")
     encoder_init: str = _opt("where a pretrained part (irvis-lite0's context encoder) starts: imagenet (its pinned "
                              "ImageNet weights) or random (an ablation)", default="imagenet",
                              choices=["imagenet", "random"], group="model")
     encoder_lr_scale: float = _opt("the pretrained encoder's learning rate as a fraction of --lr-g (small, so a few "
                                    "hundred pairs refine what ImageNet taught instead of overwriting it)",
                                    default=0.1, group="model")
-    head: str = _opt("irvis-unet's output: affine (a per-pixel affine map of the input, its coefficients predicted from "
-                     "context: the input's structure passes through) or conv (one convolution; the first shipped "
-                     "generators)", default="affine", choices=list(HEADS), group="model")
     ndf: int = _opt("discriminator base width", default=64, group="model")
     d_layers: int = _opt("PatchGAN depth (3: 70x70 patches)", default=3, group="model")
     init_from: str | None = _opt("start the generator from these weights (a generator folder or Hub repo id of the "
@@ -101,18 +132,6 @@ class TrainConfig:
     beta2: float = _opt("Adam beta2", default=0.999, group="optimisation")
     lr_schedule: str = _opt("linear: constant, then linear decay to 0 over the second half (Pix2Pix); cosine; constant",
                             default="linear", choices=["linear", "cosine", "constant"], group="optimisation")
-    ssim_weight: float = _opt("weight of an SSIM loss, 1 - SSIM(prediction, truth) (0: off); SSIM rewards "
-                              "flat where the truth is flat, which L1 alone learns slowly", default=0.0, group="optimisation")
-    edge_weight: float = _opt("weight of an edge loss: L1 between the Sobel gradient magnitudes of prediction and truth, "
-                              "blind to each edge's sign and to the frame's level (0: off; e.g. 50): a pixel loss "
-                              "alone rewards blurring edges whose sign differs between modalities", default=0.0,
-                              group="optimisation")
-    texture_weight: float = _opt("weight of a texture loss: L1 between the 8x8-block means of the Sobel gradient "
-                                 "magnitudes of prediction and truth (0: off; e.g. 100): the right amount of structure "
-                                 "in each block, where its exact place cannot be known", default=0.0,
-                                 group="optimisation")
-    l1_weight: float = _opt("weight of the L1 loss (measured on the [-1, 1] scale, as Pix2Pix)", default=100.0,
-                            group="optimisation")
     gan_weight: float = _opt("weight of the conditional PatchGAN loss; 0 trains pure L1 regression without a "
                              "discriminator (much faster on CPU)", default=1.0, group="optimisation")
     gan_warmup: int = _opt("optimizer steps of the pixel losses alone before the adversarial term starts (the "
@@ -166,22 +185,24 @@ class TrainConfig:
             raise ConfigError(f"--output-dir {self.run_dir}: a file is there, not a run folder")
         positive = ["batch_size", "gradient_accumulation_steps", "load_size", "crop_size", "log_every",
                     "checkpoint_every", "checkpoints_total_limit", "val_short_side", "ndf", "d_layers"]
-        positive += [n for n in ("max_steps", "epochs", "ngf") if getattr(self, n) is not None]
+        positive += [n for n in ("max_steps", "epochs") if getattr(self, n) is not None]
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if self.num_workers is not None and self.num_workers < 0:
             raise ConfigError(f"--num-workers cannot be negative, got {self.num_workers}")
-        for name in ("gan_warmup", "sample_every", "eval_every", "val_max_pairs", "l1_weight", "gan_weight",
-                     "ssim_weight", "edge_weight", "texture_weight", "lr_g", "lr_d"):
+        weights = [weight_name(loss) for loss in LOSSES.values()] + ["gan_weight"]
+        for name in ("gan_warmup", "sample_every", "eval_every", "val_max_pairs", "lr_g", "lr_d", *weights):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} cannot be negative, got {getattr(self, name)}")
         self.set_repeats()  # format check
-        if not any((self.l1_weight, self.gan_weight, self.ssim_weight, self.edge_weight, self.texture_weight)):
-            raise ConfigError("--l1-weight, --gan-weight, --ssim-weight, --edge-weight and --texture-weight are all 0: "
-                              "there is nothing to learn")
-        if self.n_res is not None and self.n_res < 0:
-            raise ConfigError(f"--n-res cannot be negative, got {self.n_res}")
+        if not any(getattr(self, name) for name in weights):
+            flags = [f"--{name.replace('_', '-')}" for name in weights]
+            raise ConfigError(f"{', '.join(flags[:-1])} and {flags[-1]} are all 0: there is nothing to learn")
+        for name, (low, high) in INT_RANGES.items():  # the ranges a generator folder may hold
+            value = getattr(self, name)
+            if value is not None and not low <= value <= high:
+                raise ConfigError(f"--{name.replace('_', '-')} must be from {low} to {high}, got {value}")
         if not 0 <= self.encoder_lr_scale <= 1:
             raise ConfigError(f"--encoder-lr-scale must be in [0, 1], got {self.encoder_lr_scale}")
         if not 0 <= self.ema_decay < 1:
@@ -214,12 +235,17 @@ class TrainConfig:
         return repeats
 
     def generator_overrides(self) -> dict:
-        overrides = {k: getattr(self, k) for k in ("ngf", "n_res") if getattr(self, k) is not None}
-        if self.level is not None:
-            overrides["level"] = self.level == "on"
-        if "head" in architecture(self.arch).defaults:  # the trainer's default head, not the library's
-            overrides["head"] = self.head
+        """The generator settings this run sets, as Generator takes them (the rest: the architecture's)."""
+        overrides = {}
+        for name, setting in SETTINGS.items():
+            value = getattr(self, name)
+            if value is not None:
+                overrides[name] = value == "on" if _is_switch(setting) else value
         return overrides
+
+    def generator_settings(self) -> dict:
+        """Every generator setting as the network is built: the architecture's defaults filled in."""
+        return generator_config(self.direction, self.arch, **self.generator_overrides())
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -236,6 +262,10 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         # configs written before these settings existed trained the conv head and validated on test
         values = {"head": "conv", "val_split": "test", **values}
+        # earlier trainers wrote their own default head for every architecture; one that takes none never used it
+        arch = ARCHITECTURES.get(values.get("arch", "irvis-unet"))
+        if arch is not None and "head" not in arch.defaults:
+            values["head"] = None
         unknown = set(values) - known
         if unknown:
             raise ConfigError(f"{path}: unknown settings {sorted(unknown)}")
@@ -251,6 +281,12 @@ RESUMABLE_CHANGES = {"max_steps", "epochs", "num_workers", "log_every", "checkpo
 def resume_conflicts(saved: TrainConfig, current: TrainConfig) -> list[str]:
     """The settings that differ from the checkpoint's run in ways that would not continue it."""
     a, b = saved.to_dict(), current.to_dict()
+    if a["arch"] == b["arch"]:  # a setting given or left at the architecture's default builds the same network
+        try:
+            a.update({k: v for k, v in saved.generator_settings().items() if k in SETTINGS})
+            b.update({k: v for k, v in current.generator_settings().items() if k in SETTINGS})
+        except ValueError:
+            pass  # left as written: the difference is reported below
     return [f"--{k.replace('_', '-')}: checkpoint {a[k]!r}, now {b[k]!r}"
             for k in a if k not in RESUMABLE_CHANGES and a[k] != b[k]]
 

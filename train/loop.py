@@ -31,6 +31,7 @@ from train import checkpoint, validation
 from train.config import CONFIG_FILE, ConfigError, TrainConfig, resume_conflicts
 from train.data import EpochSampler, TrainPairs, ValFrames, loader_workers, repeat_sets, spread, validation_pairs
 from train.export import export_generator
+from train.losses import active
 from train.models import PatchDiscriminator, fused_adam, generator_groups, initial_generator
 from train.objective import EMA, adversarial_term, discriminator_loss, generator_loss, lr_factor
 
@@ -367,11 +368,18 @@ class Trainer:
         acc, cfg = self.accelerator, self.cfg
         g = self.accelerator.unwrap_model(self.generator)
         total_batch = cfg.batch_size * acc.num_processes * cfg.gradient_accumulation_steps
+        losses = active(cfg)  # the registry's losses this run uses (train.losses)
+        terms = [loss.label for loss, _ in losses]
+        weights = [f"{loss.label} {w:g}" for loss, w in losses]
+        if self.discriminator is None:
+            objective = " + ".join(terms) + " (no discriminator)"
+        else:
+            objective = " + ".join([f"PatchGAN ({cfg.gan_mode})", *terms])
+            weights.append(f"PatchGAN {cfg.gan_weight:g}" + (f" from step {cfg.gan_warmup}" if cfg.gan_warmup else ""))
         lines = [
             f"irvis trainer: {self.direction.name} ({self.direction.label}), {cfg.arch}, "
-            f"{count_parameters(g) / 1e6:.2f} M parameters, "
-            + ("L1" if self.discriminator is None else f"PatchGAN ({cfg.gan_mode}) + L1")
-            + (" + SSIM" if cfg.ssim_weight > 0 else "") + (" (no discriminator)" if self.discriminator is None else ""),
+            f"{count_parameters(g) / 1e6:.2f} M parameters, {objective}",
+            "  loss weights: " + ", ".join(weights),
             f"  data: {len(self.train_pairs)} training pairs {count_sets(self.train_pairs)}; "
             f"{len(self.val_pairs)} validation pairs {count_sets(self.val_pairs) or '(none: no test split)'}",
             f"  {self.total_steps} steps of batch {total_batch} ({cfg.batch_size} x {acc.num_processes} process(es) "

@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from irvis.backbones import PretrainedWeightsError
-from irvis.nets import (Generator, build_generator, init_pix2pix, initialise_generator, norm_layer,
-                        pretrained_parameters)
+from irvis.nets import Generator, build_generator, initialise_generator, pretrained_parameters
+from irvis.pix2pix import init_pix2pix, norm_layer
 from train.config import ConfigError, TrainConfig
 from train.objective import initial_weights
 
@@ -24,7 +24,8 @@ class PatchDiscriminator(nn.Module):
         for n in range(1, n_layers + 1):
             prev, mult = mult, min(2**n, 8)
             stride = 2 if n < n_layers else 1
-            layers += [nn.Conv2d(ndf * prev, ndf * mult, 4, stride, 1, bias=use_bias), norm_layer(norm, ndf * mult), nn.LeakyReLU(0.2, True)]
+            layers += [nn.Conv2d(ndf * prev, ndf * mult, 4, stride, 1, bias=use_bias), norm_layer(norm, ndf * mult),
+                       nn.LeakyReLU(0.2, True)]
         layers.append(nn.Conv2d(ndf * mult, 1, 4, 1, 1))
         self.model = nn.Sequential(*layers)
         init_pix2pix(self)

@@ -1,20 +1,20 @@
-"""What a run minimises and the networks it starts from: Pix2Pix's conditional PatchGAN terms, L1, SSIM and
-edge and texture losses, the --init-from weights, the EMA of the generator, the learning-rate
+"""What a run minimises and the networks it starts from: Pix2Pix's conditional PatchGAN terms beside the
+registry's pixel losses (train.losses), the --init-from weights, the EMA of the generator, the learning-rate
 schedules."""
 
 from __future__ import annotations
 
-import copy
 import math
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel
 
 from irvis.directions import get_direction
-from irvis.metrics import gradient_magnitude
-from irvis.nets import Generator, WeightsError, init_pix2pix, load_generator  # noqa: F401 (init_pix2pix: the D's too)
+from irvis.nets import Generator, WeightsError, load_generator
 from train.config import ConfigError, TrainConfig
+from train.losses import active
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -26,49 +26,6 @@ def gan_loss(logits: torch.Tensor, real: bool, mode: str) -> torch.Tensor:
     if mode == "lsgan":
         return F.mse_loss(logits.float(), target.float())
     return F.binary_cross_entropy_with_logits(logits.float(), target.float())
-
-
-def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
-    x = torch.arange(size, dtype=torch.float32) - size // 2
-    g = torch.exp(-x.pow(2) / (2 * sigma**2))
-    return g / g.sum()
-
-
-def ssim_loss(pred: torch.Tensor, target: torch.Tensor, c1: float = 0.01**2, c2: float = 0.03**2) -> torch.Tensor:
-    """1 - SSIM with the metric's Gaussian window (11, sigma 1.5) and constants, over the valid region. The
-    window is separable, so two 1-D passes replace torchmetrics' 11x11 one: the same loss, 4-5x cheaper on a
-    CPU, where a 2-D SSIM on RGB crops cost more than the generator's own backward pass."""
-    x, y = pred.float(), target.float()
-    c = x.shape[1]
-    g = _gaussian_window().to(x)
-    rows, cols = g.view(1, 1, 1, -1).repeat(5 * c, 1, 1, 1), g.view(1, 1, -1, 1).repeat(5 * c, 1, 1, 1)
-    with torch.autocast(x.device.type, enabled=False):  # variances are differences of moments: bf16 loses them
-        moments = F.conv2d(F.conv2d(torch.cat([x, y, x * x, y * y, x * y], dim=1), rows, groups=5 * c), cols,
-                           groups=5 * c)
-    mx, my, exx, eyy, exy = moments.chunk(5, dim=1)
-    vx, vy, cov = exx - mx.pow(2), eyy - my.pow(2), exy - mx * my
-    ssim_map = ((2 * mx * my + c1) * (2 * cov + c2)) / ((mx.pow(2) + my.pow(2) + c1) * (vx + vy + c2))
-    return 1 - ssim_map.mean()
-
-
-def edge_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean |(|grad pred| - |grad truth|)|: Sobel gradient magnitudes of the lumas, compared without their
-    sign. Between modalities the sign of an edge depends on the scene (a pedestrian is darker than the street
-    in visible, brighter in thermal) while its place does not, so a pixel loss alone is lowest for a blur
-    that averages both signs to nothing; this term is lowest for an edge of the right strength in the right
-    place, whichever its sign, and is blind to each frame's overall level."""
-    with torch.autocast(pred.device.type, enabled=False):  # the metric's own Sobel magnitudes, in float32
-        return (gradient_magnitude(pred, eps=1e-6) - gradient_magnitude(target, eps=1e-6)).abs().mean()
-
-
-def texture_loss(pred: torch.Tensor, target: torch.Tensor, cell: int = 8) -> torch.Tensor:
-    """Mean |local edge energy of pred - of truth|: the Sobel gradient magnitudes averaged over cell x cell
-    blocks. Where the exact place of fine structure cannot be known from the other modality (ground, foliage,
-    a crowd at night), every per-pixel loss, the edge loss included, is lowest for a blur; this one asks each
-    block for the right amount of structure wherever it lies inside the block."""
-    with torch.autocast(pred.device.type, enabled=False):
-        gp, gt = gradient_magnitude(pred, eps=1e-6), gradient_magnitude(target, eps=1e-6)
-        return (F.avg_pool2d(gp, cell) - F.avg_pool2d(gt, cell)).abs().mean()
 
 
 def discriminator_loss(discriminator: torch.nn.Module, source: torch.Tensor, target: torch.Tensor,
@@ -92,29 +49,20 @@ def adversarial_term(plain_discriminator: torch.nn.Module, source: torch.Tensor,
 
 def generator_loss(config: TrainConfig, fake: torch.Tensor, target: torch.Tensor,
                    adversarial: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """The weighted sum G minimises and its logged terms (detached)."""
-    logs = {}
-    l1 = F.l1_loss(fake.float(), target.float())
-    ssim_term = torch.zeros((), device=fake.device)
-    if config.ssim_weight > 0:
-        ssim_term = ssim_loss(fake, target)
-        logs["loss/ssim"] = ssim_term.detach()
-    edge_term = torch.zeros((), device=fake.device)
-    if config.edge_weight > 0:
-        edge_term = edge_loss(fake, target)
-        logs["loss/edge"] = edge_term.detach()
-    texture_term = torch.zeros((), device=fake.device)
-    if config.texture_weight > 0:
-        texture_term = texture_loss(fake, target)
-        logs["loss/texture"] = texture_term.detach()
-    # Pix2Pix's weight 100 is for L1 on images in [-1, 1], twice our [0, 1] difference
-    total = (config.l1_weight * 2 * l1 + config.gan_weight * adversarial + config.ssim_weight * ssim_term
-             + config.edge_weight * edge_term + config.texture_weight * texture_term)
-    logs["loss/l1"] = l1.detach()
+    """The weighted sum G minimises: the adversarial term and each loss of the registry in use (train.losses);
+    the latter logged as loss/NAME (detached)."""
+    total, logs = config.gan_weight * adversarial, {}
+    for loss, weight in active(config):
+        term = loss.function(fake, target)
+        total = total + weight * loss.scale * term
+        logs[f"loss/{loss.name}"] = term.detach()
     return total, logs
 
 
 def lr_factor(schedule: str, total_steps: int) -> Callable[[int], float]:
+    """torch's LambdaLR factor, a closed form of the step: a resume with another --max-steps stretches the schedule
+    from where it is, and checkpoints hold LambdaLR's state (torch's chained schedulers, SequentialLR of LinearLR
+    or CosineAnnealingLR, update recursively and could do neither)."""
     def factor(step: int) -> float:
         if schedule == "linear":  # Pix2Pix: constant for the first half, then linearly to zero
             half = total_steps // 2
@@ -149,18 +97,31 @@ def initial_weights(config: TrainConfig, like: Generator) -> Generator:
 
 
 class EMA:
-    """An exponential moving average of the generator's weights; the decay ramps up from about 0.1
-    ((1 + n) / (10 + n)), so short runs are not dominated by the random initialisation."""
+    """An exponential moving average of the generator's weights, kept by torch's AveragedModel (buffers copied,
+    not averaged); the decay ramps up from about 0.1 ((1 + n) / (10 + n) at the n-th update), so short runs are
+    not dominated by the random initialisation. `model` is the averaged network itself: what checkpoints hold,
+    with `updates` beside it in the training state, as before AveragedModel kept it."""
 
     def __init__(self, model: torch.nn.Module, decay: float):
-        self.model = copy.deepcopy(model).eval().requires_grad_(False)
-        self.decay, self.updates = decay, 0
+        self.decay = decay
+        self.average = AveragedModel(model, multi_avg_fn=self._ramp, use_buffers=False)
+        self.average.n_averaged.fill_(1)  # the copy is the start, not an average: the first update is the 1st
+        self.model = self.average.module.eval().requires_grad_(False)
+
+    def _ramp(self, averaged: list[torch.Tensor], current: list[torch.Tensor], _on_device: torch.Tensor) -> None:
+        n = self.updates + 1  # the CPU count: no device sync
+        d = min(self.decay, (1 + n) / (10 + n))
+        for a, p in zip(averaged, current):
+            a.lerp_(p, 1 - d)
+
+    @property
+    def updates(self) -> int:
+        return int(self.average.n_averaged) - 1
+
+    @updates.setter
+    def updates(self, n: int) -> None:
+        self.average.n_averaged.fill_(n + 1)
 
     @torch.no_grad()
     def update(self, model: torch.nn.Module) -> None:
-        self.updates += 1
-        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        for ema_p, p in zip(self.model.parameters(), model.parameters()):
-            ema_p.lerp_(p.detach(), 1 - d)
-        for ema_b, b in zip(self.model.buffers(), model.buffers()):
-            ema_b.copy_(b)
+        self.average.update_parameters(model)

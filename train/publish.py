@@ -33,6 +33,7 @@ from train.card import Section, lineage_section, model_card
 from train.checkpoint import METRICS_FILE, is_checkpoint
 from train.config import ConfigError
 from train.export import export_checkpoint, open_checkpoint
+from train.losses import LOSSES, weight_name
 
 WORKING_SIZES = (256, 384, 512, None)  # None: native resolution
 TIME_BUDGET_S = 0.5  # per 1280x1024 frame on the publishing machine's CPU: what an interactive page can wait
@@ -154,6 +155,7 @@ def _val_export(run: Path, val_roots: list[str]) -> tuple[dict, dict]:
 def ablation_section(runs: dict[str, Path], val_roots: list[str]) -> Section:
     """Each run's exported generator (a run folder: its latest checkpoint; or a checkpoint folder) scored on the
     same validation frames (val_roots, whole frames), overall and on LLVIP."""
+    varied = [loss for loss in LOSSES.values() if loss.column]
     rows = []
     for label, run in runs.items():
         config, result = _val_export(run, val_roots)
@@ -161,12 +163,12 @@ def ablation_section(runs: dict[str, Path], val_roots: list[str]) -> Section:
         gan = (f"PatchGAN ({config['gan_mode']}, ndf {config['ndf']}, {config['d_layers']} layers)"
                if config["gan_weight"] else "none")
         llvip = result["per_set"].get("llvip", {}).get("model")
-        rows.append([label, steps, gan, f"{config.get('edge_weight', 0):g}", f"{config.get('texture_weight', 0):g}",
+        rows.append([label, steps, gan, *(f"{config.get(weight_name(loss), 0):g}" for loss in varied),
                      *cells(result["model"]), *cells(llvip)])
     return Section("Recipe ablations (validation split)", [
         "Runs that differ from the shipped recipe in the settings named, each scored by its export on the original "
         "frames of the validation split (whole frames at the evaluation protocol's size): overall, then LLVIP.", "",
-        *table(["run", "steps trained", "discriminator", "edge loss", "texture loss", *headers(),
+        *table(["run", "steps trained", "discriminator", *(loss.column for loss in varied), *headers(),
                 *headers(prefix="LLVIP ")], rows)])
 
 
