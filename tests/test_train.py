@@ -156,6 +156,17 @@ def test_card_margin_compares_each_metric_with_its_own_best_baseline():
     assert "ahead of every baseline" in margin_line({"psnr": 13.9, "ssim": 0.45}, baselines)
 
 
+def test_card_retrain_command_for_an_architecture_without_the_unet_settings():
+    """The Pix2Pix control has no depth, residual blocks or head: its card's retrain line names only what it set."""
+    from train.card import train_command
+    from train.config import TrainConfig
+
+    config = TrainConfig(direction="vis2ir", arch="pix2pix-unet256", data=["../shared/data"], batch_size=1)
+    command = shlex.split(train_command(config))
+    assert command[:3] == ["python", "-m", "train"] and "--arch" in command and "pix2pix-unet256" in command
+    assert not {"--depth", "--n-res", "--head", "--level"} & set(command)
+
+
 def test_publish_writes_a_card_with_fit_working_size_ablations_and_lineage_and_no_dataset_pixels(
         vis2ir_run, finetuned_run, tmp_path):
     """train.publish on a finished run (here a fine-tuned one, of the tiny run, which also stands for an

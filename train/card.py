@@ -102,7 +102,7 @@ def train_command(config: TrainConfig) -> str:
             continue
         v = values[f.name]
         default = f.default if f.default is not MISSING else object()
-        at_default = f.name in SETTINGS and settings[f.name] == architecture(config.arch).defaults.get(f.name)
+        at_default = f.name in SETTINGS and settings.get(f.name) == architecture(config.arch).defaults.get(f.name)
         if v == default or v is None or at_default:
             continue
         flag = "--" + f.name.replace("_", "-")
