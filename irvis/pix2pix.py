@@ -22,6 +22,22 @@ def norm_layer(kind: str, channels: int) -> nn.Module:
     raise ValueError(f"unknown norm {kind!r}: use group, instance, batch or none")
 
 
+class FrameStatisticsBatchNorm(nn.BatchNorm2d):
+    """Batch norm as the Pix2Pix authors' test.py runs it: it never calls model.eval() (unless --eval), so at test
+    time every frame is normalised by its own statistics (their test batch is one frame), never by the running
+    averages. Trained at batch 1, those averages describe no single frame: in eval mode they turn every input into
+    the same blotched picture. Training is plain batch norm; the state dict is batch norm's."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            return super().forward(x)
+        return nn.functional.instance_norm(x, weight=self.weight, bias=self.bias, eps=self.eps)
+
+
+def _reference_norm(kind: str, channels: int) -> nn.Module:
+    return FrameStatisticsBatchNorm(channels) if kind == "batch" else norm_layer(kind, channels)
+
+
 class _UnetSkipBlock(nn.Module):
     """One level of the original Pix2Pix U-Net (pytorch-CycleGAN-and-pix2pix's UnetSkipConnectionBlock)."""
 
@@ -36,11 +52,11 @@ class _UnetSkipBlock(nn.Module):
             up = [nn.ReLU(True), nn.ConvTranspose2d(inner * 2, outer, 4, 2, 1), nn.Tanh()]
             layers = [down_conv, sub, *up]
         elif innermost:
-            up = [nn.ReLU(True), nn.ConvTranspose2d(inner, outer, 4, 2, 1, bias=use_bias), norm_layer(norm, outer)]
+            up = [nn.ReLU(True), nn.ConvTranspose2d(inner, outer, 4, 2, 1, bias=use_bias), _reference_norm(norm, outer)]
             layers = [nn.LeakyReLU(0.2, True), down_conv, *up]
         else:
-            up = [nn.ReLU(True), nn.ConvTranspose2d(inner * 2, outer, 4, 2, 1, bias=use_bias), norm_layer(norm, outer)]
-            layers = [nn.LeakyReLU(0.2, True), down_conv, norm_layer(norm, inner), sub, *up]
+            up = [nn.ReLU(True), nn.ConvTranspose2d(inner * 2, outer, 4, 2, 1, bias=use_bias), _reference_norm(norm, outer)]
+            layers = [nn.LeakyReLU(0.2, True), down_conv, _reference_norm(norm, inner), sub, *up]
             if dropout:
                 layers.append(nn.Dropout(0.5))
         self.model = nn.Sequential(*layers)

@@ -21,6 +21,28 @@ def test_reference_is_the_original_pix2pix_unet256():
     assert any(isinstance(m, nn.BatchNorm2d) for m in ref.modules())
 
 
+def test_reference_translates_each_frame_by_its_own_statistics_as_its_authors_test_runs_it():
+    """pix2pix's test.py leaves the network in training mode: at its batch of one, batch norm uses the frame's own
+    statistics. A reference trained at batch 1 has running averages that fit no frame; they must not be used."""
+    torch.manual_seed(0)
+    ref = build_generator("ir2vis", "pix2pix-unet256", ngf=8)
+    for m in ref.modules():
+        if isinstance(m, nn.BatchNorm2d):  # running averages far from any frame's, as after training at batch 1
+            m.running_mean.fill_(5.0)
+            m.running_var.fill_(0.01)
+    frames = torch.rand(2, 1, 256, 256) * 2 - 1
+    with torch.no_grad():
+        ref.train()
+        for m in ref.modules():
+            if isinstance(m, nn.Dropout):
+                m.eval()  # the one difference: no test-time dropout noise, so a frame translates the same every time
+        as_authors = torch.cat([ref(frames[:1]), ref(frames[1:])])
+        ref.eval()
+        together = ref(frames)
+    torch.testing.assert_close(together, as_authors, atol=1e-5, rtol=0)
+    assert (together[0] - together[1]).abs().mean() > 0.05  # two frames, two pictures
+
+
 def test_an_architecture_name_means_one_network_however_it_is_built(tmp_path):
     from irvis.nets import ARCHITECTURES
 
