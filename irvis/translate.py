@@ -140,6 +140,12 @@ class Translator:
             self.compile()
 
     # -- the numeric path ----------------------------------------------------------------------------
+    def _probe_image(self, size: tuple[int, int]) -> torch.Tensor:
+        """probe_image at a size the generator takes as it is (the Pix2Pix reference's is 256: smaller, its
+        inner maps shrink to one pixel, where a frame's own statistics are undefined)."""
+        m = self.generator.size_multiple
+        return probe_image(self.direction.in_channels, tuple(-(-s // m) * m for s in size))
+
     def _choose_precision(self, asked: str) -> None:
         """auto: the reduced precision this device runs natively, kept only where it matches float32 on a
         probe image within FAST_PATH_MIN_PSNR. An explicit bf16/fp16 is used as asked (and still probed).
@@ -149,7 +155,7 @@ class Translator:
         if candidate == "fp32":
             return
         dtype = torch.bfloat16 if candidate == "bf16" else torch.float16
-        probe = probe_image(self.direction.in_channels).to(self.device)
+        probe = self._probe_image((128, 160)).to(self.device)
         if self.device.type in ("cpu", "cuda"):
             probe = probe.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
@@ -176,7 +182,7 @@ class Translator:
             return True
         try:
             compiled = torch.compile(self._forward)
-            probe = probe_image(self.direction.in_channels, (64, 64)).to(self.device, self._dtype)
+            probe = self._probe_image((64, 64)).to(self.device, self._dtype)
             with torch.inference_mode():
                 compiled(probe.contiguous(memory_format=torch.channels_last))
         except Exception as e:  # no compiler, unsupported backend: the eager path is always there

@@ -55,6 +55,18 @@ def test_batch_matches_single_and_mixes_sizes(vis2ir, llvip):
         assert diff.abs().max() <= 1
 
 
+def test_the_pix2pix_reference_translates_any_size_in_either_precision(llvip):
+    """The reference needs sides of 256 (its maps halve 8 times, and each frame is normalised by its own
+    statistics): the precision probe and any frame are padded to that, never passed smaller."""
+    from irvis.nets import build_generator
+
+    torch.manual_seed(0)
+    for precision in ("fp32", "bf16"):
+        t = Translator(build_generator("vis2ir", "pix2pix-unet256", ngf=8), device="cpu", precision=precision)
+        out = t(Image.open(llvip / "visible/test/200002.jpg").resize((150, 100)))
+        assert (out.size, out.mode) == ((150, 100), "L") and np.asarray(out).std() > 0
+
+
 def test_padding_is_cropped_back():
     x = torch.rand(1, 3, 17, 9)
     padded, (h, w) = pad_to_multiple(x, 32)
