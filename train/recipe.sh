@@ -196,4 +196,6 @@ wait || true
 for d in vis2ir ir2vis; do
   last=$(ls -d "$RUNS/$d-pix2pix"/checkpoints/checkpoint-* | tail -n 1)
   python -m train export --checkpoint "$last" --output "$RUNS/$d-pix2pix/final" --val-data "$DATA_DIR"
+  python -m irvis evaluate --direction $d --weights "$RUNS/$d-pix2pix/final" --data "$DATA_DIR" --split test \
+    --json "$RUNS/$d-pix2pix/test.json"
 done
