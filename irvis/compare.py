@@ -22,7 +22,6 @@ from irvis.directions import get_direction
 from irvis.images import ImageError, ImageSource, load_image, to_pil
 from irvis.metrics import Truth, method_predictions, score_image
 
-# Identical images have infinite PSNR; reports cap it at 100 dB (irvis.evaluate does the same).
 # Error maps share one fixed scale, so a colour means the same error on every image: an absolute
 # error of ERROR_MAP_MAX (half the range) or more is the brightest colour.
 ERROR_MAP_MAX = 0.5
@@ -173,17 +172,10 @@ def _download_dataset(spec: str) -> Path:
     parts = spec[len(HUB_DATASET_PREFIX):].strip("/").split("/")
     if len(parts) < 2 or not all(parts[:2]):
         raise GalleryError(f"{spec}: a Hub dataset is written hf://datasets/OWNER/NAME[/FOLDER]")
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError, RepositoryNotFoundError
+    from irvis.hub import snapshot
 
     repo_id, sub = "/".join(parts[:2]), "/".join(parts[2:])
-    try:
-        folder = Path(snapshot_download(repo_id, repo_type="dataset"))
-    except LocalEntryNotFoundError:
-        raise GalleryError(f"{spec}: not in the Hugging Face cache and the Hub cannot be reached "
-                           "(offline, or HF_HUB_OFFLINE=1); give a local folder instead") from None
-    except (RepositoryNotFoundError, HFValidationError) as e:
-        raise GalleryError(f"{spec}: no such dataset on the Hub ({type(e).__name__})") from None
+    folder = snapshot(repo_id, GalleryError, repo_type="dataset", name=spec)
     return folder / sub if sub else folder
 
 

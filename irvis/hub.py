@@ -28,19 +28,28 @@ def resolve_weights(path_or_repo_id: str | os.PathLike, revision: str | None = N
     repo_id = str(path_or_repo_id)
     if repo_id.count("/") != 1 or repo_id.startswith((".", "/", "~")):
         raise WeightsError(f"{repo_id}: no such folder, and not a Hub repo id (owner/name)")
+    wanted = [CONFIG_NAME, WEIGHTS_NAME, INFERENCE_FILE, "README.md", "training_config.json", "evaluation.json"]
+    return snapshot(repo_id, WeightsError, revision=revision, allow_patterns=wanted,
+                    hint="download it once with network, or pass a local folder")
+
+
+def snapshot(repo_id: str, error: type[Exception], repo_type: str = "model", revision: str | None = None,
+             allow_patterns: list[str] | None = None, hint: str = "give a local folder instead",
+             name: str | None = None) -> Path:
+    """Every Hub download irvis makes: a snapshot folder of repo_id (huggingface_hub's cache, which is all there
+    is offline), or `error` with one sentence naming `name` (default: the repo id) and what to do."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError, RepositoryNotFoundError
 
+    name = name or repo_id
     try:
-        wanted = [CONFIG_NAME, WEIGHTS_NAME, INFERENCE_FILE, "README.md", "training_config.json", "evaluation.json"]
-        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=wanted))
+        return Path(snapshot_download(repo_id, repo_type=repo_type, revision=revision, allow_patterns=allow_patterns))
     except LocalEntryNotFoundError:
-        raise WeightsError(
-            f"{repo_id}: not a local folder, not in the Hugging Face cache, and the Hub cannot be reached "
-            "(offline, or HF_HUB_OFFLINE=1). Download it once with network, or pass a local folder."
-        ) from None
+        raise error(f"{name}: not a local folder, not in the Hugging Face cache, and the Hub cannot be reached "
+                    f"(offline, or HF_HUB_OFFLINE=1); {hint}") from None
     except (RepositoryNotFoundError, HFValidationError) as e:
-        raise WeightsError(f"{repo_id}: no such model on the Hub ({type(e).__name__})") from None
+        kind = "dataset" if repo_type == "dataset" else "model"
+        raise error(f"{name}: no such {kind} on the Hub ({type(e).__name__})") from None
 
 
 def upload_plan(folder: str | os.PathLike) -> list[str]:

@@ -73,9 +73,9 @@ def fast_precision(device: torch.device) -> str:
     return "fp32"
 
 
-def probe_image(channels: int, size: tuple[int, int] = (128, 160), seed: int = 0) -> torch.Tensor:
-    """A deterministic image with smooth regions, edges and fine texture, in [0, 1]: (1, C, H, W)."""
-    g = torch.Generator().manual_seed(seed)
+def probe_image(channels: int, size: tuple[int, int] = (128, 160), seed: int = 0, multiple: int = 1) -> torch.Tensor:
+    """A deterministic image with smooth regions, edges and fine texture, in [0, 1]: (1, C, H, W), sides rounded up to `multiple`."""
+    size, g = tuple(-(-s // multiple) * multiple for s in size), torch.Generator().manual_seed(seed)
     coarse = F.interpolate(torch.rand(1, channels, 5, 6, generator=g), size=size, mode="bicubic", align_corners=False)
     edges = (torch.rand(1, channels, 8, 10, generator=g) > 0.5).float()
     edges = F.interpolate(edges, size=size, mode="nearest")
@@ -140,12 +140,6 @@ class Translator:
             self.compile()
 
     # -- the numeric path ----------------------------------------------------------------------------
-    def _probe_image(self, size: tuple[int, int]) -> torch.Tensor:
-        """probe_image at a size the generator takes as it is (the Pix2Pix reference's is 256: smaller, its
-        inner maps shrink to one pixel, where a frame's own statistics are undefined)."""
-        m = self.generator.size_multiple
-        return probe_image(self.direction.in_channels, tuple(-(-s // m) * m for s in size))
-
     def _choose_precision(self, asked: str) -> None:
         """auto: the reduced precision this device runs natively, kept only where it matches float32 on a
         probe image within FAST_PATH_MIN_PSNR. An explicit bf16/fp16 is used as asked (and still probed).
@@ -155,7 +149,7 @@ class Translator:
         if candidate == "fp32":
             return
         dtype = torch.bfloat16 if candidate == "bf16" else torch.float16
-        probe = self._probe_image((128, 160)).to(self.device)
+        probe = probe_image(self.direction.in_channels, multiple=self.generator.size_multiple).to(self.device)
         if self.device.type in ("cpu", "cuda"):
             probe = probe.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
@@ -182,7 +176,7 @@ class Translator:
             return True
         try:
             compiled = torch.compile(self._forward)
-            probe = self._probe_image((64, 64)).to(self.device, self._dtype)
+            probe = probe_image(self.direction.in_channels, (64, 64), 0, self.generator.size_multiple).to(self.device, self._dtype)
             with torch.inference_mode():
                 compiled(probe.contiguous(memory_format=torch.channels_last))
         except Exception as e:  # no compiler, unsupported backend: the eager path is always there
