@@ -172,3 +172,16 @@ def test_bad_input_is_one_clear_error(tmp_path, data_dir, capsys):
     assert main(["analyze", "--data", str(data_dir / "msrs"), "--pixels", "4", "--out", str(tmp_path / "out")]) == 2
     assert "pixels_per_image must be at least 16" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_the_study_gradient_is_the_metrics_sobel_magnitude_per_pixel(roots):
+    """One Sobel magnitude in irvis: the study's (float64, per pixel) is the metrics' divided by Sobel's weight 8."""
+    import torch
+
+    from irvis.analysis.features import _gradient
+    from irvis.metrics import gradient_magnitude
+
+    pair = load_pairs(roots, "test")[0]
+    gray = np.asarray(Image.open(pair.infrared).convert("L").resize((160, 128)), dtype=np.float64) / 255
+    metric = gradient_magnitude(torch.from_numpy(gray)[None, None])[0, 0].double().numpy()
+    np.testing.assert_allclose(_gradient(gray), metric / 8, atol=1e-6)

@@ -74,7 +74,8 @@ class Pixels:
 
 
 def _gradient(gray: np.ndarray) -> np.ndarray:
-    # Sobel's kernels weigh 8 pixels: dividing by 8 gives intensity change per pixel
+    # irvis.metrics.gradient_magnitude (the same kernels and border; a test holds them equal) kept in float64
+    # for the study's statistics; Sobel's kernels weigh 8 pixels: dividing by 8 gives intensity change per pixel
     return np.hypot(ndimage.sobel(gray, axis=0), ndimage.sobel(gray, axis=1)) / 8
 
 
