@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import contextvars
 import os
-import re
 import threading
 import time
 from dataclasses import dataclass
@@ -46,9 +45,10 @@ from irvis.hub import resolve_weights
 from irvis.images import ImageError, load_image, to_pil
 from irvis.metrics import margin_line
 from irvis.nets import WeightsError, count_parameters
-from irvis.hosting import (BodyLimit, OutputStore, RequestRefused, SecurityHeaders, decode_data_url, is_within,
-                           parse_size)
+from irvis import uploads
+from irvis.hosting import BodyLimit, OutputStore, RequestRefused, SecurityHeaders, parse_size
 from irvis.translate import Translator
+from irvis.uploads import accept_image, hide_paths, name_files, public_name, scrub_paths, uploaded_file
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_WEIGHTS = {name: ROOT / "weights" / name for name in DIRECTIONS}
@@ -90,33 +90,6 @@ class Loaded:
         return None if side == "native" else int(side)
 
 
-def public_name(spec: str | os.PathLike) -> str:
-    """How the page names a weights source: a Hub repo id as given, a folder of this project by its path in
-    it, any other folder by its own name only. Visitors never see where the server keeps its files."""
-    text = str(spec)
-    path = Path(text).expanduser()
-    if not path.is_absolute() and not text.startswith((".", "~")) and not path.exists():
-        return text  # a Hub repo id (OWNER/NAME)
-    try:
-        return path.resolve().relative_to(ROOT).as_posix()
-    except (ValueError, OSError):
-        return f"…/{path.name}" if path.name else "a local folder"
-
-
-_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/~-])/(?:[\w.~-]+/)+([\w.~-]+)")
-
-
-def scrub_paths(text: str) -> str:
-    """Absolute paths in text a visitor reads (reports and cards written on the server) -> their last part."""
-    return _ABSOLUTE_PATH.sub(lambda m: f"…/{m.group(1)}", text)
-
-
-def _hide_paths(message: str, spec: str | os.PathLike) -> str:
-    for text in {str(spec), str(Path(str(spec)).expanduser().resolve())}:
-        message = message.replace(text, public_name(spec))
-    return message
-
-
 def load_direction(name: str, spec: str | os.PathLike | None) -> Loaded:
     d = get_direction(name)
     spec = spec or DEFAULT_WEIGHTS[name]
@@ -127,7 +100,7 @@ def load_direction(name: str, spec: str | os.PathLike | None) -> Loaded:
         folder = resolve_weights(spec)
         translator = Translator.from_pretrained(folder, device="auto", max_pixels=TRANSLATE_MAX_PIXELS)
     except (WeightsError, OSError) as e:
-        return Loaded(d, problem=_hide_paths(f"No {d.label} generator: {e}", spec))
+        return Loaded(d, problem=hide_paths(f"No {d.label} generator: {e}", spec))
     problem = translator.direction.mismatch(d, f"`{public_name(spec)}`")
     if problem:
         return Loaded(d, problem=f"{problem}: give it to `--weights-{translator.direction.name}`.")
@@ -170,7 +143,7 @@ def upload_folders() -> list[str]:
 
 def is_upload(path: str) -> bool:
     """Whether a path a request names is a file uploaded to this server (not any other file on it)."""
-    return is_within(path, upload_folders())
+    return uploads.is_upload(path, upload_folders())
 
 
 def upload_image(outputs: OutputStore, **kwargs) -> gr.Image:
@@ -183,15 +156,10 @@ def upload_image(outputs: OutputStore, **kwargs) -> gr.Image:
     def preprocess(payload):
         if payload is None:
             return None
-        if (payload.url or "").startswith("data:"):  # held to the upload limit before it is decoded or stored
-            try:
-                data = decode_data_url(payload.url, MAX_FILE_BYTES)
-            except RequestRefused as e:
-                raise refusal(str(e), "This image cannot be used") from None
-            return outputs.write("pasted image", lambda path: path.write_bytes(data))
-        if not payload.path or not is_upload(payload.path):
-            raise refusal("Only images uploaded to this app can be used: upload the file.", "This image cannot be used")
-        return payload.path
+        try:  # a data: URL is held to the upload limit before it is decoded or stored
+            return accept_image(payload.url, payload.path, upload_folders(), MAX_FILE_BYTES, outputs)
+        except RequestRefused as e:
+            raise refusal(str(e), "This image cannot be used") from None
 
     component.preprocess = preprocess
     return component
@@ -202,8 +170,7 @@ def _decode(what: str, fn, path: str):
     try:
         return fn()
     except ImageError as e:
-        message = str(e).replace(str(path), Path(path).name)
-        raise refusal(f"{what}: {message}", "This image cannot be used") from None
+        raise refusal(f"{what}: {name_files(str(e), path)}", "This image cannot be used") from None
 
 
 def _a(word: str) -> str:
@@ -393,8 +360,10 @@ def make_translate_video(loaded: Loaded, outputs: OutputStore):
             raise refusal(loaded.problem or "This direction's generator is not loaded.", "No generator")
         if not video:
             raise refusal(f"Upload {_a(d.source)} video first.", title="No video")
-        if not is_upload(video):  # a request may name any path: only uploads are read
-            raise refusal("Only videos uploaded to this app can be used: upload the file.", "This video cannot be used")
+        try:  # a request may name any path: only uploads are read
+            uploaded_file(video, upload_folders(), "videos")
+        except RequestRefused as e:
+            raise refusal(str(e), "This video cannot be used") from None
         stop = threading.Event()
         context = contextvars.copy_context()  # Gradio's progress reporting reads the request from context variables
         work = asyncio.get_running_loop().run_in_executor(None, context.run, translate_file, video, stop, progress)
@@ -406,7 +375,7 @@ def make_translate_video(loaded: Loaded, outputs: OutputStore):
         except VideoCancelled:
             raise refusal("The video was cancelled.", title="Cancelled") from None
         except VideoError as e:
-            raise refusal(str(e).replace(str(video), Path(video).name), title="This video cannot be used") from None
+            raise refusal(name_files(str(e), video), title="This video cannot be used") from None
 
     return translate_clip
 
@@ -634,8 +603,7 @@ def study_tab(outputs: OutputStore, folder: Path = STUDY_DIR):
             try:
                 image, stats = pair_study(ir_path, vis_path)
             except ValueError as e:  # ImageError included: the message names files, not server paths
-                message = str(e).replace(str(ir_path), Path(ir_path).name).replace(str(vis_path), Path(vis_path).name)
-                raise refusal(message, title="This pair cannot be measured") from None
+                raise refusal(name_files(str(e), ir_path, vis_path), title="This pair cannot be measured") from None
             return outputs.save_png(image, "pair_histograms.png"), pair_summary(stats, study.result if study else None)
 
         button.click(measure, inputs=[infrared, visible], outputs=[figure, summary], api_name="study_pair")
