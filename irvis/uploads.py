@@ -1,10 +1,10 @@
-"""Upload confinement: what a request may read, and what a visitor may learn of the server's files.
+"""Upload confinement: what a request may make the server read, and what of its paths a visitor reads back.
 
-A request to a served app may name any path. An input is read only when it lies, links resolved, inside
-the folders the server chose for uploads (the app passes Gradio's upload folder and examples cache; this
-module knows nothing of Gradio); a pasted data: URL is held to the byte limit before it is decoded, then
-stored with the results. Messages a visitor reads name files by their file name and weights folders by their
-place in the project, never by a server path.
+A request to a served app may name any path. An input is read only when it lies, links resolved, inside the
+folders the server chose for uploads (the app passes Gradio's upload folder and examples cache; this module
+knows nothing of Gradio); a pasted data: URL is held to the byte limit before it is decoded, then stored with
+the results. Messages a visitor reads name uploads by their file name and weights folders by their place in
+the project, never by a server path.
 """
 
 from __future__ import annotations
@@ -16,38 +16,34 @@ from typing import Iterable
 
 from irvis.hosting import OutputStore, RequestRefused, decode_data_url, is_within
 
-NOT_AN_UPLOAD = "Only images uploaded to this app can be used: upload the file."
-NOT_A_VIDEO_UPLOAD = "Only videos uploaded to this app can be used: upload the file."
-REFUSED_IMAGE = "This image cannot be used"
-REFUSED_VIDEO = "This video cannot be used"
+PROJECT_ROOT = Path(__file__).resolve().parents[1]  # weights/ and samples/ of a checkout are named from here
 
 
 def is_upload(path: str | os.PathLike, folders: Iterable[str | os.PathLike]) -> bool:
-    """Whether a path a request names is a file uploaded to this server (inside one of `folders`, not any
-    other file on it). The answer is the same whether the path exists or not."""
+    """Whether a path a request names is a file uploaded to this server (inside one of `folders`, links
+    resolved; not any other file on it). The answer is the same whether the path exists or not."""
     return is_within(path, folders)
 
 
-def receive_image(url: str | None, path: str | None, folders: Iterable[str | os.PathLike], outputs: OutputStore,
-                  max_bytes: int) -> str:
-    """The file an image input names, checked before anything opens it: a data: URL is decoded under
-    max_bytes and written to `outputs`; a path must be an upload. RequestRefused otherwise."""
-    if (url or "").startswith("data:"):  # held to the upload limit before it is decoded or stored
+def uploaded_file(path: str | None, folders: Iterable[str | os.PathLike], what: str = "images") -> str:
+    """The path, if it names an upload; else RequestRefused with one sentence, the same whether the path
+    exists or not (an answer never tells which server paths exist)."""
+    if not path or not is_upload(path, folders):
+        raise RequestRefused(f"Only {what} uploaded to this app can be used: upload the file.")
+    return path
+
+
+def accept_image(url: str | None, path: str | None, folders: Iterable[str | os.PathLike], max_bytes: int,
+                 outputs: OutputStore) -> str:
+    """The file an image input names, checked before anything opens it: a base64 data: URL is held to
+    max_bytes before it is decoded, then written to `outputs`; any other input must be an upload."""
+    if (url or "").startswith("data:"):
         data = decode_data_url(url, max_bytes)
         return outputs.write("pasted image", lambda staging: staging.write_bytes(data))
-    if not path or not is_upload(path, folders):
-        raise RequestRefused(NOT_AN_UPLOAD, REFUSED_IMAGE)
-    return path
+    return uploaded_file(path, folders)
 
 
-def check_video(path: str, folders: Iterable[str | os.PathLike]) -> str:
-    """A video input's path, if it is an upload (RequestRefused otherwise)."""
-    if not is_upload(path, folders):
-        raise RequestRefused(NOT_A_VIDEO_UPLOAD, REFUSED_VIDEO)
-    return path
-
-
-def file_names(message: str, *paths: str | os.PathLike | None) -> str:
+def name_files(message: str, *paths: str | os.PathLike | None) -> str:
     """A message about uploads with each upload's server path replaced by its file name."""
     for path in paths:
         if path:
@@ -55,9 +51,9 @@ def file_names(message: str, *paths: str | os.PathLike | None) -> str:
     return message
 
 
-def public_name(spec: str | os.PathLike, root: str | os.PathLike) -> str:
-    """How a page names a weights source: a Hub repo id as given, a folder inside the project `root` by its
-    path in it, any other folder by its own name only. Visitors never see where the server keeps its files."""
+def public_name(spec: str | os.PathLike, root: str | os.PathLike = PROJECT_ROOT) -> str:
+    """How a page names a weights source: a Hub repo id as given, a folder of the project (`root`) by its path
+    in it, any other folder by its own name only. Visitors never see where the server keeps its files."""
     text = str(spec)
     path = Path(text).expanduser()
     if not path.is_absolute() and not text.startswith((".", "~")) and not path.exists():
@@ -68,8 +64,8 @@ def public_name(spec: str | os.PathLike, root: str | os.PathLike) -> str:
         return f"…/{path.name}" if path.name else "a local folder"
 
 
-def hide_paths(message: str, spec: str | os.PathLike, root: str | os.PathLike) -> str:
-    """A message about a weights source with its paths (as given and resolved) replaced by its public name."""
+def hide_paths(message: str, spec: str | os.PathLike, root: str | os.PathLike = PROJECT_ROOT) -> str:
+    """A message about a weights source with its paths (as given, and resolved) replaced by its public name."""
     for text in {str(spec), str(Path(str(spec)).expanduser().resolve())}:
         message = message.replace(text, public_name(spec, root))
     return message
@@ -81,9 +77,3 @@ _ABSOLUTE_PATH = re.compile(r"(?<![\w.:/~-])/(?:[\w.~-]+/)+([\w.~-]+)")
 def scrub_paths(text: str) -> str:
     """Absolute paths in text a visitor reads (reports and cards written on the server) -> their last part."""
     return _ABSOLUTE_PATH.sub(lambda m: f"…/{m.group(1)}", text)
-
-
-def gallery_name(spec: str | os.PathLike) -> str:
-    """A gallery as a page names it: a Hub dataset by its address, a folder by its own name only."""
-    spec = str(spec)
-    return spec if spec.startswith("hf://") else (Path(spec).name or spec)
