@@ -6,11 +6,11 @@ With no flags it serves the shipped generators (weights/) and the shipped sample
 Hugging Face Space does.
 
 UI wiring only: decoding, translation, scores, error maps, the gallery and the model cards all come
-from irvis. Scripts use the endpoints /ir2vis, /vis2ir and /gallery through gradio_client.
+from irvis; what a request may read is irvis.uploads, what is served and its limits irvis.serving, where results
+go irvis.hosting. Scripts use the endpoints /ir2vis, /vis2ir and /gallery through gradio_client.
 
-Why one file: it is the Space's app_file and holds one page; its sections (loading, handlers, the tabs,
-the command line) share the page's components and the per-request limits at module level that hosting
-and tests set (TRANSLATE_MAX_PIXELS, APP_MAX_PIXELS), and everything that is not wiring already lives in irvis.
+Why one file: it is the Space's app_file and holds one page; its sections (handlers, the tabs, the command
+line) share the page's components and the per-request limits (from irvis.serving, set by the command line).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import contextvars
 import os
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 try:  # On a Hugging Face ZeroGPU Space, spaces.GPU lends a GPU per call; it must be imported before torch.
@@ -35,93 +34,34 @@ except ImportError:
 import gradio as gr
 from PIL import Image
 
+from irvis import serving, uploads
 from irvis.colormap import DEFAULT_PALETTE, PALETTES, palette_image
-from irvis.compare import (ERROR_MAP_MAX, Gallery, GalleryError, GeneratorCard, MethodScore, at_scoring_size,
-                           best_baseline, compare, error_map, load_truth, open_gallery, read_card, sample_tensors,
-                           thumbnails)
+from irvis.compare import (ERROR_MAP_MAX, Gallery, MethodScore, at_scoring_size, best_baseline, compare, error_map,
+                           load_truth, sample_tensors)
 from irvis.directions import DIRECTIONS, Direction, get_direction
-from irvis.evaluate import markdown_report
-from irvis.hub import resolve_weights
+from irvis.hosting import BodyLimit, OutputStore, RequestRefused, SecurityHeaders, parse_size
 from irvis.images import ImageError, load_image, to_pil
 from irvis.metrics import margin_line
-from irvis.nets import WeightsError, count_parameters
-from irvis import uploads
-from irvis.hosting import BodyLimit, OutputStore, RequestRefused, SecurityHeaders, parse_size
-from irvis.translate import Translator
-from irvis.uploads import accept_image, hide_paths, name_files, public_name, scrub_paths, uploaded_file
+from irvis.serving import (APP_MAX_PIXELS, MAX_BODY_BYTES, MAX_FILE_BYTES, MAX_TEMP_BYTES, OUTPUT_MAX_AGE_S,
+                           TRANSLATE_MAX_PIXELS, VIDEO_MAX_FRAME_PIXELS, VIDEO_MAX_FRAMES, VIDEO_MAX_SECONDS, Loaded,
+                           about, gallery_name, load_gallery, status_line)
+from irvis.uploads import accept_image, name_files, public_name, scrub_paths, uploaded_file  # noqa: F401 (public_name: tests)
 
 ROOT = Path(__file__).resolve().parent
-DEFAULT_WEIGHTS = {name: ROOT / "weights" / name for name in DIRECTIONS}
 DEFAULT_GALLERY = ROOT / "samples"  # test pairs that ship with the project (samples/README.md: sources, terms)
 EXAMPLES = 4  # per upload tab, spread over the gallery's test pairs
 DEFAULT_SHORT_SIDE = 256  # irvis.evaluate's default protocol, used when a generator has no evaluation.json
 LLVIP_URL = "https://bupt-ai-cz.github.io/LLVIP/"
 TABLE_HEADERS = ["method", "PSNR (dB)", "SSIM", "sharpness (1 = truth's)", "gradient corr.", "VIF"]
-OUTPUT_MAX_AGE_S = 3600
-# Limits of one request (docs/app.md, "Hosting it safely"): an upload over APP_MAX_PIXELS is refused from its header,
-# before decoding (IRVIS_MAX_PIXELS or --max-pixels change it); the generator runs on at most
-# TRANSLATE_MAX_PIXELS (an input larger at its working size is translated smaller and resized back);
-# scores and error maps are computed at most at irvis.compare.SCORE_MAX_PIXELS.
-APP_MAX_PIXELS = 16_000_000
-TRANSLATE_MAX_PIXELS = 2_000_000
-MAX_FILE_BYTES = 50 * 2**20  # every image, however it arrives (--max-file-size)
-MAX_BODY_BYTES = 4 * 2**20  # a request body that is not a file upload: what a full queue holds in memory
-MAX_TEMP_BYTES = 2 * 2**30  # all results on disk together (--max-temp-size), besides their age (OUTPUT_MAX_AGE_S)
 
 
 # ---------------------------------------------------------------------------------------------------
 # Loading
 
 
-@dataclass
-class Loaded:
-    """One direction's generator, or why there is none (shown in the page instead of failing)."""
-
-    direction: Direction
-    translator: Translator | None = None
-    card: GeneratorCard | None = None
-    problem: str | None = None
-
-    @property
-    def short_side(self) -> int | None:
-        """The size the generator was evaluated at, so gallery scores compare with the About figures."""
-        protocol = (self.card.evaluation or {}).get("protocol", {}) if self.card else {}
-        side = protocol.get("short_side", DEFAULT_SHORT_SIDE)
-        return None if side == "native" else int(side)
-
-
 def load_direction(name: str, spec: str | os.PathLike | None) -> Loaded:
-    d = get_direction(name)
-    spec = spec or DEFAULT_WEIGHTS[name]
-    if spec == DEFAULT_WEIGHTS[name] and not Path(spec).is_dir():
-        return Loaded(d, problem=f"No {d.label} generator yet: `{spec.relative_to(ROOT)}` does not exist. Train one "
-                                 f"(see the README), or start the app with `--weights-{name} FOLDER_OR_HUB_REPO`.")
-    try:
-        folder = resolve_weights(spec)
-        translator = Translator.from_pretrained(folder, device="auto", max_pixels=TRANSLATE_MAX_PIXELS)
-    except (WeightsError, OSError) as e:
-        return Loaded(d, problem=hide_paths(f"No {d.label} generator: {e}", spec))
-    problem = translator.direction.mismatch(d, f"`{public_name(spec)}`")
-    if problem:
-        return Loaded(d, problem=f"{problem}: give it to `--weights-{translator.direction.name}`.")
-    translator.source = public_name(spec)
-    return Loaded(d, translator, read_card(folder, name))
-
-
-def load_gallery(spec: str | None) -> tuple[Gallery | None, list, str | None]:
-    """(gallery, thumbnails, problem); no spec is no gallery, not a problem."""
-    if not spec:
-        return None, [], None
-    try:
-        gallery = open_gallery(spec)
-        return gallery, thumbnails(gallery), None
-    except (GalleryError, OSError) as e:  # the app starts whatever the gallery holds, and says why it is empty
-        return None, [], str(e).replace(str(spec), _gallery_name(spec))
-
-
-def _gallery_name(spec: str) -> str:
-    """A gallery as the page names it: a Hub dataset by its address, a folder by its own name only."""
-    return spec if spec.startswith("hf://") else (Path(spec).name or spec)
+    """One direction's generator as this app serves it (irvis.serving.load_direction with the app's limits)."""
+    return serving.load_direction(name, spec, TRANSLATE_MAX_PIXELS, DEFAULT_SHORT_SIDE)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -319,18 +259,6 @@ global brightness/colour map on the truth itself: an upper bound for any such ru
 black = 0, pale yellow = {ERROR_MAP_MAX} or more."""
 
 
-def _status_line(loaded: Loaded) -> str:
-    if loaded.translator is None:
-        return f"**{loaded.direction.label}**: not loaded"
-    g = loaded.translator.generator
-    return f"**{loaded.direction.label}**: `{loaded.translator.source}` ({g.arch}) on {loaded.translator.device}"
-
-
-VIDEO_MAX_SECONDS = 10  # per request: a short clip, translated at the generator's working size
-VIDEO_MAX_FRAME_PIXELS = 1920 * 1088  # Full HD: each frame is decoded, translated and encoded: the area sets the cost
-VIDEO_MAX_FRAMES = 300  # 10 s at 30 frames/s: the frame count sets the cost too, whatever the header's rate
-
-
 def make_translate_video(loaded: Loaded, outputs: OutputStore):
     from irvis.video import VideoCancelled, VideoError, translate_video
 
@@ -464,7 +392,7 @@ pairs in the project's `samples/` folder.
                         elem_id="gallery-help")
             return
         notes = scrub_paths("; ".join(gallery.notes))
-        gr.Markdown(f"{len(gallery.samples)} pairs from `{_gallery_name(gallery.source)}`" + (f" ({notes})" if notes else "") +
+        gr.Markdown(f"{len(gallery.samples)} pairs from `{gallery_name(gallery.source)}`" + (f" ({notes})" if notes else "") +
                     ". Each thumbnail shows a pair split down the middle: **infrared left, visible right**; test-split "
                     "pairs come first (the generators never saw them). Pick one to translate it in the chosen "
                     "direction and compare with its ground truth.")
@@ -515,31 +443,20 @@ def _pick(gallery: Gallery):
 
 
 def generator_about(loaded: Loaded):
-    d = loaded.direction
-    gr.Markdown(f"## {d.label} (`{d.name}`)")
-    if loaded.translator is None:
-        gr.Markdown(f"⚠️ {loaded.problem}")
+    text = about(loaded)
+    gr.Markdown(text.title)
+    if text.problem is not None:
+        gr.Markdown(f"⚠️ {text.problem}")
         return
-    t, card = loaded.translator, loaded.card
-    data, license_ = card.metadata.get("datasets"), card.metadata.get("license")
-    lines = [f"Weights: `{t.source}`, architecture {t.generator.arch}, "
-             f"{count_parameters(t.generator) / 1e6:.2f} M parameters, running on {t.device}.",
-             f"Trained on: {', '.join(map(str, data)) if isinstance(data, list) else data}." if data
-             else "Training data: not stated in the model card.",
-             f"License: {license_}." if license_ else ""]
-    gr.Markdown("  \n".join(line for line in lines if line))
-    if card.evaluation:
-        report = scrub_paths(markdown_report(card.evaluation))
-        demoted = "\n".join("###" + line if line.startswith("#") else line for line in report.splitlines())
-        with gr.Accordion(f"Evaluation against the baselines (from {card.evaluation_file})", open=True):
-            gr.Markdown(demoted)
+    gr.Markdown(text.summary)
+    if text.evaluation is not None:
+        with gr.Accordion(text.evaluation_title, open=True):
+            gr.Markdown(text.evaluation)
     else:
-        gr.Markdown("No evaluation.json beside these weights: write one with "
-                    f"`python -m irvis evaluate --direction {d.name} --weights WEIGHTS --data ROOT "
-                    "--json WEIGHTS/evaluation.json`.")
-    if card.text:
+        gr.Markdown(text.no_evaluation)
+    if text.card:
         with gr.Accordion("Model card", open=False):
-            gr.Markdown(scrub_paths(card.text))
+            gr.Markdown(text.card)
 
 
 def about_tab(generators: dict[str, Loaded]):
@@ -622,7 +539,7 @@ def build_demo(generators: dict[str, Loaded], gallery_spec: str | None = None) -
                           max_age_s=OUTPUT_MAX_AGE_S)
     with gr.Blocks(title="irvis: infrared ⇄ visible", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(INTRO)
-        gr.Markdown("Generators: " + " · ".join(_status_line(g) for g in generators.values()), elem_id="status")
+        gr.Markdown("Generators: " + " · ".join(status_line(g) for g in generators.values()), elem_id="status")
         with gr.Tabs():
             for loaded in generators.values():
                 translate_tab(loaded, outputs, [_example(s, loaded.direction) for s in examples])
@@ -677,7 +594,7 @@ def main(argv: list[str] | None = None) -> None:
     MAX_FILE_BYTES, MAX_TEMP_BYTES = args.max_file_size, args.max_temp_size
     generators = {name: load_direction(name, getattr(args, f"weights_{name}")) for name in DIRECTIONS}
     for g in generators.values():
-        print(_status_line(g).replace("**", "") + (f" ({g.problem})" if g.problem else ""), flush=True)
+        print(status_line(g).replace("**", "") + (f" ({g.problem})" if g.problem else ""), flush=True)
     demo = build_demo(generators, args.gallery)
     demo.queue(default_concurrency_limit=args.concurrency, max_size=args.max_queue)
     from starlette.middleware import Middleware
