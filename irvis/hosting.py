@@ -25,12 +25,7 @@ from typing import Callable, Iterable
 
 
 class RequestRefused(ValueError):
-    """Input a visitor sent that the server will not take, with a sentence for them and a title for the
-    message box (the app shows both; a refusal is not a server fault, so no traceback is logged)."""
-
-    def __init__(self, message: str, title: str = "This image cannot be used"):
-        super().__init__(message)
-        self.title = title
+    """Input a visitor sent that the server will not take, with a sentence for them."""
 
 
 def parse_size(text: str | int) -> int:
