@@ -20,7 +20,6 @@ import asyncio
 import contextvars
 import os
 import threading
-import time
 from pathlib import Path
 
 try:  # On a Hugging Face ZeroGPU Space, spaces.GPU lends a GPU per call; it must be imported before torch.
@@ -32,19 +31,18 @@ except ImportError:
         return fn
 
 import gradio as gr
-from PIL import Image
 
 from irvis import serving, uploads
-from irvis.colormap import DEFAULT_PALETTE, PALETTES, palette_image
-from irvis.compare import (ERROR_MAP_MAX, Gallery, MethodScore, at_scoring_size, best_baseline, compare, error_map,
-                           load_truth, sample_tensors)
-from irvis.directions import DIRECTIONS, Direction, get_direction
+from irvis.colormap import DEFAULT_PALETTE, PALETTES
+from irvis.compare import (ERROR_MAP_MAX, Gallery, MethodScore, best_baseline)
+from irvis.directions import DIRECTIONS, Direction
 from irvis.hosting import BodyLimit, OutputStore, RequestRefused, SecurityHeaders, parse_size
-from irvis.images import ImageError, load_image, to_pil
 from irvis.metrics import margin_line
 from irvis.serving import (APP_MAX_PIXELS, MAX_BODY_BYTES, MAX_FILE_BYTES, MAX_TEMP_BYTES, OUTPUT_MAX_AGE_S,
-                           TRANSLATE_MAX_PIXELS, VIDEO_MAX_FRAME_PIXELS, VIDEO_MAX_FRAMES, VIDEO_MAX_SECONDS, Loaded,
+                           TRANSLATE_MAX_PIXELS, VIDEO_MAX_SECONDS, Loaded,
                            about, gallery_name, load_gallery, status_line)
+from irvis.handlers import (Refusal, SampleShower, a, check_video, measure_pair, painted, translate_clip,
+                            translate_image)
 from irvis.uploads import accept_image, name_files, public_name, scrub_paths, uploaded_file  # noqa: F401 (public_name: tests)
 
 ROOT = Path(__file__).resolve().parent
@@ -105,18 +103,6 @@ def upload_image(outputs: OutputStore, **kwargs) -> gr.Image:
     return component
 
 
-def _decode(what: str, fn, path: str):
-    """Run a decoder; an ImageError becomes a message naming the upload by its file name, not its temp path."""
-    try:
-        return fn()
-    except ImageError as e:
-        raise refusal(f"{what}: {name_files(str(e), path)}", "This image cannot be used") from None
-
-
-def _a(word: str) -> str:
-    return ("an " if word[0] in "aeiou" else "a ") + word
-
-
 def _table(rows: list[MethodScore]) -> list[list]:
     label = {"model": "model (this generator)", "oracle: affine": "oracle: affine (sees the truth)"}
     def cell(value: float | None, digits: int = 3):
@@ -138,106 +124,41 @@ def _verdict(rows: list[MethodScore]) -> str:
             + margin_line({"psnr": model.psnr, "ssim": model.ssim}, baselines))
 
 
-def paint(outputs: OutputStore, path: str, palette: str) -> str:
-    """A gray image this app wrote, drawn in a thermal palette: the file itself for white-hot, else a copy
-    named by its palette (NAME_ironbow.png), so a download says how it was drawn. Only the picture
-    changes: scores were computed on the gray data before."""
-    if palette == DEFAULT_PALETTE:
-        return path
-    with Image.open(path) as gray:
-        drawn = palette_image(gray, palette)
-    name = f"{Path(path).stem}_{palette}"
-    return outputs.save_png(drawn, f"{name}.png") if path.endswith(".png") else outputs.save_preview(drawn, name)
+def refused(fn):
+    """fn with irvis's RequestRefused shown to the visitor as a refusal (the same sentence and title)."""
+    def call(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Refusal as e:
+            raise refusal(str(e), e.title) from None
 
-
-def painted(outputs: OutputStore, shown: list[tuple[str | None, str]], palette: str) -> list[str | None]:
-    """Each (file, modality) a view shows: infrared in the palette, visible as it is."""
-    return [paint(outputs, f, palette) if f and modality == "infrared" else f for f, modality in shown]
+    return call
 
 
 def make_translate(loaded: Loaded, outputs: OutputStore):
-    d = loaded.direction
-
     @gpu
     def translate(image: str | None, truth: str | None = None, palette: str = DEFAULT_PALETTE,
                   progress=gr.Progress()):
         """Translate one image; with a ground truth, also score it against the truth and the baselines.
         Returns (prediction PNG, before/after pair, download PNG, error map, scores table, summary, the gray
         files for a later palette); infrared images are shown in `palette`."""
-        if image is None:
-            raise refusal(f"Upload, paste or capture {_a(d.source)} image first.", "No input")
-        if loaded.translator is None:
-            raise refusal(loaded.problem, "No generator")
-        progress(0.05, desc="decoding")
-        source = _decode("Input", lambda: load_image(image, d.source), image)
-        target = None
-        if truth is not None:
-            target = _decode("Ground truth", lambda: load_truth(truth, d.name, source.shape[-2:]), truth)
-        h, w = source.shape[-2:]
-        progress(0.2, desc=f"translating {w}x{h} on {loaded.translator.device}")
-        start = time.perf_counter()
-        prediction = loaded.translator.translate_tensor(source)  # at most TRANSLATE_MAX_PIXELS (load_direction)
-        seconds = time.perf_counter() - start
-        stem = Path(image).stem
-        gray = [(outputs.save_preview(to_pil(source), f"{stem}_input"), d.source),
-                (outputs.save_png(to_pil(prediction), f"{stem}_{d.name}.png"), d.target)]
-        before, png = painted(outputs, gray, palette)
-        summary = f"Translated {w}x{h} {d.source} to {d.target} in {seconds:.1f} s on {loaded.translator.device}."
-        emap, table = None, []
-        if target is not None:
-            progress(0.6, desc="scoring against the ground truth and the baselines")
-            source, target, prediction = at_scoring_size(source, target, prediction)
-            rows = compare(d.name, source, target, prediction)
-            emap = outputs.save_preview(error_map(prediction, target), f"{stem}_error")
-            table = _table(rows)
-            sh, sw = target.shape[-2:]
-            summary += (f" Scored at {sw}x{sh} (a large pair is scored scaled down)." if (sh, sw) != (h, w) else "")
-            summary += " " + _verdict(rows)
-        return png, (before, png), png, emap, table, summary, gray
+        r = refused(translate_image)(loaded, outputs, image, truth, palette, progress)
+        summary = r.summary + (" " + _verdict(r.rows) if r.rows else "")
+        return r.png, (r.before, r.png), r.png, r.emap, _table(r.rows) if r.rows else [], summary, r.gray
 
     return translate
 
 
 def make_show_sample(generators: dict[str, Loaded], gallery: Gallery, outputs: OutputStore):
-    # The baselines' and the oracle's rows of each (gallery pair, direction) seen: they depend on nothing else, so a
-    # pair shown again scores only the model. Bounded by the gallery: its pairs, times two directions.
-    baseline_rows: dict[tuple[str, str], list[MethodScore]] = {}
+    shower = SampleShower(generators, gallery, outputs)
 
     @gpu
     def show_sample(key: str | None, direction: str = "ir2vis", palette: str = DEFAULT_PALETTE,
                     progress=gr.Progress()):
         """One gallery pair in one direction: (input, prediction, truth, error map, scores table, summary, the
         gray files for a later palette); infrared images are shown in `palette`."""
-        if not key:
-            raise refusal("Pick a pair in the gallery first.", "No sample")
-        loaded = generators[get_direction(direction).name]
-        try:
-            sample = gallery.get(key)
-            progress(0.1, desc="loading the pair")
-            source, truth = sample_tensors(sample, direction, loaded.short_side)
-        except ValueError as e:  # GalleryError, ImageError, DataError: a message for the page
-            raise refusal(str(e), "This sample cannot be shown") from None
-        prediction = None
-        if loaded.translator is not None:
-            progress(0.3, desc="translating")
-            prediction = loaded.translator.translate_tensor(source)
-        progress(0.6, desc="scoring")
-        seen = (key, loaded.direction.name)
-        rows = compare(direction, source, truth, prediction, baseline_rows.get(seen))
-        baseline_rows[seen] = [r for r in rows if r.method != "model"]
-        h, w = source.shape[-2:]
-        size = (f"at {w}x{h}, native size" if loaded.short_side is None
-                else f"at {w}x{h} (shorter side {loaded.short_side}, as evaluated)")
-        summary = f"**{key}** ({sample.split} split), {loaded.direction.label} {size}. " + _verdict(rows)
-        if prediction is None:
-            summary += f" {loaded.problem}"
-        name = key.replace("/", "_")
-        d = loaded.direction
-        gray = [(outputs.save_png(to_pil(t), f"{name}_{what}.png") if t is not None else None, modality)
-                for t, what, modality in ((source, "input", d.source), (prediction, "prediction", d.target),
-                                          (truth, "truth", d.target))]
-        emap = outputs.save_preview(error_map(prediction, truth), f"{name}_error") if prediction is not None else None
-        return (*painted(outputs, gray, palette), emap, _table(rows), summary, gray)
+        r = refused(shower.show)(key, direction, palette, progress)
+        return (*r.files, r.emap, _table(r.rows), r.head + _verdict(r.rows) + r.tail, r.gray)
 
     return show_sample
 
@@ -260,41 +181,19 @@ black = 0, pale yellow = {ERROR_MAP_MAX} or more."""
 
 
 def make_translate_video(loaded: Loaded, outputs: OutputStore):
-    from irvis.video import VideoCancelled, VideoError, translate_video
+    from irvis.video import VideoCancelled, VideoError
 
-    d = loaded.direction
+    translate_file = gpu(translate_clip)
 
-    @gpu
-    def translate_file(video: str, stop: threading.Event, progress) -> tuple[str, str]:
-        folder = outputs.folder()
-        dst = folder / f"{Path(video).stem}_{d.name}.mp4"
-        try:
-            r = translate_video(loaded.translator, video, dst, max_seconds=VIDEO_MAX_SECONDS,
-                                max_frame_pixels=VIDEO_MAX_FRAME_PIXELS, max_frames=VIDEO_MAX_FRAMES,
-                                progress=lambda done, total: progress((done, total or None), desc="frames"),
-                                cancelled=stop.is_set)
-        except BaseException:
-            outputs.discard(folder)  # a refused or cancelled video leaves nothing behind, not even its folder
-            raise
-        w, h = r["size"]
-        return str(dst), (f"Translated {r['frames']} frames ({w}x{h}, {float(r['rate']):g} frames/s) in "
-                          f"{r['seconds']:.1f} s ({r['frames_per_second']:.1f} frames/s) on {loaded.translator.device}.")
-
-    async def translate_clip(video: str | None, progress=gr.Progress()):
+    async def translate_video_clip(video: str | None, progress=gr.Progress()):
         """The work runs in a thread; when the request is cancelled or its client goes away, Gradio cancels
         this coroutine, and the thread is told to stop at its next batch of frames (its decoder, memory and
         the translator's slot freed within one batch), instead of running on unseen."""
-        if loaded.translator is None:
-            raise refusal(loaded.problem or "This direction's generator is not loaded.", "No generator")
-        if not video:
-            raise refusal(f"Upload {_a(d.source)} video first.", title="No video")
-        try:  # a request may name any path: only uploads are read
-            uploaded_file(video, upload_folders(), "videos")
-        except RequestRefused as e:
-            raise refusal(str(e), "This video cannot be used") from None
+        video = refused(check_video)(loaded, video, upload_folders())
         stop = threading.Event()
         context = contextvars.copy_context()  # Gradio's progress reporting reads the request from context variables
-        work = asyncio.get_running_loop().run_in_executor(None, context.run, translate_file, video, stop, progress)
+        work = asyncio.get_running_loop().run_in_executor(None, context.run, translate_file, loaded, outputs, video,
+                                                          stop, progress)
         try:
             return await asyncio.shield(work)
         except asyncio.CancelledError:
@@ -303,9 +202,9 @@ def make_translate_video(loaded: Loaded, outputs: OutputStore):
         except VideoCancelled:
             raise refusal("The video was cancelled.", title="Cancelled") from None
         except VideoError as e:
-            raise refusal(name_files(str(e), video), title="This video cannot be used") from None
+            raise refusal(str(e), title="This video cannot be used") from None
 
-    return translate_clip
+    return translate_video_clip
 
 
 def translate_tab(loaded: Loaded, outputs: OutputStore, examples: list[list[str]]):
@@ -313,7 +212,7 @@ def translate_tab(loaded: Loaded, outputs: OutputStore, examples: list[list[str]
     with gr.Tab(d.label, id=d.name):
         if loaded.problem:
             gr.Markdown(f"⚠️ {loaded.problem}")
-        gr.Markdown(f"Give {_a(d.source).split()[0]} **{d.source}** image (upload, paste, or webcam) and press "
+        gr.Markdown(f"Give {a(d.source).split()[0]} **{d.source}** image (upload, paste, or webcam) and press "
                     f"**Translate**. Optionally add the registered **{d.target}** image of the same scene as ground "
                     "truth, to see where and by how much the prediction errs.")
         with gr.Row(equal_height=True):
@@ -356,7 +255,7 @@ def translate_tab(loaded: Loaded, outputs: OutputStore, examples: list[list[str]
         palette.change(repaint, inputs=[gray, palette], outputs=[prediction, slider, download],
                        api_visibility="private")
         with gr.Accordion(f"Short video ({d.source} → {d.target}, at most {VIDEO_MAX_SECONDS} s)", open=False):
-            gr.Markdown(f"Upload {_a(d.source)} video (MP4, AVI, MKV, MOV or WebM) of at most {VIDEO_MAX_SECONDS} "
+            gr.Markdown(f"Upload {a(d.source)} video (MP4, AVI, MKV, MOV or WebM) of at most {VIDEO_MAX_SECONDS} "
                         "seconds and at most Full HD (1920x1080): every frame is translated and you get an MP4 at "
                         "the same frame rate (sound is dropped). Longer or larger videos: `python -m irvis translate "
                         "VIDEO` (see the README).")
@@ -484,7 +383,7 @@ def study_tab(outputs: OutputStore, folder: Path = STUDY_DIR):
     """Does visible appearance predict infrared? The study of the shipped data, read from the folder
     `python -m irvis analyze` wrote (numbers and plots, no image of the data), and the same measurements
     for a registered pair the visitor brings (endpoint /study_pair: figure, sentences)."""
-    from irvis.analysis.view import headline_rows, pair_study, pair_summary, read_study
+    from irvis.analysis.view import headline_rows, read_study
 
     study = read_study(folder)
     with gr.Tab("Study", id="study"):
@@ -515,13 +414,7 @@ def study_tab(outputs: OutputStore, folder: Path = STUDY_DIR):
         summary = gr.Markdown(elem_id="study-pair-summary")
 
         def measure(ir_path: str | None, vis_path: str | None):
-            if not ir_path or not vis_path:
-                raise refusal("Give both images of the pair, infrared and visible.", title="A pair is needed")
-            try:
-                image, stats = pair_study(ir_path, vis_path)
-            except ValueError as e:  # ImageError included: the message names files, not server paths
-                raise refusal(name_files(str(e), ir_path, vis_path), title="This pair cannot be measured") from None
-            return outputs.save_png(image, "pair_histograms.png"), pair_summary(stats, study.result if study else None)
+            return refused(measure_pair)(outputs, ir_path, vis_path, study.result if study else None)
 
         button.click(measure, inputs=[infrared, visible], outputs=[figure, summary], api_name="study_pair")
 
