@@ -34,16 +34,17 @@ import gradio as gr
 
 from irvis import serving, uploads
 from irvis.colormap import DEFAULT_PALETTE, PALETTES
-from irvis.compare import (ERROR_MAP_MAX, Gallery, MethodScore, best_baseline)
+from irvis.compare import ERROR_MAP_MAX, Gallery, MethodScore, best_baseline
 from irvis.directions import DIRECTIONS, Direction
+from irvis.handlers import (Refusal, SampleShower, a, check_video, measure_pair, painted, translate_clip,
+                            translate_image)
 from irvis.hosting import BodyLimit, OutputStore, RequestRefused, SecurityHeaders, parse_size
 from irvis.metrics import margin_line
 from irvis.serving import (APP_MAX_PIXELS, MAX_BODY_BYTES, MAX_FILE_BYTES, MAX_TEMP_BYTES, OUTPUT_MAX_AGE_S,
-                           TRANSLATE_MAX_PIXELS, VIDEO_MAX_SECONDS, Loaded,
-                           about, gallery_name, load_gallery, status_line)
-from irvis.handlers import (Refusal, SampleShower, a, check_video, measure_pair, painted, translate_clip,
-                            translate_image)
-from irvis.uploads import accept_image, name_files, public_name, scrub_paths, uploaded_file  # noqa: F401 (public_name: tests)
+                           TRANSLATE_MAX_PIXELS, VIDEO_MAX_SECONDS, Loaded, about, gallery_name, load_gallery,
+                           status_line)
+from irvis.uploads import accept_image, scrub_paths
+from irvis.uploads import public_name  # noqa: F401 (named by tests and hosting scripts as app.public_name)
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_GALLERY = ROOT / "samples"  # test pairs that ship with the project (samples/README.md: sources, terms)
@@ -125,7 +126,7 @@ def _verdict(rows: list[MethodScore]) -> str:
 
 
 def refused(fn):
-    """fn with irvis's RequestRefused shown to the visitor as a refusal (the same sentence and title)."""
+    """fn with irvis.handlers' Refusal shown to the visitor as a refusal (the same sentence and title)."""
     def call(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
