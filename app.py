@@ -15,7 +15,6 @@ line) share the page's components and the per-request limits (from irvis.serving
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextvars
 import os
@@ -35,19 +34,18 @@ import gradio as gr
 from irvis import serving, uploads
 from irvis.colormap import DEFAULT_PALETTE, PALETTES
 from irvis.compare import ERROR_MAP_MAX, Gallery, MethodScore, best_baseline
-from irvis.directions import DIRECTIONS, Direction
+from irvis.directions import DIRECTIONS
 from irvis.handlers import (Refusal, SampleShower, a, check_video, measure_pair, painted, translate_clip,
                             translate_image)
-from irvis.hosting import BodyLimit, OutputStore, RequestRefused, SecurityHeaders, parse_size
+from irvis.hosting import BodyLimit, OutputStore, RequestRefused, SecurityHeaders
 from irvis.metrics import margin_line
-from irvis.serving import (APP_MAX_PIXELS, MAX_BODY_BYTES, MAX_FILE_BYTES, MAX_TEMP_BYTES, OUTPUT_MAX_AGE_S,
-                           TRANSLATE_MAX_PIXELS, VIDEO_MAX_SECONDS, Loaded, about, gallery_name, load_gallery,
-                           status_line)
+from irvis.serving import (MAX_BODY_BYTES, MAX_FILE_BYTES, MAX_TEMP_BYTES, OUTPUT_MAX_AGE_S,
+                           TRANSLATE_MAX_PIXELS, VIDEO_MAX_SECONDS, Loaded, about, example_files, example_samples,
+                           gallery_name, load_gallery, parse_args, status_line)
 from irvis.uploads import accept_image, scrub_paths
 from irvis.uploads import public_name  # noqa: F401 (named by tests and hosting scripts as app.public_name)
 
 ROOT = Path(__file__).resolve().parent
-DEFAULT_GALLERY = ROOT / "samples"  # test pairs that ship with the project (samples/README.md: sources, terms)
 EXAMPLES = 4  # per upload tab, spread over the gallery's test pairs
 DEFAULT_SHORT_SIDE = 256  # irvis.evaluate's default protocol, used when a generator has no evaluation.json
 LLVIP_URL = "https://bupt-ai-cz.github.io/LLVIP/"
@@ -372,11 +370,6 @@ def about_tab(generators: dict[str, Loaded]):
                     "VIF is the visual information fidelity).")
 
 
-def _example(sample, d: Direction) -> list[str]:
-    files = {"infrared": str(sample.pair.infrared), "visible": str(sample.pair.visible)}
-    return [files[d.source], files[d.target]]
-
-
 STUDY_DIR = ROOT / "results" / "study"
 
 
@@ -422,10 +415,7 @@ def study_tab(outputs: OutputStore, folder: Path = STUDY_DIR):
 
 def build_demo(generators: dict[str, Loaded], gallery_spec: str | None = None) -> gr.Blocks:
     gallery, thumbs, problem = load_gallery(gallery_spec)
-    examples = []
-    if gallery is not None:  # pairs spread over the test split: consecutive frames look alike
-        pool = [s for s in gallery.samples if s.split == "test"] or gallery.samples
-        examples = pool[::max(1, len(pool) // EXAMPLES)][:EXAMPLES]
+    examples = example_samples(gallery, EXAMPLES)
     from gradio.utils import get_upload_folder
 
     # inside Gradio's own upload folder, so Gradio serves results where they are instead of copying each one
@@ -436,49 +426,11 @@ def build_demo(generators: dict[str, Loaded], gallery_spec: str | None = None) -
         gr.Markdown("Generators: " + " · ".join(status_line(g) for g in generators.values()), elem_id="status")
         with gr.Tabs():
             for loaded in generators.values():
-                translate_tab(loaded, outputs, [_example(s, loaded.direction) for s in examples])
+                translate_tab(loaded, outputs, [example_files(s, loaded.direction) for s in examples])
             gallery_tab(generators, gallery, thumbs, problem, outputs)
             about_tab(generators)
             study_tab(outputs)
     return demo
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description="irvis web app: thermal infrared <-> visible translation.")
-    p.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
-                   help="address to listen on (0.0.0.0 to serve the network)")
-    p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
-    p.add_argument("--gallery", default=os.environ.get("IRVIS_GALLERY", str(DEFAULT_GALLERY)),
-                   help="folder in LLVIP layout (or holding such folders), or hf://datasets/OWNER/NAME; '' for "
-                        "none (default: $IRVIS_GALLERY, else the shipped samples/)")
-    for name in DIRECTIONS:
-        env = f"IRVIS_WEIGHTS_{name.upper()}"
-        p.add_argument(f"--weights-{name}", dest=f"weights_{name}", default=os.environ.get(env) or None,
-                       help=f"{name} generator folder or Hub repo id (default: ${env}, else weights/{name})")
-    p.add_argument("--concurrency", type=_positive, default=1,
-                   help="translations run at once (each uses every CPU core; raise it on a GPU)")
-    p.add_argument("--max-file-size", default="50mb", type=_size,
-                   help="largest image or video accepted, however it arrives (upload, paste, API), e.g. 20mb")
-    p.add_argument("--max-temp-size", default="2gb", type=_size,
-                   help="disk the results of requests may use together (oldest removed first; each at most an hour)")
-    p.add_argument("--max-pixels", type=_positive, default=int(os.environ.get("IRVIS_MAX_PIXELS", APP_MAX_PIXELS)),
-                   help=f"largest image accepted, in pixels, checked before decoding (default: $IRVIS_MAX_PIXELS, "
-                        f"else {APP_MAX_PIXELS})")
-    p.add_argument("--max-queue", type=_positive, default=64, help="requests waiting at most; more are refused")
-    return p.parse_args(argv)
-
-
-def _size(value: str) -> int:
-    try:
-        return parse_size(value)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-
-
-def _positive(value: str) -> int:
-    if not value.isdigit() or int(value) < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {value!r}")
-    return int(value)
 
 
 def main(argv: list[str] | None = None) -> None:

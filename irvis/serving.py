@@ -9,6 +9,7 @@ and error maps are computed at most at irvis.compare.SCORE_MAX_PIXELS.
 
 from __future__ import annotations
 
+import argparse
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from irvis.directions import DIRECTIONS, Direction, get_direction
 from irvis.evaluate import markdown_report
 from irvis.hub import resolve_weights
 from irvis.nets import WeightsError, count_parameters
+from irvis.hosting import parse_size
 from irvis.translate import Translator
 from irvis.uploads import PROJECT_ROOT, hide_paths, public_name, scrub_paths
 
@@ -32,6 +34,7 @@ VIDEO_MAX_FRAME_PIXELS = 1920 * 1088  # Full HD: each frame is decoded, translat
 VIDEO_MAX_FRAMES = 300  # 10 s at 30 frames/s: the frame count sets the cost too, whatever the header's rate
 
 DEFAULT_WEIGHTS = {name: PROJECT_ROOT / "weights" / name for name in DIRECTIONS}
+DEFAULT_GALLERY = PROJECT_ROOT / "samples"  # test pairs that ship with the project (samples/README.md: sources, terms)
 
 
 @dataclass
@@ -136,3 +139,56 @@ def about(loaded: Loaded) -> About:
                                 f"`python -m irvis evaluate --direction {d.name} --weights WEIGHTS --data ROOT "
                                 "--json WEIGHTS/evaluation.json`.")
     return result
+
+
+def example_samples(gallery: Gallery | None, n: int) -> list:
+    """n gallery pairs to offer as examples, spread over the test split: consecutive frames look alike."""
+    if gallery is None:
+        return []
+    pool = [s for s in gallery.samples if s.split == "test"] or gallery.samples
+    return pool[::max(1, len(pool) // n)][:n]
+
+
+def example_files(sample, d: Direction) -> list[str]:
+    """(input, truth) files of a gallery pair in direction d."""
+    files = {"infrared": str(sample.pair.infrared), "visible": str(sample.pair.visible)}
+    return [files[d.source], files[d.target]]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line of app.py (python app.py --help); defaults from the environment, as a Space sets it."""
+    p = argparse.ArgumentParser(description="irvis web app: thermal infrared <-> visible translation.")
+    p.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+                   help="address to listen on (0.0.0.0 to serve the network)")
+    p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    p.add_argument("--gallery", default=os.environ.get("IRVIS_GALLERY", str(DEFAULT_GALLERY)),
+                   help="folder in LLVIP layout (or holding such folders), or hf://datasets/OWNER/NAME; '' for "
+                        "none (default: $IRVIS_GALLERY, else the shipped samples/)")
+    for name in DIRECTIONS:
+        env = f"IRVIS_WEIGHTS_{name.upper()}"
+        p.add_argument(f"--weights-{name}", dest=f"weights_{name}", default=os.environ.get(env) or None,
+                       help=f"{name} generator folder or Hub repo id (default: ${env}, else weights/{name})")
+    p.add_argument("--concurrency", type=positive_argument, default=1,
+                   help="translations run at once (each uses every CPU core; raise it on a GPU)")
+    p.add_argument("--max-file-size", default="50mb", type=size_argument,
+                   help="largest image or video accepted, however it arrives (upload, paste, API), e.g. 20mb")
+    p.add_argument("--max-temp-size", default="2gb", type=size_argument,
+                   help="disk the results of requests may use together (oldest removed first; each at most an hour)")
+    p.add_argument("--max-pixels", type=positive_argument, default=int(os.environ.get("IRVIS_MAX_PIXELS", APP_MAX_PIXELS)),
+                   help=f"largest image accepted, in pixels, checked before decoding (default: $IRVIS_MAX_PIXELS, "
+                        f"else {APP_MAX_PIXELS})")
+    p.add_argument("--max-queue", type=positive_argument, default=64, help="requests waiting at most; more are refused")
+    return p.parse_args(argv)
+
+
+def size_argument(value: str) -> int:
+    try:
+        return parse_size(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def positive_argument(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {value!r}")
+    return int(value)

@@ -77,3 +77,26 @@ def test_limits_are_ordered():
     assert serving.TRANSLATE_MAX_PIXELS <= serving.APP_MAX_PIXELS
     assert serving.MAX_BODY_BYTES < serving.MAX_FILE_BYTES < serving.MAX_TEMP_BYTES
     assert serving.VIDEO_MAX_FRAME_PIXELS >= 1920 * 1080 and json.dumps(serving.OUTPUT_MAX_AGE_S)
+
+
+def test_command_line_defaults_and_refusals(monkeypatch):
+    monkeypatch.delenv("IRVIS_GALLERY", raising=False)
+    monkeypatch.delenv("IRVIS_MAX_PIXELS", raising=False)
+    args = serving.parse_args([])
+    assert args.gallery == str(serving.DEFAULT_GALLERY) and args.max_pixels == serving.APP_MAX_PIXELS
+    assert args.max_file_size == 50 * 2**20 and args.weights_ir2vis is None
+    assert serving.parse_args(["--max-file-size", "20mb", "--concurrency", "2"]).max_file_size == 20 * 2**20
+    for bad in (["--max-file-size", "lots"], ["--concurrency", "0"]):
+        with pytest.raises(SystemExit):
+            serving.parse_args(bad)
+
+
+def test_examples_are_spread_over_the_test_split():
+    assert serving.example_samples(None, 4) == []
+    gallery, _, _ = load_gallery(str(serving.DEFAULT_GALLERY))
+    if gallery is None:
+        pytest.skip("no shipped samples")
+    chosen = serving.example_samples(gallery, 4)
+    assert 0 < len(chosen) <= 4 and len({s.key for s in chosen}) == len(chosen)
+    ir, truth = serving.example_files(chosen[0], get_direction("ir2vis"))
+    assert ir == str(chosen[0].pair.infrared) and truth == str(chosen[0].pair.visible)
