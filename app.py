@@ -6,23 +6,19 @@ With no flags it serves the shipped generators (weights/) and the shipped sample
 Hugging Face Space does.
 
 UI wiring only: decoding, translation, scores, error maps, the gallery and the model cards all come
-from irvis. Scripts use the endpoints /ir2vis, /vis2ir and /gallery through gradio_client.
+from irvis; what a request may read is irvis.uploads, what is served and its limits irvis.serving, where results
+go irvis.hosting. Scripts use the endpoints /ir2vis, /vis2ir and /gallery through gradio_client.
 
-Why one file: it is the Space's app_file and holds one page; its sections (loading, handlers, the tabs,
-the command line) share the page's components and the per-request limits at module level that hosting
-and tests set (TRANSLATE_MAX_PIXELS, APP_MAX_PIXELS), and everything that is not wiring already lives in irvis.
+Why one file: it is the Space's app_file and holds one page; its sections (handlers, the tabs, the command
+line) share the page's components and the per-request limits (from irvis.serving, set by the command line).
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextvars
 import os
-import re
 import threading
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 try:  # On a Hugging Face ZeroGPU Space, spaces.GPU lends a GPU per call; it must be imported before torch.
@@ -34,121 +30,35 @@ except ImportError:
         return fn
 
 import gradio as gr
-from PIL import Image
 
-from irvis.colormap import DEFAULT_PALETTE, PALETTES, palette_image
-from irvis.compare import (ERROR_MAP_MAX, Gallery, GalleryError, GeneratorCard, MethodScore, at_scoring_size,
-                           best_baseline, compare, error_map, load_truth, open_gallery, read_card, sample_tensors,
-                           thumbnails)
-from irvis.directions import DIRECTIONS, Direction, get_direction
-from irvis.evaluate import markdown_report
-from irvis.hub import resolve_weights
-from irvis.images import ImageError, load_image, to_pil
+from irvis import serving, uploads
+from irvis.colormap import DEFAULT_PALETTE, PALETTES
+from irvis.compare import ERROR_MAP_MAX, Gallery, MethodScore, best_baseline
+from irvis.directions import DIRECTIONS
+from irvis.handlers import (Refusal, SampleShower, a, check_video, measure_pair, painted, translate_clip,
+                            translate_image)
+from irvis.hosting import BodyLimit, OutputStore, RequestRefused, SecurityHeaders
 from irvis.metrics import margin_line
-from irvis.nets import WeightsError, count_parameters
-from irvis.hosting import (BodyLimit, OutputStore, RequestRefused, SecurityHeaders, decode_data_url, is_within,
-                           parse_size)
-from irvis.translate import Translator
+from irvis.serving import (MAX_BODY_BYTES, MAX_FILE_BYTES, MAX_TEMP_BYTES, OUTPUT_MAX_AGE_S,
+                           TRANSLATE_MAX_PIXELS, VIDEO_MAX_SECONDS, Loaded, about, example_files, example_samples,
+                           gallery_name, load_gallery, parse_args, status_line)
+from irvis.uploads import accept_image, scrub_paths
+from irvis.uploads import public_name  # noqa: F401 (named by tests and hosting scripts as app.public_name)
 
 ROOT = Path(__file__).resolve().parent
-DEFAULT_WEIGHTS = {name: ROOT / "weights" / name for name in DIRECTIONS}
-DEFAULT_GALLERY = ROOT / "samples"  # test pairs that ship with the project (samples/README.md: sources, terms)
 EXAMPLES = 4  # per upload tab, spread over the gallery's test pairs
 DEFAULT_SHORT_SIDE = 256  # irvis.evaluate's default protocol, used when a generator has no evaluation.json
 LLVIP_URL = "https://bupt-ai-cz.github.io/LLVIP/"
 TABLE_HEADERS = ["method", "PSNR (dB)", "SSIM", "sharpness (1 = truth's)", "gradient corr.", "VIF"]
-OUTPUT_MAX_AGE_S = 3600
-# Limits of one request (docs/app.md, "Hosting it safely"): an upload over APP_MAX_PIXELS is refused from its header,
-# before decoding (IRVIS_MAX_PIXELS or --max-pixels change it); the generator runs on at most
-# TRANSLATE_MAX_PIXELS (an input larger at its working size is translated smaller and resized back);
-# scores and error maps are computed at most at irvis.compare.SCORE_MAX_PIXELS.
-APP_MAX_PIXELS = 16_000_000
-TRANSLATE_MAX_PIXELS = 2_000_000
-MAX_FILE_BYTES = 50 * 2**20  # every image, however it arrives (--max-file-size)
-MAX_BODY_BYTES = 4 * 2**20  # a request body that is not a file upload: what a full queue holds in memory
-MAX_TEMP_BYTES = 2 * 2**30  # all results on disk together (--max-temp-size), besides their age (OUTPUT_MAX_AGE_S)
 
 
 # ---------------------------------------------------------------------------------------------------
 # Loading
 
 
-@dataclass
-class Loaded:
-    """One direction's generator, or why there is none (shown in the page instead of failing)."""
-
-    direction: Direction
-    translator: Translator | None = None
-    card: GeneratorCard | None = None
-    problem: str | None = None
-
-    @property
-    def short_side(self) -> int | None:
-        """The size the generator was evaluated at, so gallery scores compare with the About figures."""
-        protocol = (self.card.evaluation or {}).get("protocol", {}) if self.card else {}
-        side = protocol.get("short_side", DEFAULT_SHORT_SIDE)
-        return None if side == "native" else int(side)
-
-
-def public_name(spec: str | os.PathLike) -> str:
-    """How the page names a weights source: a Hub repo id as given, a folder of this project by its path in
-    it, any other folder by its own name only. Visitors never see where the server keeps its files."""
-    text = str(spec)
-    path = Path(text).expanduser()
-    if not path.is_absolute() and not text.startswith((".", "~")) and not path.exists():
-        return text  # a Hub repo id (OWNER/NAME)
-    try:
-        return path.resolve().relative_to(ROOT).as_posix()
-    except (ValueError, OSError):
-        return f"…/{path.name}" if path.name else "a local folder"
-
-
-_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/~-])/(?:[\w.~-]+/)+([\w.~-]+)")
-
-
-def scrub_paths(text: str) -> str:
-    """Absolute paths in text a visitor reads (reports and cards written on the server) -> their last part."""
-    return _ABSOLUTE_PATH.sub(lambda m: f"…/{m.group(1)}", text)
-
-
-def _hide_paths(message: str, spec: str | os.PathLike) -> str:
-    for text in {str(spec), str(Path(str(spec)).expanduser().resolve())}:
-        message = message.replace(text, public_name(spec))
-    return message
-
-
 def load_direction(name: str, spec: str | os.PathLike | None) -> Loaded:
-    d = get_direction(name)
-    spec = spec or DEFAULT_WEIGHTS[name]
-    if spec == DEFAULT_WEIGHTS[name] and not Path(spec).is_dir():
-        return Loaded(d, problem=f"No {d.label} generator yet: `{spec.relative_to(ROOT)}` does not exist. Train one "
-                                 f"(see the README), or start the app with `--weights-{name} FOLDER_OR_HUB_REPO`.")
-    try:
-        folder = resolve_weights(spec)
-        translator = Translator.from_pretrained(folder, device="auto", max_pixels=TRANSLATE_MAX_PIXELS)
-    except (WeightsError, OSError) as e:
-        return Loaded(d, problem=_hide_paths(f"No {d.label} generator: {e}", spec))
-    problem = translator.direction.mismatch(d, f"`{public_name(spec)}`")
-    if problem:
-        return Loaded(d, problem=f"{problem}: give it to `--weights-{translator.direction.name}`.")
-    translator.source = public_name(spec)
-    return Loaded(d, translator, read_card(folder, name))
-
-
-def load_gallery(spec: str | None) -> tuple[Gallery | None, list, str | None]:
-    """(gallery, thumbnails, problem); no spec is no gallery, not a problem."""
-    if not spec:
-        return None, [], None
-    try:
-        gallery = open_gallery(spec)
-        return gallery, thumbnails(gallery), None
-    except (GalleryError, OSError) as e:  # the app starts whatever the gallery holds, and says why it is empty
-        return None, [], str(e).replace(str(spec), _gallery_name(spec))
-
-
-def _gallery_name(spec: str) -> str:
-    """A gallery as the page names it: a Hub dataset by its address, a folder by its own name only."""
-    return spec if spec.startswith("hf://") else (Path(spec).name or spec)
+    """One direction's generator as this app serves it (irvis.serving.load_direction with the app's limits)."""
+    return serving.load_direction(name, spec, TRANSLATE_MAX_PIXELS, DEFAULT_SHORT_SIDE)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -170,7 +80,7 @@ def upload_folders() -> list[str]:
 
 def is_upload(path: str) -> bool:
     """Whether a path a request names is a file uploaded to this server (not any other file on it)."""
-    return is_within(path, upload_folders())
+    return uploads.is_upload(path, upload_folders())
 
 
 def upload_image(outputs: OutputStore, **kwargs) -> gr.Image:
@@ -183,31 +93,13 @@ def upload_image(outputs: OutputStore, **kwargs) -> gr.Image:
     def preprocess(payload):
         if payload is None:
             return None
-        if (payload.url or "").startswith("data:"):  # held to the upload limit before it is decoded or stored
-            try:
-                data = decode_data_url(payload.url, MAX_FILE_BYTES)
-            except RequestRefused as e:
-                raise refusal(str(e), "This image cannot be used") from None
-            return outputs.write("pasted image", lambda path: path.write_bytes(data))
-        if not payload.path or not is_upload(payload.path):
-            raise refusal("Only images uploaded to this app can be used: upload the file.", "This image cannot be used")
-        return payload.path
+        try:  # a data: URL is held to the upload limit before it is decoded or stored
+            return accept_image(payload.url, payload.path, upload_folders(), MAX_FILE_BYTES, outputs)
+        except RequestRefused as e:
+            raise refusal(str(e), "This image cannot be used") from None
 
     component.preprocess = preprocess
     return component
-
-
-def _decode(what: str, fn, path: str):
-    """Run a decoder; an ImageError becomes a message naming the upload by its file name, not its temp path."""
-    try:
-        return fn()
-    except ImageError as e:
-        message = str(e).replace(str(path), Path(path).name)
-        raise refusal(f"{what}: {message}", "This image cannot be used") from None
-
-
-def _a(word: str) -> str:
-    return ("an " if word[0] in "aeiou" else "a ") + word
 
 
 def _table(rows: list[MethodScore]) -> list[list]:
@@ -231,106 +123,41 @@ def _verdict(rows: list[MethodScore]) -> str:
             + margin_line({"psnr": model.psnr, "ssim": model.ssim}, baselines))
 
 
-def paint(outputs: OutputStore, path: str, palette: str) -> str:
-    """A gray image this app wrote, drawn in a thermal palette: the file itself for white-hot, else a copy
-    named by its palette (NAME_ironbow.png), so a download says how it was drawn. Only the picture
-    changes: scores were computed on the gray data before."""
-    if palette == DEFAULT_PALETTE:
-        return path
-    with Image.open(path) as gray:
-        drawn = palette_image(gray, palette)
-    name = f"{Path(path).stem}_{palette}"
-    return outputs.save_png(drawn, f"{name}.png") if path.endswith(".png") else outputs.save_preview(drawn, name)
+def refused(fn):
+    """fn with irvis.handlers' Refusal shown to the visitor as a refusal (the same sentence and title)."""
+    def call(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Refusal as e:
+            raise refusal(str(e), e.title) from None
 
-
-def painted(outputs: OutputStore, shown: list[tuple[str | None, str]], palette: str) -> list[str | None]:
-    """Each (file, modality) a view shows: infrared in the palette, visible as it is."""
-    return [paint(outputs, f, palette) if f and modality == "infrared" else f for f, modality in shown]
+    return call
 
 
 def make_translate(loaded: Loaded, outputs: OutputStore):
-    d = loaded.direction
-
     @gpu
     def translate(image: str | None, truth: str | None = None, palette: str = DEFAULT_PALETTE,
                   progress=gr.Progress()):
         """Translate one image; with a ground truth, also score it against the truth and the baselines.
         Returns (prediction PNG, before/after pair, download PNG, error map, scores table, summary, the gray
         files for a later palette); infrared images are shown in `palette`."""
-        if image is None:
-            raise refusal(f"Upload, paste or capture {_a(d.source)} image first.", "No input")
-        if loaded.translator is None:
-            raise refusal(loaded.problem, "No generator")
-        progress(0.05, desc="decoding")
-        source = _decode("Input", lambda: load_image(image, d.source), image)
-        target = None
-        if truth is not None:
-            target = _decode("Ground truth", lambda: load_truth(truth, d.name, source.shape[-2:]), truth)
-        h, w = source.shape[-2:]
-        progress(0.2, desc=f"translating {w}x{h} on {loaded.translator.device}")
-        start = time.perf_counter()
-        prediction = loaded.translator.translate_tensor(source)  # at most TRANSLATE_MAX_PIXELS (load_direction)
-        seconds = time.perf_counter() - start
-        stem = Path(image).stem
-        gray = [(outputs.save_preview(to_pil(source), f"{stem}_input"), d.source),
-                (outputs.save_png(to_pil(prediction), f"{stem}_{d.name}.png"), d.target)]
-        before, png = painted(outputs, gray, palette)
-        summary = f"Translated {w}x{h} {d.source} to {d.target} in {seconds:.1f} s on {loaded.translator.device}."
-        emap, table = None, []
-        if target is not None:
-            progress(0.6, desc="scoring against the ground truth and the baselines")
-            source, target, prediction = at_scoring_size(source, target, prediction)
-            rows = compare(d.name, source, target, prediction)
-            emap = outputs.save_preview(error_map(prediction, target), f"{stem}_error")
-            table = _table(rows)
-            sh, sw = target.shape[-2:]
-            summary += (f" Scored at {sw}x{sh} (a large pair is scored scaled down)." if (sh, sw) != (h, w) else "")
-            summary += " " + _verdict(rows)
-        return png, (before, png), png, emap, table, summary, gray
+        r = refused(translate_image)(loaded, outputs, image, truth, palette, progress)
+        summary = r.summary + (" " + _verdict(r.rows) if r.rows else "")
+        return r.png, (r.before, r.png), r.png, r.emap, _table(r.rows) if r.rows else [], summary, r.gray
 
     return translate
 
 
 def make_show_sample(generators: dict[str, Loaded], gallery: Gallery, outputs: OutputStore):
-    # The baselines' and the oracle's rows of each (gallery pair, direction) seen: they depend on nothing else, so a
-    # pair shown again scores only the model. Bounded by the gallery: its pairs, times two directions.
-    baseline_rows: dict[tuple[str, str], list[MethodScore]] = {}
+    shower = SampleShower(generators, gallery, outputs)
 
     @gpu
     def show_sample(key: str | None, direction: str = "ir2vis", palette: str = DEFAULT_PALETTE,
                     progress=gr.Progress()):
         """One gallery pair in one direction: (input, prediction, truth, error map, scores table, summary, the
         gray files for a later palette); infrared images are shown in `palette`."""
-        if not key:
-            raise refusal("Pick a pair in the gallery first.", "No sample")
-        loaded = generators[get_direction(direction).name]
-        try:
-            sample = gallery.get(key)
-            progress(0.1, desc="loading the pair")
-            source, truth = sample_tensors(sample, direction, loaded.short_side)
-        except ValueError as e:  # GalleryError, ImageError, DataError: a message for the page
-            raise refusal(str(e), "This sample cannot be shown") from None
-        prediction = None
-        if loaded.translator is not None:
-            progress(0.3, desc="translating")
-            prediction = loaded.translator.translate_tensor(source)
-        progress(0.6, desc="scoring")
-        seen = (key, loaded.direction.name)
-        rows = compare(direction, source, truth, prediction, baseline_rows.get(seen))
-        baseline_rows[seen] = [r for r in rows if r.method != "model"]
-        h, w = source.shape[-2:]
-        size = (f"at {w}x{h}, native size" if loaded.short_side is None
-                else f"at {w}x{h} (shorter side {loaded.short_side}, as evaluated)")
-        summary = f"**{key}** ({sample.split} split), {loaded.direction.label} {size}. " + _verdict(rows)
-        if prediction is None:
-            summary += f" {loaded.problem}"
-        name = key.replace("/", "_")
-        d = loaded.direction
-        gray = [(outputs.save_png(to_pil(t), f"{name}_{what}.png") if t is not None else None, modality)
-                for t, what, modality in ((source, "input", d.source), (prediction, "prediction", d.target),
-                                          (truth, "truth", d.target))]
-        emap = outputs.save_preview(error_map(prediction, truth), f"{name}_error") if prediction is not None else None
-        return (*painted(outputs, gray, palette), emap, _table(rows), summary, gray)
+        r = refused(shower.show)(key, direction, palette, progress)
+        return (*r.files, r.emap, _table(r.rows), r.head + _verdict(r.rows) + r.tail, r.gray)
 
     return show_sample
 
@@ -352,52 +179,20 @@ global brightness/colour map on the truth itself: an upper bound for any such ru
 black = 0, pale yellow = {ERROR_MAP_MAX} or more."""
 
 
-def _status_line(loaded: Loaded) -> str:
-    if loaded.translator is None:
-        return f"**{loaded.direction.label}**: not loaded"
-    g = loaded.translator.generator
-    return f"**{loaded.direction.label}**: `{loaded.translator.source}` ({g.arch}) on {loaded.translator.device}"
-
-
-VIDEO_MAX_SECONDS = 10  # per request: a short clip, translated at the generator's working size
-VIDEO_MAX_FRAME_PIXELS = 1920 * 1088  # Full HD: each frame is decoded, translated and encoded: the area sets the cost
-VIDEO_MAX_FRAMES = 300  # 10 s at 30 frames/s: the frame count sets the cost too, whatever the header's rate
-
-
 def make_translate_video(loaded: Loaded, outputs: OutputStore):
-    from irvis.video import VideoCancelled, VideoError, translate_video
+    from irvis.video import VideoCancelled, VideoError
 
-    d = loaded.direction
+    translate_file = gpu(translate_clip)
 
-    @gpu
-    def translate_file(video: str, stop: threading.Event, progress) -> tuple[str, str]:
-        folder = outputs.folder()
-        dst = folder / f"{Path(video).stem}_{d.name}.mp4"
-        try:
-            r = translate_video(loaded.translator, video, dst, max_seconds=VIDEO_MAX_SECONDS,
-                                max_frame_pixels=VIDEO_MAX_FRAME_PIXELS, max_frames=VIDEO_MAX_FRAMES,
-                                progress=lambda done, total: progress((done, total or None), desc="frames"),
-                                cancelled=stop.is_set)
-        except BaseException:
-            outputs.discard(folder)  # a refused or cancelled video leaves nothing behind, not even its folder
-            raise
-        w, h = r["size"]
-        return str(dst), (f"Translated {r['frames']} frames ({w}x{h}, {float(r['rate']):g} frames/s) in "
-                          f"{r['seconds']:.1f} s ({r['frames_per_second']:.1f} frames/s) on {loaded.translator.device}.")
-
-    async def translate_clip(video: str | None, progress=gr.Progress()):
+    async def translate_video_clip(video: str | None, progress=gr.Progress()):
         """The work runs in a thread; when the request is cancelled or its client goes away, Gradio cancels
         this coroutine, and the thread is told to stop at its next batch of frames (its decoder, memory and
         the translator's slot freed within one batch), instead of running on unseen."""
-        if loaded.translator is None:
-            raise refusal(loaded.problem or "This direction's generator is not loaded.", "No generator")
-        if not video:
-            raise refusal(f"Upload {_a(d.source)} video first.", title="No video")
-        if not is_upload(video):  # a request may name any path: only uploads are read
-            raise refusal("Only videos uploaded to this app can be used: upload the file.", "This video cannot be used")
+        video = refused(check_video)(loaded, video, upload_folders())
         stop = threading.Event()
         context = contextvars.copy_context()  # Gradio's progress reporting reads the request from context variables
-        work = asyncio.get_running_loop().run_in_executor(None, context.run, translate_file, video, stop, progress)
+        work = asyncio.get_running_loop().run_in_executor(None, context.run, translate_file, loaded, outputs, video,
+                                                          stop, progress)
         try:
             return await asyncio.shield(work)
         except asyncio.CancelledError:
@@ -406,9 +201,9 @@ def make_translate_video(loaded: Loaded, outputs: OutputStore):
         except VideoCancelled:
             raise refusal("The video was cancelled.", title="Cancelled") from None
         except VideoError as e:
-            raise refusal(str(e).replace(str(video), Path(video).name), title="This video cannot be used") from None
+            raise refusal(str(e), title="This video cannot be used") from None
 
-    return translate_clip
+    return translate_video_clip
 
 
 def translate_tab(loaded: Loaded, outputs: OutputStore, examples: list[list[str]]):
@@ -416,7 +211,7 @@ def translate_tab(loaded: Loaded, outputs: OutputStore, examples: list[list[str]
     with gr.Tab(d.label, id=d.name):
         if loaded.problem:
             gr.Markdown(f"⚠️ {loaded.problem}")
-        gr.Markdown(f"Give {_a(d.source).split()[0]} **{d.source}** image (upload, paste, or webcam) and press "
+        gr.Markdown(f"Give {a(d.source).split()[0]} **{d.source}** image (upload, paste, or webcam) and press "
                     f"**Translate**. Optionally add the registered **{d.target}** image of the same scene as ground "
                     "truth, to see where and by how much the prediction errs.")
         with gr.Row(equal_height=True):
@@ -459,7 +254,7 @@ def translate_tab(loaded: Loaded, outputs: OutputStore, examples: list[list[str]
         palette.change(repaint, inputs=[gray, palette], outputs=[prediction, slider, download],
                        api_visibility="private")
         with gr.Accordion(f"Short video ({d.source} → {d.target}, at most {VIDEO_MAX_SECONDS} s)", open=False):
-            gr.Markdown(f"Upload {_a(d.source)} video (MP4, AVI, MKV, MOV or WebM) of at most {VIDEO_MAX_SECONDS} "
+            gr.Markdown(f"Upload {a(d.source)} video (MP4, AVI, MKV, MOV or WebM) of at most {VIDEO_MAX_SECONDS} "
                         "seconds and at most Full HD (1920x1080): every frame is translated and you get an MP4 at "
                         "the same frame rate (sound is dropped). Longer or larger videos: `python -m irvis translate "
                         "VIDEO` (see the README).")
@@ -495,7 +290,7 @@ pairs in the project's `samples/` folder.
                         elem_id="gallery-help")
             return
         notes = scrub_paths("; ".join(gallery.notes))
-        gr.Markdown(f"{len(gallery.samples)} pairs from `{_gallery_name(gallery.source)}`" + (f" ({notes})" if notes else "") +
+        gr.Markdown(f"{len(gallery.samples)} pairs from `{gallery_name(gallery.source)}`" + (f" ({notes})" if notes else "") +
                     ". Each thumbnail shows a pair split down the middle: **infrared left, visible right**; test-split "
                     "pairs come first (the generators never saw them). Pick one to translate it in the chosen "
                     "direction and compare with its ground truth.")
@@ -546,31 +341,20 @@ def _pick(gallery: Gallery):
 
 
 def generator_about(loaded: Loaded):
-    d = loaded.direction
-    gr.Markdown(f"## {d.label} (`{d.name}`)")
-    if loaded.translator is None:
-        gr.Markdown(f"⚠️ {loaded.problem}")
+    text = about(loaded)
+    gr.Markdown(text.title)
+    if text.problem is not None:
+        gr.Markdown(f"⚠️ {text.problem}")
         return
-    t, card = loaded.translator, loaded.card
-    data, license_ = card.metadata.get("datasets"), card.metadata.get("license")
-    lines = [f"Weights: `{t.source}`, architecture {t.generator.arch}, "
-             f"{count_parameters(t.generator) / 1e6:.2f} M parameters, running on {t.device}.",
-             f"Trained on: {', '.join(map(str, data)) if isinstance(data, list) else data}." if data
-             else "Training data: not stated in the model card.",
-             f"License: {license_}." if license_ else ""]
-    gr.Markdown("  \n".join(line for line in lines if line))
-    if card.evaluation:
-        report = scrub_paths(markdown_report(card.evaluation))
-        demoted = "\n".join("###" + line if line.startswith("#") else line for line in report.splitlines())
-        with gr.Accordion(f"Evaluation against the baselines (from {card.evaluation_file})", open=True):
-            gr.Markdown(demoted)
+    gr.Markdown(text.summary)
+    if text.evaluation is not None:
+        with gr.Accordion(text.evaluation_title, open=True):
+            gr.Markdown(text.evaluation)
     else:
-        gr.Markdown("No evaluation.json beside these weights: write one with "
-                    f"`python -m irvis evaluate --direction {d.name} --weights WEIGHTS --data ROOT "
-                    "--json WEIGHTS/evaluation.json`.")
-    if card.text:
+        gr.Markdown(text.no_evaluation)
+    if text.card:
         with gr.Accordion("Model card", open=False):
-            gr.Markdown(scrub_paths(card.text))
+            gr.Markdown(text.card)
 
 
 def about_tab(generators: dict[str, Loaded]):
@@ -586,11 +370,6 @@ def about_tab(generators: dict[str, Loaded]):
                     "VIF is the visual information fidelity).")
 
 
-def _example(sample, d: Direction) -> list[str]:
-    files = {"infrared": str(sample.pair.infrared), "visible": str(sample.pair.visible)}
-    return [files[d.source], files[d.target]]
-
-
 STUDY_DIR = ROOT / "results" / "study"
 
 
@@ -598,7 +377,7 @@ def study_tab(outputs: OutputStore, folder: Path = STUDY_DIR):
     """Does visible appearance predict infrared? The study of the shipped data, read from the folder
     `python -m irvis analyze` wrote (numbers and plots, no image of the data), and the same measurements
     for a registered pair the visitor brings (endpoint /study_pair: figure, sentences)."""
-    from irvis.analysis.view import headline_rows, pair_study, pair_summary, read_study
+    from irvis.analysis.view import headline_rows, read_study
 
     study = read_study(folder)
     with gr.Tab("Study", id="study"):
@@ -629,24 +408,14 @@ def study_tab(outputs: OutputStore, folder: Path = STUDY_DIR):
         summary = gr.Markdown(elem_id="study-pair-summary")
 
         def measure(ir_path: str | None, vis_path: str | None):
-            if not ir_path or not vis_path:
-                raise refusal("Give both images of the pair, infrared and visible.", title="A pair is needed")
-            try:
-                image, stats = pair_study(ir_path, vis_path)
-            except ValueError as e:  # ImageError included: the message names files, not server paths
-                message = str(e).replace(str(ir_path), Path(ir_path).name).replace(str(vis_path), Path(vis_path).name)
-                raise refusal(message, title="This pair cannot be measured") from None
-            return outputs.save_png(image, "pair_histograms.png"), pair_summary(stats, study.result if study else None)
+            return refused(measure_pair)(outputs, ir_path, vis_path, study.result if study else None)
 
         button.click(measure, inputs=[infrared, visible], outputs=[figure, summary], api_name="study_pair")
 
 
 def build_demo(generators: dict[str, Loaded], gallery_spec: str | None = None) -> gr.Blocks:
     gallery, thumbs, problem = load_gallery(gallery_spec)
-    examples = []
-    if gallery is not None:  # pairs spread over the test split: consecutive frames look alike
-        pool = [s for s in gallery.samples if s.split == "test"] or gallery.samples
-        examples = pool[::max(1, len(pool) // EXAMPLES)][:EXAMPLES]
+    examples = example_samples(gallery, EXAMPLES)
     from gradio.utils import get_upload_folder
 
     # inside Gradio's own upload folder, so Gradio serves results where they are instead of copying each one
@@ -654,52 +423,14 @@ def build_demo(generators: dict[str, Loaded], gallery_spec: str | None = None) -
                           max_age_s=OUTPUT_MAX_AGE_S)
     with gr.Blocks(title="irvis: infrared ⇄ visible", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(INTRO)
-        gr.Markdown("Generators: " + " · ".join(_status_line(g) for g in generators.values()), elem_id="status")
+        gr.Markdown("Generators: " + " · ".join(status_line(g) for g in generators.values()), elem_id="status")
         with gr.Tabs():
             for loaded in generators.values():
-                translate_tab(loaded, outputs, [_example(s, loaded.direction) for s in examples])
+                translate_tab(loaded, outputs, [example_files(s, loaded.direction) for s in examples])
             gallery_tab(generators, gallery, thumbs, problem, outputs)
             about_tab(generators)
             study_tab(outputs)
     return demo
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description="irvis web app: thermal infrared <-> visible translation.")
-    p.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
-                   help="address to listen on (0.0.0.0 to serve the network)")
-    p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
-    p.add_argument("--gallery", default=os.environ.get("IRVIS_GALLERY", str(DEFAULT_GALLERY)),
-                   help="folder in LLVIP layout (or holding such folders), or hf://datasets/OWNER/NAME; '' for "
-                        "none (default: $IRVIS_GALLERY, else the shipped samples/)")
-    for name in DIRECTIONS:
-        env = f"IRVIS_WEIGHTS_{name.upper()}"
-        p.add_argument(f"--weights-{name}", dest=f"weights_{name}", default=os.environ.get(env) or None,
-                       help=f"{name} generator folder or Hub repo id (default: ${env}, else weights/{name})")
-    p.add_argument("--concurrency", type=_positive, default=1,
-                   help="translations run at once (each uses every CPU core; raise it on a GPU)")
-    p.add_argument("--max-file-size", default="50mb", type=_size,
-                   help="largest image or video accepted, however it arrives (upload, paste, API), e.g. 20mb")
-    p.add_argument("--max-temp-size", default="2gb", type=_size,
-                   help="disk the results of requests may use together (oldest removed first; each at most an hour)")
-    p.add_argument("--max-pixels", type=_positive, default=int(os.environ.get("IRVIS_MAX_PIXELS", APP_MAX_PIXELS)),
-                   help=f"largest image accepted, in pixels, checked before decoding (default: $IRVIS_MAX_PIXELS, "
-                        f"else {APP_MAX_PIXELS})")
-    p.add_argument("--max-queue", type=_positive, default=64, help="requests waiting at most; more are refused")
-    return p.parse_args(argv)
-
-
-def _size(value: str) -> int:
-    try:
-        return parse_size(value)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-
-
-def _positive(value: str) -> int:
-    if not value.isdigit() or int(value) < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {value!r}")
-    return int(value)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -709,7 +440,7 @@ def main(argv: list[str] | None = None) -> None:
     MAX_FILE_BYTES, MAX_TEMP_BYTES = args.max_file_size, args.max_temp_size
     generators = {name: load_direction(name, getattr(args, f"weights_{name}")) for name in DIRECTIONS}
     for g in generators.values():
-        print(_status_line(g).replace("**", "") + (f" ({g.problem})" if g.problem else ""), flush=True)
+        print(status_line(g).replace("**", "") + (f" ({g.problem})" if g.problem else ""), flush=True)
     demo = build_demo(generators, args.gallery)
     demo.queue(default_concurrency_limit=args.concurrency, max_size=args.max_queue)
     from starlette.middleware import Middleware
