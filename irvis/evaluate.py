@@ -1,6 +1,6 @@
 """A generator on a dataset split -> JSON + Markdown report + a sample grid a person can look at.
 
-Default protocol: each pair resized so its shorter side is 256 (antialiased), the whole frame
+Default protocol: each pair resized so its shorter side is 256 (irvis.metrics.SCORING_SHORT_SIDE, antialiased), the whole frame
 translated at once and compared with the truth; short_side=None compares at native resolution.
 """
 
@@ -16,7 +16,8 @@ from PIL import Image, ImageDraw
 from irvis.data import Pair, load_pair, load_pairs
 from irvis.directions import get_direction
 from irvis.images import to_pil
-from irvis.metrics import BASELINES, PROTOCOL, PSNR_CAP_DB, Truth, method_predictions, score_image
+from irvis.metrics import (BASELINES, PSNR_CAP_DB, SCORING_SHORT_SIDE, Truth, method_predictions, protocol,
+                           score_image)
 from irvis.perceptual import PROTOCOL as PERCEPTUAL_PROTOCOL
 from irvis.perceptual import open_metrics
 from irvis.tables import result_tables
@@ -56,7 +57,7 @@ class Means:
 
 
 def evaluate(translator: Translator | None, pairs: Sequence[Pair], direction: str | None = None,
-             short_side: int | None = 256, progress: bool = True, grid_rows: int = GRID_ROWS,
+             short_side: int | None = SCORING_SHORT_SIDE, progress: bool = True, grid_rows: int = GRID_ROWS,
              lpips: bool | None = None, fid: bool | None = None) -> tuple[dict, list]:
     """Score the translator (if any), the baselines and the oracle on every pair.
 
@@ -120,7 +121,7 @@ def evaluate(translator: Translator | None, pairs: Sequence[Pair], direction: st
         "direction": d.name,
         "n_pairs": len(pairs),
         "protocol": {
-            **PROTOCOL,
+            **protocol(),
             "short_side": short_side if short_side is not None else "native",
             "frame": "whole frame translated at once, padded to the network's multiple and cropped back",
             "psnr_cap_db": PSNR_CAP_DB,
@@ -218,7 +219,7 @@ def write_report(result: dict, samples: list, json_path: str | os.PathLike) -> d
 
 
 def evaluate_dataset(weights: str | None, roots: Sequence[str], split: str = "test", direction: str | None = None,
-                     short_side: int | None = 256, device: str = "auto", progress: bool = True,
+                     short_side: int | None = SCORING_SHORT_SIDE, device: str = "auto", progress: bool = True,
                      lpips: bool | None = None, fid: bool | None = None,
                      working_size: int | str | None = "auto") -> tuple[dict, list]:
     """The CLI's entry: load weights (checking they match the direction), check data, evaluate."""

@@ -19,6 +19,7 @@ same numbers as torchmetrics (irvis.reference_metrics, tests/test_metrics.py) at
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Callable, Sequence
 
@@ -29,17 +30,15 @@ from torchmetrics.functional.image import peak_signal_noise_ratio
 from irvis.directions import get_direction
 from irvis.images import luminance
 
-PROTOCOL = {
+# How every score is compared (evaluation JSON's protocol, before each metric's own line: protocol())
+CONVENTIONS = {
     "data_range": 1.0,
     "infrared": "1 channel (ITU-R 601 luma of the stored image)",
     "visible": "RGB",
-    "psnr": "10*log10(1/MSE) over all pixels and channels, per image, then the mean over images",
-    "ssim": "Gaussian window 11, sigma 1.5, K1=0.01, K2=0.03, mean over channels and pixels, per image",
-    "sharpness": "mean Sobel gradient magnitude of the prediction's luma / the truth's, per image (1 is right)",
-    "gradient_correlation": "Pearson correlation of the Sobel gradient-magnitude maps of the two lumas, per image",
-    "vif": "pixel-domain VIF (torchmetrics, sigma_n^2 = 2) on luma in [0, 255], per image; images >= 41 px a side",
 }
-STRUCTURE_METRICS = ("sharpness", "gradient_correlation", "vif")
+# The protocol's shorter side: each pair resized so its shorter side is this many pixels before it is scored
+# (irvis.evaluate's and the CLI's default, the app's when a generator has no evaluation.json, the gallery's)
+SCORING_SHORT_SIDE = 256
 
 
 def _batched(x: torch.Tensor) -> torch.Tensor:
@@ -290,26 +289,90 @@ def vif(pred: torch.Tensor, target: torch.Tensor | Truth) -> torch.Tensor:
 
 # Identical images have infinite PSNR; reports cap it so that means stay numbers.
 PSNR_CAP_DB = 100.0
-METRICS = ("psnr", "ssim", *STRUCTURE_METRICS)
-_METRIC_FUNCTIONS = {"psnr": psnr, "ssim": ssim, "vif": vif}
-_GRADIENT_METRICS = {"sharpness": _sharpness, "gradient_correlation": _gradient_correlation}
+
+
+# ---------------------------------------------------------------------------------------------------
+# The metric registry: the one place a metric is declared. Every list of metrics is derived from it: what
+# score() computes, the evaluation JSON's protocol, the tables' columns, labels and rounding (irvis.tables),
+# the app's table, the CLI's printed line, the model card's metrics and model-index, training's validation.
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str  # the key in every metrics dict and evaluation JSON
+    label: str  # column header of reports, cards and the app
+    digits: int = 3  # decimals a table shows
+    higher_is_better: bool | None = True  # None: a target value is right (sharpness: 1)
+    on: str = "pixels"  # what it compares: "pixels" (every channel), "luma", "gradients" (Sobel magnitude of the
+    #                     luma, computed once for every such metric), "features" (a network's), "set" (one per method)
+    fn: Callable | None = None  # (pred (N, C, H, W), Truth) -> (N,); on "gradients": (pred's gradient_magnitude,
+    #                             Truth); None: computed elsewhere (irvis.perceptual), not by score()
+    protocol: str | None = None  # how it is computed, in words (evaluation JSON); None: its module's PROTOCOL
+    short_label: str | None = None  # narrow tables with many columns (default: label)
+    cli_label: str | None = None  # `irvis evaluate`'s printed line (default: label)
+    cli_format: str = ".4f"
+    hub_label: str | None = None  # the model card's model-index metric name; None: not in the model-index
+    in_training: bool = True  # scored by training's validation (set False where it costs too much)
+
+
+REGISTRY: dict[str, Metric] = {m.name: m for m in (
+    Metric("psnr", "PSNR (dB)", digits=2, fn=psnr, short_label="PSNR", cli_label="PSNR", cli_format="7.3f",
+           hub_label="PSNR (dB)",
+           protocol="10*log10(1/MSE) over all pixels and channels, per image, then the mean over images"),
+    Metric("ssim", "SSIM", digits=4, fn=ssim, hub_label="SSIM",
+           protocol="Gaussian window 11, sigma 1.5, K1=0.01, K2=0.03, mean over channels and pixels, per image"),
+    Metric("sharpness", "sharpness (1 = truth's)", higher_is_better=None, on="gradients", fn=_sharpness,
+           short_label="sharpness", cli_label="sharpness", hub_label="sharpness (1 = truth's)",
+           protocol="mean Sobel gradient magnitude of the prediction's luma / the truth's, per image (1 is right)"),
+    Metric("gradient_correlation", "gradient corr.", on="gradients", fn=_gradient_correlation, cli_label="grad-corr",
+           hub_label="gradient correlation",
+           protocol="Pearson correlation of the Sobel gradient-magnitude maps of the two lumas, per image"),
+    Metric("vif", "VIF", on="luma", fn=vif, in_training=False,  # left to the exported report: it costs
+           protocol="pixel-domain VIF (torchmetrics, sigma_n^2 = 2) on luma in [0, 255], per image; images >= 41 px a side"),
+    Metric("lpips", "LPIPS", higher_is_better=False, on="features", in_training=False),
+    Metric("fid", "FID (set)", higher_is_better=False, on="set", cli_label="FID", in_training=False),
+)}
+
+
+def registered(scored: bool = False, training: bool = False) -> list[Metric]:
+    """The registry's metrics in its order; scored: only those score() computes; training: only those training's
+    validation scores."""
+    return [m for m in REGISTRY.values() if (m.fn is not None or not scored) and (m.in_training or not training)]
+
+
+def metric_names(scored: bool = True, training: bool = False) -> tuple[str, ...]:
+    return tuple(m.name for m in registered(scored, training))
+
+
+def protocol() -> dict:
+    """The conventions, then each scored metric's line: the evaluation JSON's protocol."""
+    return {**CONVENTIONS, **{m.name: m.protocol for m in registered(scored=True) if m.protocol}}
+
+
+def __getattr__(name: str):  # derived from the registry when read, so they follow it
+    if name == "METRICS":
+        return metric_names()
+    if name == "PROTOCOL":
+        return protocol()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def score(pred: torch.Tensor, target: torch.Tensor | Truth, structure: bool = True,
           metrics: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
     """{"psnr": (N,), "ssim": (N,), and with structure "sharpness", "gradient_correlation", "vif"}
     for a batch; the unit every report is built from. NaN marks a metric undefined for that image.
-    metrics: just these (of METRICS), in this order, e.g. without VIF where it costs too much.
+    metrics: just these (of METRICS: the registry's scored metrics), in this order, e.g. without VIF where it costs too much.
     target: a Truth to score several predictions against one truth (its statistics are computed once)."""
     pred, target = _pair(pred, target)
+    names = metric_names()
     if metrics is None:
-        metrics = METRICS if structure else ("psnr", "ssim")
-    unknown = set(metrics) - set(METRICS)
+        metrics = names if structure else ("psnr", "ssim")
+    unknown = set(metrics) - set(names)
     if unknown:
-        raise ValueError(f"unknown metrics {sorted(unknown)}: use {', '.join(METRICS)}")
-    gp = gradient_magnitude(pred) if _GRADIENT_METRICS.keys() & set(metrics) else None  # once for both
-    return {name: _GRADIENT_METRICS[name](gp, target) if name in _GRADIENT_METRICS else _METRIC_FUNCTIONS[name](pred, target)
-            for name in metrics}
+        raise ValueError(f"unknown metrics {sorted(unknown)}: use {', '.join(names)}")
+    chosen = [REGISTRY[name] for name in metrics]
+    gp = gradient_magnitude(pred) if any(m.on == "gradients" for m in chosen) else None  # once for them all
+    return {m.name: m.fn(gp if m.on == "gradients" else pred, target) for m in chosen}
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -8,14 +8,30 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from irvis.metrics import margin_line
+from irvis.metrics import REGISTRY, margin_line, registered
 
-# column header of each metric, in the order tables show them
-LABELS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "sharpness": "sharpness (1 = truth's)",
-          "gradient_correlation": "gradient corr.", "vif": "VIF", "lpips": "LPIPS", "fid": "FID (set)"}
-SHORT_LABELS = {**LABELS, "psnr": "PSNR", "sharpness": "sharpness"}  # narrow tables with many columns
-DIGITS = {"psnr": 2, "ssim": 4}  # decimals; every other metric 3
 CORE = ("psnr", "ssim", "sharpness", "gradient_correlation")  # what the card's side tables show
+
+
+def labels(short: bool = False) -> dict[str, str]:
+    """Column header of each metric of the registry (irvis.metrics.REGISTRY), in the order tables show them;
+    short: for narrow tables with many columns."""
+    return {m.name: (m.short_label or m.label) if short else m.label for m in registered()}
+
+
+def digits(key: str) -> int:
+    """Decimals a table shows of this metric (3 for one the registry does not know)."""
+    return REGISTRY[key].digits if key in REGISTRY else 3
+
+
+def __getattr__(name: str):  # derived from the registry when read, so they follow it
+    if name == "LABELS":
+        return labels()
+    if name == "SHORT_LABELS":
+        return labels(short=True)
+    if name == "DIGITS":
+        return {m.name: m.digits for m in registered()}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def cell(m: Mapping | None, key: str) -> str:
@@ -23,7 +39,7 @@ def cell(m: Mapping | None, key: str) -> str:
     value = None if m is None else m.get(key)
     if value is None or value != value:
         return "-"
-    return f"{value:.{DIGITS.get(key, 3)}f}"
+    return f"{value:.{digits(key)}f}"
 
 
 def cells(m: Mapping | None, keys: Sequence[str] = CORE) -> list[str]:
@@ -31,8 +47,8 @@ def cells(m: Mapping | None, keys: Sequence[str] = CORE) -> list[str]:
 
 
 def headers(keys: Sequence[str] = CORE, prefix: str = "", short: bool = True) -> list[str]:
-    labels = SHORT_LABELS if short else LABELS
-    return [prefix + labels[k] for k in keys]
+    names = labels(short)
+    return [prefix + names[k] for k in keys]
 
 
 def table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
@@ -42,9 +58,9 @@ def table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
 
 
 def present(methods: Iterable[Mapping | None]) -> tuple[str, ...]:
-    """PSNR and SSIM, then every other metric some method has, in LABELS' order."""
+    """PSNR and SSIM, then every other metric some method has, in the registry's order."""
     methods = [m for m in methods if m]
-    return ("psnr", "ssim", *(k for k in LABELS if k not in ("psnr", "ssim") and any(k in m for m in methods)))
+    return ("psnr", "ssim", *(k for k in labels() if k not in ("psnr", "ssim") and any(k in m for m in methods)))
 
 
 def pairs(n: int) -> str:
