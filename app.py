@@ -38,7 +38,7 @@ from irvis.directions import DIRECTIONS
 from irvis.handlers import (Refusal, SampleShower, a, check_video, measure_pair, painted, translate_clip,
                             translate_image)
 from irvis.hosting import BodyLimit, OutputStore, RequestRefused, SecurityHeaders
-from irvis.metrics import margin_line
+from irvis.metrics import SCORING_SHORT_SIDE, margin_line, registered
 from irvis.serving import (MAX_BODY_BYTES, MAX_FILE_BYTES, MAX_TEMP_BYTES, OUTPUT_MAX_AGE_S,
                            TRANSLATE_MAX_PIXELS, VIDEO_MAX_SECONDS, Loaded, about, example_files, example_samples,
                            gallery_name, load_gallery, parse_args, status_line)
@@ -47,9 +47,9 @@ from irvis.uploads import public_name  # noqa: F401 (named by tests and hosting 
 
 ROOT = Path(__file__).resolve().parent
 EXAMPLES = 4  # per upload tab, spread over the gallery's test pairs
-DEFAULT_SHORT_SIDE = 256  # irvis.evaluate's default protocol, used when a generator has no evaluation.json
+DEFAULT_SHORT_SIDE = SCORING_SHORT_SIDE  # irvis.evaluate's default protocol, used when a generator has no evaluation.json
 LLVIP_URL = "https://bupt-ai-cz.github.io/LLVIP/"
-TABLE_HEADERS = ["method", "PSNR (dB)", "SSIM", "sharpness (1 = truth's)", "gradient corr.", "VIF"]
+TABLE_HEADERS = ["method", *(m.label for m in registered(scored=True))]  # the registry's per-image metrics
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -103,12 +103,14 @@ def upload_image(outputs: OutputStore, **kwargs) -> gr.Image:
 
 
 def _table(rows: list[MethodScore]) -> list[list]:
+    """TABLE_HEADERS' rows: each method, then every per-image metric of the registry, rounded as reports round it."""
     label = {"model": "model (this generator)", "oracle: affine": "oracle: affine (sees the truth)"}
-    def cell(value: float | None, digits: int = 3):
+    metrics = registered(scored=True)
+
+    def cell(value: float | None, digits: int):
         return "-" if value is None else round(value, digits)
 
-    return [[label.get(r.method, r.method), round(r.psnr, 2), round(r.ssim, 4), cell(r.sharpness),
-             cell(r.gradient_correlation), cell(r.vif)] for r in rows]
+    return [[label.get(r.method, r.method), *(cell(r.get(m.name), m.digits) for m in metrics)] for r in rows]
 
 
 def _verdict(rows: list[MethodScore]) -> str:

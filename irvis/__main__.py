@@ -12,6 +12,15 @@ from irvis.colormap import DEFAULT_PALETTE, PALETTES
 from irvis.directions import DIRECTIONS
 
 
+def _short_side(value: str | None) -> int | None:
+    """--size: None (not given) is the scoring protocol's shorter side, "full" native resolution (None)."""
+    from irvis.metrics import SCORING_SHORT_SIDE
+
+    if value is None:
+        return SCORING_SHORT_SIDE
+    return None if value == "full" else int(value)
+
+
 def _working_size(value: str) -> int | str | None:
     """--working-size: "auto", "native" (None) or a positive number of pixels."""
     if value in ("auto", "native"):
@@ -101,8 +110,9 @@ def cmd_translate(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from irvis.evaluate import evaluate_dataset, write_report
+    from irvis.metrics import registered
 
-    size = None if args.size == "full" else int(args.size)
+    size = _short_side(args.size)
     result, samples = evaluate_dataset(args.weights, args.data, split=args.split, direction=args.direction,
                                        short_side=size, device=args.device, lpips=args.lpips, fid=args.fid,
                                        working_size=args.working_size)
@@ -110,10 +120,8 @@ def cmd_evaluate(args) -> int:
     table = {"model": result["model"], **{f"baseline:{k}": v for k, v in result["baselines"].items()}}
     for name, m in table.items():
         if m:
-            extra = "".join(f"  {label} {m[k]:.4f}" for k, label in (("sharpness", "sharpness"),
-                            ("gradient_correlation", "grad-corr"), ("vif", "VIF"), ("lpips", "LPIPS"), ("fid", "FID"))
-                            if k in m)
-            print(f"{name:34s} PSNR {m['psnr']:7.3f}  SSIM {m['ssim']:.4f}{extra}")
+            print(f"{name:34s} " + "  ".join(f"{r.cli_label or r.label} {m[r.name]:{r.cli_format}}"
+                                               for r in registered() if r.name in m))
     for name, state in result["perceptual"].items():
         if state.startswith("unavailable"):
             print(f"{name.upper()} {state}", file=sys.stderr)
@@ -124,7 +132,7 @@ def cmd_evaluate(args) -> int:
 def cmd_analyze(args) -> int:
     from irvis.analysis import run
 
-    size = None if args.size == "full" else int(args.size)
+    size = _short_side(args.size)
     ablation = {"short_side": args.ablation_size, "crop": args.ablation_crop, "steps": args.ablation_steps,
                 "batch": args.ablation_batch, "width": args.ablation_width, "seed": args.seed}
     result, paths = run(args.data, args.out, split=args.split, test_split=args.test_split or None, short_side=size,
@@ -279,7 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--weights", help="generator folder or Hub repo id (omit to score baselines only)")
     e.add_argument("--data", nargs="+", required=True, metavar="ROOT")
     e.add_argument("--split", default="test")
-    e.add_argument("--size", default="256", help="shorter side in pixels, or 'full' for native resolution")
+    e.add_argument("--size", help="shorter side in pixels, or 'full' for native resolution (default: the scoring protocol's, "
+                        "irvis.metrics.SCORING_SHORT_SIDE)")
     e.add_argument("--json", required=True, help="OUT.json; OUT.md and OUT.png are written beside it")
     e.add_argument("--working-size", default="auto", type=_working_size, metavar="auto|native|N",
                    help="the generator translates frames at this shorter side, as `translate` does (auto: the size "
@@ -295,7 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--data", nargs="+", required=True, metavar="ROOT")
     a.add_argument("--split", default="train", help="split for the statistics and for fitting the rules")
     a.add_argument("--test-split", default="test", help="held-out split the rules are scored on ('' for none)")
-    a.add_argument("--size", default="256", help="shorter side in pixels, or 'full' for native resolution")
+    a.add_argument("--size", help="shorter side in pixels, or 'full' for native resolution (default: the scoring protocol's, "
+                        "irvis.metrics.SCORING_SHORT_SIDE)")
     a.add_argument("--pixels", type=int, default=4096, help="pixels sampled per image")
     a.add_argument("--seed", type=int, default=0)
     a.add_argument("--out", required=True, help="folder for analysis.json, analysis.md and the PNG figures")

@@ -30,11 +30,12 @@ from irvis.data import Pair, load_pairs
 from irvis.directions import DIRECTIONS, get_direction
 from irvis.hosting import OutputStore
 from irvis.images import load_image, to_pil
+from irvis.metrics import SCORING_SHORT_SIDE
 from irvis.nets import build_generator, load_generator
 from irvis.translate import Translator
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "llvip"  # real LLVIP test pairs, shipped
-GALLERY_SHORT_SIDE = 256  # irvis.evaluate's default protocol, which the app's gallery follows
+GALLERY_SHORT_SIDE = SCORING_SHORT_SIDE  # irvis.evaluate's default protocol, which the app's gallery follows
 
 
 def _once(fn: Callable[[], object]) -> float:

@@ -42,11 +42,20 @@ HUB_DATASET_PREFIX = "hf://datasets/"
 @dataclass(frozen=True)
 class MethodScore:
     method: str  # "model", "baseline: <name>" or "oracle: affine"
-    psnr: float
-    ssim: float
-    sharpness: float | None = None  # None where undefined (a flat truth; VIF under 41 pixels a side)
-    gradient_correlation: float | None = None
-    vif: float | None = None
+    scores: dict[str, float] = field(default_factory=dict)  # score_image's: every metric of the registry defined here
+
+    @property
+    def psnr(self) -> float:
+        return self.scores["psnr"]
+
+    @property
+    def ssim(self) -> float:
+        return self.scores["ssim"]
+
+    def get(self, metric: str) -> float | None:
+        """A metric of the registry (irvis.metrics.REGISTRY); None where undefined (sharpness against a flat truth,
+        VIF under 41 pixels a side)."""
+        return self.scores.get(metric)
 
 
 def load_truth(image: ImageSource, direction: str, size: Sequence[int]) -> torch.Tensor:
@@ -89,8 +98,9 @@ def at_scoring_size(*images: torch.Tensor | None, max_pixels: int = SCORE_MAX_PI
 
 def compare(direction: str, source: torch.Tensor, truth: torch.Tensor, prediction: torch.Tensor | None = None,
             baseline_rows: Sequence[MethodScore] | None = None) -> list[MethodScore]:
-    """PSNR, SSIM and the structure metrics of the prediction (if any), every baseline of the direction and the affine oracle,
-    each against the truth, at the resolution given: the per-image view of irvis.evaluate.
+    """Every metric of the registry (irvis.metrics.REGISTRY) of the prediction (if any), every baseline of the
+    direction and the affine oracle, each against the truth, at the resolution given: the per-image view of
+    irvis.evaluate.
 
     source (C_in, H, W), truth and prediction (C_out, H, W), all in [0, 1]. baseline_rows: the baselines' and
     the oracle's rows of an earlier call on this pair and direction (they depend on nothing else): only the
@@ -106,8 +116,7 @@ def compare(direction: str, source: torch.Tensor, truth: torch.Tensor, predictio
     rows, scored = [], Truth(truth)  # the truth's statistics once, for every method
     for name, pred in methods.items():
         m = score_image(pred, scored)
-        rows.append(MethodScore(name.replace(":", ": ", 1), m["psnr"], m["ssim"], m.get("sharpness"),
-                                m.get("gradient_correlation"), m.get("vif")))
+        rows.append(MethodScore(name.replace(":", ": ", 1), m))
     return rows + list(baseline_rows or ())
 
 

@@ -15,6 +15,13 @@ Conventions (also written into every evaluation JSON as its protocol):
     scaled to [0, 255] (its noise variance 2 assumes that scale); needs 41 pixels a side.
 SSIM and VIF are computed here by separable filtering, with the truth's side once per truth (Truth): the
 same numbers as torchmetrics (irvis.reference_metrics, tests/test_metrics.py) at a fraction of the time.
+
+REGISTRY declares each metric once (function, label, rounding, which way is better, what it compares); every
+list of metrics elsewhere (reports, the app's table, the CLI, the model card, training's validation) is derived
+from it, so a metric is added by one entry.
+
+Why one file: a metric's function, the truth-side statistics it shares with the others (Truth) and its registry
+entry sit together, so adding or checking a metric is one edit in one place.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 import irvis
 from irvis.directions import get_direction
+from irvis.metrics import metric_names, registered
 from irvis.nets import SETTINGS, architecture
 from irvis.tables import pairs, result_tables
 from train.checkpoint import EMA_DIR, GENERATOR_DIR
@@ -35,9 +36,6 @@ DATA_TERMS = {
 # where a run was written is not part of how it was trained: the Retrain line writes to the default folder
 NOT_FOR_CARD = {"resume", "push_to_hub", "hub_private", "output_dir"}
 TAGS = ["irvis", "image-to-image", "infrared", "thermal", "pix2pix"]  # and the direction
-METRICS = ["psnr", "ssim", "sharpness", "gradient_correlation", "vif"]  # the card's tables
-EVAL_METRICS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "sharpness": "sharpness (1 = truth's)",
-                "gradient_correlation": "gradient correlation"}  # the card's eval_results (model-index)
 FRONT_MATTER_ORDER = ["library_name", "pipeline_tag", "tags", "license", "license_name", "license_link", "base_model",
                       "datasets", "metrics", "model-index"]
 
@@ -166,7 +164,8 @@ def eval_results(result: dict | None, split: str, task_name: str) -> list[EvalRe
         entries += list(result["per_set"].items())
     found = []
     for name, entry in entries:
-        for key, label in EVAL_METRICS.items():
+        for metric in (m for m in registered(scored=True) if m.hub_label):  # the card's model-index
+            key, label = metric.name, metric.hub_label
             value = entry["model"].get(key)
             if value is None or value != value:
                 continue
@@ -186,7 +185,7 @@ def card_data(config: TrainConfig, state: dict, result: dict | None, split: str)
         license="other", license_name="training-data-terms",
         # the strictest terms among the sets: non-commercial research only
         license_link="https://github.com/bupt-ai-cz/LLVIP" if "llvip" in sets else None,
-        base_model=hub_model(config.init_from), datasets=sets or None, metrics=list(METRICS),
+        base_model=hub_model(config.init_from), datasets=sets or None, metrics=list(metric_names()),
         model_name=f"irvis-{d.name}" if results else None, eval_results=results or None)
 
 

@@ -14,12 +14,15 @@ from PIL import Image
 
 from irvis.data import Pair
 from irvis.evaluate import Means, sample_grid
-from irvis.metrics import BASELINES, PSNR_CAP_DB, baseline_predictions, score
+from irvis.metrics import BASELINES, PSNR_CAP_DB, baseline_predictions, metric_names, score
 from irvis.nets import Generator
 from irvis.translate import pad_to_multiple
 from train.data import ValFrames
 
-VAL_METRICS = ("psnr", "ssim", "sharpness", "gradient_correlation")  # VIF is left to the exported report
+
+def val_metrics() -> tuple[str, ...]:
+    """What validation scores: the registry's metrics marked in_training (VIF is left to the exported report)."""
+    return metric_names(training=True)
 
 
 @torch.no_grad()
@@ -32,15 +35,16 @@ def predict(model: Generator, source: torch.Tensor) -> torch.Tensor:
 
 
 def metric_columns(pred: torch.Tensor, target: torch.Tensor) -> list[torch.Tensor]:
-    """VAL_METRICS of a batch, one (N,) column each; PSNR capped as irvis.evaluate caps it."""
-    m = score(pred.float(), target.float(), metrics=VAL_METRICS)
+    """val_metrics() of a batch, one (N,) column each; PSNR capped as irvis.evaluate caps it."""
+    names = val_metrics()
+    m = score(pred.float(), target.float(), metrics=names)
     m["psnr"] = m["psnr"].clamp(max=PSNR_CAP_DB)
-    return [m[k] for k in VAL_METRICS]
+    return [m[k] for k in names]
 
 
 def score_batches(model: Generator, batches, direction: str, autocast: Callable[[], AbstractContextManager],
                   gather: Callable[[torch.Tensor], torch.Tensor], with_baselines: bool) -> torch.Tensor:
-    """Rows of (pair index, VAL_METRICS of the model, then of each baseline if asked), gathered over processes."""
+    """Rows of (pair index, val_metrics() of the model, then of each baseline if asked), gathered over processes."""
     was_training = model.training
     model.eval()
     rows = []
@@ -61,22 +65,22 @@ def summarise(table: torch.Tensor, pairs: Sequence[Pair], direction: str, step: 
     """{"step", "n_images", "val/METRIC", "val/SET/METRIC" (with more than one set),
     "val_baseline/NAME/METRIC"}: means over the frames where a metric is defined (irvis.evaluate.Means)."""
     methods = ["model", *(BASELINES[direction] if with_baselines else ())]
-    means = Means()
-    k = len(VAL_METRICS)
+    means, names = Means(), val_metrics()
+    k = len(names)
     for row in table.tolist():
         set_name = pairs[int(row[0])].set_name
         for j, method in enumerate(methods):
-            means.add(set_name, method, dict(zip(VAL_METRICS, row[1 + k * j:1 + k * (j + 1)])))
+            means.add(set_name, method, dict(zip(names, row[1 + k * j:1 + k * (j + 1)])))
         means.count(set_name)
     summary: dict = {"step": step, "n_images": len(table)}
     overall = means.means(digits=None)
     sets = sorted(s for s in means.counts if s != "__all__")
     for method in methods:
         prefix = "val" if method == "model" else f"val_baseline/{method}"
-        summary.update({f"{prefix}/{name}": overall[method].get(name, float("nan")) for name in VAL_METRICS})
+        summary.update({f"{prefix}/{name}": overall[method].get(name, float("nan")) for name in names})
     for s in sets if len(sets) > 1 else ():
         per_set = means.means(s, digits=None)["model"]
-        summary.update({f"val/{s}/{name}": per_set.get(name, float("nan")) for name in VAL_METRICS})
+        summary.update({f"val/{s}/{name}": per_set.get(name, float("nan")) for name in names})
     return summary
 
 
