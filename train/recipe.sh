@@ -199,3 +199,10 @@ for d in vis2ir ir2vis; do
   python -m irvis evaluate --direction $d --weights "$RUNS/$d-pix2pix/final" --data "$DATA_DIR" --split test \
     --json "$RUNS/$d-pix2pix/test.json"
 done
+
+# 4c. ir2vis ablations of 4a, stopped by time (75 minutes) and compared with 4a step for step: the level branch off,
+#     and the old training scale (frames at a shorter side of 256-384, as stages 1-2 trained).
+timeout -s INT 75m python -m train --output-dir "$RUNS/ir2vis-lite0-nolevel" $LITE0 $LITE0_IR2VIS --level off &
+timeout -s INT 75m python -m train --output-dir "$RUNS/ir2vis-lite0-oldscale" $LITE0 $LITE0_IR2VIS \
+  --load-size 384 --min-load-size 256 &
+wait || true
