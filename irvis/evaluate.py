@@ -30,7 +30,8 @@ GRID_HEIGHT = 200
 class Means:
     """Running sums of per-image metrics, overall ("__all__") and per set; each metric is averaged over the
     images where it is defined (sharpness is undefined against a flat truth, VIF on images under 41 pixels):
-    leave it out of `metrics`, or pass NaN."""
+    leave it out of `metrics`, or pass NaN. Not torchmetrics' MeanMetric: it keeps float32 sums here (the cards'
+    4-decimal means would move) and costs 37 us an update against 0.5 us, about 50 updates a pair."""
 
     def __init__(self):
         self.sums: dict[str, dict[str, dict[str, list[float]]]] = {}
