@@ -235,6 +235,20 @@ def initialise_generator(generator: "Generator", pretrained: bool = True) -> "Ge
     return generator
 
 
+# The parts an architecture adds to the plain U-Net that start as its identity (irvis.context): a plain
+# "irvis-unet" generator of the same settings can seed one, and it starts with that generator's output.
+IDENTITY_PARTS = ("net.context.", "net.level.")
+
+
+def grown_parts(ours: dict, theirs: dict) -> list[str] | None:
+    """The state-dict keys `ours` adds to `theirs` when it is the same network grown by IDENTITY_PARTS alone
+    (every key of theirs in ours at its shape, the rest identity parts); None when it is not."""
+    if any(k not in ours or ours[k].shape != v.shape for k, v in theirs.items()):
+        return None
+    added = [k for k in ours if k not in theirs]
+    return added if added and all(k.startswith(IDENTITY_PARTS) for k in added) else None
+
+
 def pretrained_parameters(generator: "Generator") -> list[nn.Parameter]:
     """The parameters of a generator's pretrained part (irvis-lite0's context encoder), which train slower."""
     context = getattr(generator.net, "context", None)

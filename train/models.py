@@ -36,15 +36,18 @@ class PatchDiscriminator(nn.Module):
 
 def initial_generator(cfg: TrainConfig) -> Generator:
     """The generator a run starts from: --init-from's weights, else the architecture's own initialisation
-    (an ImageNet encoder where it has one and --encoder-init asks for it)."""
+    (an ImageNet encoder where it has one and --encoder-init asks for it). A plain generator seeding a grown
+    one (irvis-lite0 from a shipped irvis-unet) fills the U-Net; the new branches start as the architecture
+    starts them, as the identity, so step 0 draws what the seed drew."""
     generator = build_generator(cfg.direction, cfg.arch, **cfg.generator_overrides())
-    if cfg.init_from:
-        generator.load_state_dict(initial_weights(cfg, generator).state_dict())
-        return generator
-    try:
-        initialise_generator(generator, pretrained=cfg.encoder_init == "imagenet")
-    except PretrainedWeightsError as e:  # not installed, or not the published file
-        raise ConfigError(str(e)) from None
+    seed = initial_weights(cfg, generator) if cfg.init_from else None
+    if seed is None or seed.arch != generator.arch:
+        try:
+            initialise_generator(generator, pretrained=cfg.encoder_init == "imagenet")
+        except PretrainedWeightsError as e:  # not installed, or not the published file
+            raise ConfigError(str(e)) from None
+    if seed is not None:
+        generator.load_state_dict(seed.state_dict(), strict=seed.arch == generator.arch)
     return generator
 
 

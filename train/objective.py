@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel
 
 from irvis.directions import get_direction
-from irvis.nets import Generator, WeightsError, load_generator
+from irvis.nets import Generator, WeightsError, grown_parts, load_generator
 from train.config import ConfigError, TrainConfig
 from train.losses import active
 
@@ -79,7 +79,9 @@ def lr_factor(schedule: str, total_steps: int) -> Callable[[int], float]:
 
 
 def initial_weights(config: TrainConfig, like: Generator) -> Generator:
-    """The --init-from generator, checked to be the same network as the one this run trains."""
+    """The --init-from generator, checked to be the same network as the one this run trains, or the plain
+    network it grows from (irvis.nets.grown_parts: e.g. a shipped irvis-unet seeding irvis-lite0, whose new
+    branches start as the identity)."""
     from irvis.hub import resolve_weights
 
     try:
@@ -90,9 +92,11 @@ def initial_weights(config: TrainConfig, like: Generator) -> Generator:
     if problem:
         raise ConfigError(f"--init-from {problem}")
     ours, theirs = like.state_dict(), loaded.state_dict()
-    if loaded.arch != like.arch or ours.keys() != theirs.keys() or any(theirs[k].shape != v.shape for k, v in ours.items()):
+    same = loaded.arch == like.arch and ours.keys() == theirs.keys() and all(theirs[k].shape == v.shape
+                                                                             for k, v in ours.items())
+    if not same and grown_parts(ours, theirs) is None:
         raise ConfigError(f"--init-from {config.init_from} holds a {loaded.arch} generator of another shape; this run "
-                          f"trains {like.arch} {like.config} (set --arch/--ngf/--head to match)")
+                          f"trains {like.arch} {like.config} (set --arch/--ngf/--n-res/--head to match)")
     return loaded
 
 
