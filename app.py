@@ -38,7 +38,7 @@ from irvis.directions import DIRECTIONS
 from irvis.handlers import (Refusal, SampleShower, a, check_video, measure_pair, painted, translate_clip,
                             translate_image)
 from irvis.hosting import BodyLimit, OutputStore, RequestRefused, SecurityHeaders
-from irvis.metrics import SCORING_SHORT_SIDE, margin_line, registered
+from irvis.metrics import SCORING_SHORT_SIDE, margin_line, method_label, registered
 from irvis.serving import (MAX_BODY_BYTES, MAX_FILE_BYTES, MAX_TEMP_BYTES, OUTPUT_MAX_AGE_S,
                            TRANSLATE_MAX_PIXELS, VIDEO_MAX_SECONDS, Loaded, about, example_files, example_samples,
                            gallery_name, load_gallery, parse_args, status_line)
@@ -49,7 +49,6 @@ ROOT = Path(__file__).resolve().parent
 EXAMPLES = 4  # per upload tab, spread over the gallery's test pairs
 DEFAULT_SHORT_SIDE = SCORING_SHORT_SIDE  # irvis.evaluate's default protocol, used when a generator has no evaluation.json
 LLVIP_URL = "https://bupt-ai-cz.github.io/LLVIP/"
-TABLE_HEADERS = ["method", *(m.label for m in registered(scored=True))]  # the registry's per-image metrics
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -102,27 +101,31 @@ def upload_image(outputs: OutputStore, **kwargs) -> gr.Image:
     return component
 
 
+def _headers() -> list[str]:
+    """The comparison table's columns: the method, then every per-image metric of the registry."""
+    return ["method", *(m.label for m in registered(scored=True))]
+
+
 def _table(rows: list[MethodScore]) -> list[list]:
-    """TABLE_HEADERS' rows: each method, then every per-image metric of the registry, rounded as reports round it."""
-    label = {"model": "model (this generator)", "oracle: affine": "oracle: affine (sees the truth)"}
+    """_headers()' rows: each method, then every per-image metric of the registry, rounded as reports round it."""
     metrics = registered(scored=True)
 
     def cell(value: float | None, digits: int):
         return "-" if value is None else round(value, digits)
 
-    return [[label.get(r.method, r.method), *(cell(r.get(m.name), m.digits) for m in metrics)] for r in rows]
+    return [[method_label(r.method, model="model (this generator)"), *(cell(r.get(m.name), m.digits) for m in metrics)]
+            for r in rows]
 
 
 def _verdict(rows: list[MethodScore]) -> str:
     """The per-image counterpart of the reports' margin sentence (irvis.metrics.margin_line)."""
     model = next((r for r in rows if r.method == "model"), None)
-    baselines = {r.method.removeprefix("baseline: "): {"psnr": r.psnr, "ssim": r.ssim}
-                 for r in rows if r.method.startswith("baseline: ")}
+    baselines = {r.method.removeprefix("baseline:"): r.scores for r in rows if r.method.startswith("baseline:")}
     if model is None:
         base = best_baseline(rows)
-        return f"Best baseline on this image: {base.method.removeprefix('baseline: ')} ({base.psnr:.2f} dB)."
+        return f"Best baseline on this image: {base.method.removeprefix('baseline:')} ({base.psnr:.2f} dB)."
     return (f"On this image the model scores {model.psnr:.2f} dB PSNR / {model.ssim:.3f} SSIM. "
-            + margin_line({"psnr": model.psnr, "ssim": model.ssim}, baselines))
+            + margin_line(model.scores, baselines))
 
 
 def refused(fn):
@@ -236,7 +239,7 @@ def translate_tab(loaded: Loaded, outputs: OutputStore, examples: list[list[str]
         with gr.Row():
             emap = gr.Image(label="Error map (needs a ground truth)", interactive=False, format="jpeg", height=300)
             with gr.Column():
-                table = gr.Dataframe(headers=TABLE_HEADERS, label="Scores on this image (needs a ground truth)",
+                table = gr.Dataframe(headers=_headers(), label="Scores on this image (needs a ground truth)",
                                      interactive=False, elem_id=f"{d.name}-table")
                 gr.Markdown(LEGEND)
         gray = gr.State()  # the shown images' gray files, drawn again when the palette changes
@@ -311,7 +314,7 @@ pairs in the project's `samples/` folder.
         with gr.Row():
             emap = gr.Image(label="Error map", interactive=False, format="jpeg", height=300)
             with gr.Column():
-                table = gr.Dataframe(headers=TABLE_HEADERS, label="Scores on this pair", interactive=False,
+                table = gr.Dataframe(headers=_headers(), label="Scores on this pair", interactive=False,
                                      elem_id="gallery-table")
                 gr.Markdown(LEGEND)
         thumbs_view.select(_pick(gallery), outputs=key, api_visibility="private", queue=False)

@@ -41,8 +41,12 @@ HUB_DATASET_PREFIX = "hf://datasets/"
 
 @dataclass(frozen=True)
 class MethodScore:
-    method: str  # "model", "baseline: <name>" or "oracle: affine"
-    scores: dict[str, float] = field(default_factory=dict)  # score_image's: every metric of the registry defined here
+    """One method's row: its name as every report keys it (irvis.metrics.method_predictions: "model",
+    "baseline:NAME", "oracle:affine") and its scores as every report holds them (score_image's plain mapping,
+    metric name -> number, every metric of the registry that is defined for this image)."""
+
+    method: str
+    scores: dict[str, float] = field(default_factory=dict)
 
     @property
     def psnr(self) -> float:
@@ -115,13 +119,12 @@ def compare(direction: str, source: torch.Tensor, truth: torch.Tensor, predictio
         methods = {"model": prediction} if prediction is not None else {}
     rows, scored = [], Truth(truth)  # the truth's statistics once, for every method
     for name, pred in methods.items():
-        m = score_image(pred, scored)
-        rows.append(MethodScore(name.replace(":", ": ", 1), m))
+        rows.append(MethodScore(name, score_image(pred, scored)))
     return rows + list(baseline_rows or ())
 
 
 def best_baseline(rows: Sequence[MethodScore]) -> MethodScore:
-    return max((r for r in rows if r.method.startswith("baseline: ")), key=lambda r: r.psnr)
+    return max((r for r in rows if r.method.startswith("baseline:")), key=lambda r: r.psnr)
 
 
 def error_map(prediction: torch.Tensor, truth: torch.Tensor, vmax: float = ERROR_MAP_MAX) -> Image.Image:

@@ -455,3 +455,12 @@ def method_predictions(direction: str, source: torch.Tensor, truth: torch.Tensor
     methods.update({f"baseline:{k}": v[0] for k, v in baseline_predictions(direction, source[None]).items()})
     methods["oracle:affine"] = oracle_affine(source, truth)[0]
     return methods
+
+
+def method_label(method: str, model: str = "model") -> str:
+    """How a table shows a method of method_predictions: `model` for "model", "baseline: NAME", and
+    "oracle: NAME (sees the truth)"."""
+    kind, _, name = method.partition(":")
+    if not name:
+        return model if method == "model" else method
+    return f"{kind}: {name}" + (" (sees the truth)" if kind == "oracle" else "")

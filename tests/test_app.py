@@ -21,7 +21,7 @@ from irvis.compare import (GalleryError, compare, error_map, gallery_roots, load
                            thumbnail)
 from irvis.data import discover_pairs
 from irvis.images import ImageError, load_image, luminance
-from irvis.metrics import psnr, ssim
+from irvis.metrics import psnr, score_image, ssim
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hostile.server import serve  # noqa: E402
@@ -314,15 +314,37 @@ def test_compare_rows_match_irvis_metrics():
     ir = load_image(pair.infrared, "infrared")
     vis = load_image(pair.visible, "visible")
     rows = {r.method: r for r in compare("ir2vis", ir, vis, prediction=None)}
-    assert list(rows) == ["baseline: infrared_as_rgb", "baseline: inverted_infrared_as_rgb", "baseline: mid_gray",
-                          "oracle: affine"]
+    # the methods as every report names them (irvis.metrics.method_predictions), scores as score_image gives them
+    assert list(rows) == ["baseline:infrared_as_rgb", "baseline:inverted_infrared_as_rgb", "baseline:mid_gray",
+                          "oracle:affine"]
     gray = ir.expand(3, -1, -1)
-    assert rows["baseline: infrared_as_rgb"].psnr == pytest.approx(float(psnr(gray, vis)[0]))
-    assert rows["oracle: affine"].psnr > rows["baseline: mid_gray"].psnr
+    assert rows["baseline:infrared_as_rgb"].psnr == pytest.approx(float(psnr(gray, vis)[0]))
+    assert rows["baseline:infrared_as_rgb"].scores == score_image(gray, vis)
+    assert rows["oracle:affine"].psnr > rows["baseline:mid_gray"].psnr
     perfect = compare("ir2vis", ir, vis, prediction=vis)[0]
     assert (perfect.method, perfect.psnr, perfect.ssim) == ("model", 100.0, pytest.approx(1.0))
     # the baselines' rows of an earlier call: only the model is scored, the table is the same
     assert compare("ir2vis", ir, vis, vis, baseline_rows=list(rows.values())) == compare("ir2vis", ir, vis, vis)
+
+
+def test_the_apps_table_and_verdict_show_compares_rows():
+    import app
+
+    pair = first_pair(DATA / "msrs")
+    ir = load_image(pair.infrared, "infrared")
+    vis = load_image(pair.visible, "visible")
+    rows = compare("ir2vis", ir, vis, prediction=ir.expand(3, -1, -1).clone())
+    table = app._table(rows)
+    assert [r[0] for r in table] == ["model (this generator)", "baseline: infrared_as_rgb",
+                                     "baseline: inverted_infrared_as_rgb", "baseline: mid_gray",
+                                     "oracle: affine (sees the truth)"]
+    assert app._headers() == ["method", "PSNR (dB)", "SSIM", "sharpness (1 = truth's)", "gradient corr.", "VIF"]
+    assert table[1][1:3] == [round(rows[1].psnr, 2), round(rows[1].ssim, 4)] and all(len(r) == 6 for r in table)
+    verdict = app._verdict(rows)  # the "model" predicts what the first baseline does: it cannot lead it on PSNR
+    assert verdict.startswith(f"On this image the model scores {rows[0].psnr:.2f} dB PSNR")
+    assert "Margin against the best baseline: " in verdict and "behind a baseline on PSNR" in verdict
+    assert app._verdict(rows[1:]).startswith("Best baseline on this image: ")
+    assert "baseline:" not in app._verdict(rows[1:])
 
 
 def test_load_truth_checks_modality_and_size():

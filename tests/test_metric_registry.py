@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-import app  # imported before any test patches the registry: TABLE_HEADERS is derived when app is imported
+import app
 from conftest import REPO
 
 SAMPLES = REPO / "samples" / "llvip"
@@ -40,7 +40,6 @@ def _outputs(tmp_path: Path) -> dict:
     from irvis.data import load_pair, load_pairs
     from irvis.directions import get_direction
     from irvis.evaluate import evaluate, write_report
-    from irvis.metrics import registered
     from irvis.translate import Translator
     from train.card import model_card
     from train.config import TrainConfig
@@ -58,7 +57,7 @@ def _outputs(tmp_path: Path) -> dict:
     ir, vis = load_pair(pairs[0], short_side=SIZE)
     source, truth = get_direction("vis2ir").arrange(ir, vis)
     rows = compare("vis2ir", source, truth, translator.translate_tensor(source))
-    headers = ["method", *(m.label for m in registered(scored=True))]  # app.TABLE_HEADERS, read now
+    headers = app._headers()  # the columns of the app's comparison tables
 
     config = TrainConfig(direction="vis2ir", data=[str(SAMPLES)])
     card = model_card(config, {"step": 1, "total_steps": 1, "epoch": 0, "train_sets": {"llvip": 6}}, result, 1000)
@@ -68,7 +67,7 @@ def _outputs(tmp_path: Path) -> dict:
     loaded = ModelCard.load(tmp_path / "README.md")
     return {"result": json.loads(paths["json"].read_text()), "markdown": paths["markdown"].read_text(),
             "cli": out.getvalue(), "table": app._table(rows), "headers": headers, "rows": rows,
-            "card": loaded.text, "card_data": loaded.data, "app_headers": app.TABLE_HEADERS}
+            "card": loaded.text, "card_data": loaded.data}
 
 
 def _missing_mae(o: dict) -> list[str]:
@@ -115,7 +114,7 @@ def test_the_apps_headers_and_the_tables_labels_are_the_registrys():
     from irvis import tables
     from irvis.metrics import METRICS, SCORING_SHORT_SIDE, registered
 
-    assert app.TABLE_HEADERS == ["method", "PSNR (dB)", "SSIM", "sharpness (1 = truth's)", "gradient corr.", "VIF"]
+    assert app._headers() == ["method", "PSNR (dB)", "SSIM", "sharpness (1 = truth's)", "gradient corr.", "VIF"]
     assert METRICS == tuple(m.name for m in registered(scored=True))
     assert list(tables.LABELS) == [m.name for m in registered()]
     assert app.DEFAULT_SHORT_SIDE == SCORING_SHORT_SIDE == 256
