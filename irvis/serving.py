@@ -18,6 +18,7 @@ from irvis.compare import Gallery, GalleryError, GeneratorCard, open_gallery, re
 from irvis.directions import DIRECTIONS, Direction, get_direction
 from irvis.evaluate import markdown_report
 from irvis.hub import resolve_weights
+from irvis.metrics import SCORING_SHORT_SIDE
 from irvis.nets import WeightsError, count_parameters
 from irvis.hosting import parse_size
 from irvis.translate import Translator
@@ -46,7 +47,7 @@ class Loaded:
     translator: Translator | None = None
     card: GeneratorCard | None = None
     problem: str | None = None
-    default_short_side: int | None = 256
+    default_short_side: int | None = SCORING_SHORT_SIDE
 
     @property
     def short_side(self) -> int | None:
@@ -57,7 +58,7 @@ class Loaded:
 
 
 def load_direction(name: str, spec: str | os.PathLike | None, max_pixels: int = TRANSLATE_MAX_PIXELS,
-                   default_short_side: int | None = 256) -> Loaded:
+                   default_short_side: int | None = SCORING_SHORT_SIDE) -> Loaded:
     """One direction's generator from a folder or Hub repo (default: the project's weights/NAME), run on at most
     max_pixels; any problem, paths hidden, is returned in Loaded.problem rather than raised."""
     d = get_direction(name)

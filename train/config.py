@@ -12,6 +12,7 @@ from pathlib import Path
 
 from irvis.directions import DIRECTIONS
 from irvis.generator_folder import INT_RANGES
+from irvis.metrics import SCORING_SHORT_SIDE
 from irvis.nets import ARCHITECTURES, SETTINGS, Setting, architecture, generator_config
 from train.losses import LOSSES, weight_name
 
@@ -157,7 +158,8 @@ class TrainConfig:
     sample_every: int = _opt("steps between sample grids (input | prediction | truth) in TensorBoard and samples/; "
                              "0: off", default=250, group="schedule")
     eval_every: int = _opt("steps between validation PSNR/SSIM (0: only at the end)", default=500, group="schedule")
-    val_short_side: int = _opt("validation frames are whole, resized to this shorter side", default=256, group="schedule")
+    val_short_side: int = _opt("validation frames are whole, resized to this shorter side (the scoring protocol's)",
+                             default=SCORING_SHORT_SIDE, group="schedule")
     val_max_pairs: int = _opt("validate on at most this many pairs (0: all)", default=0, group="schedule")
     report_to: str = _opt("tensorboard or none", default="tensorboard", choices=["tensorboard", "none"], group="schedule")
     # run control and output
