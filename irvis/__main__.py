@@ -182,13 +182,7 @@ def cmd_bench(args) -> int:
 
     def show(key: str, value) -> None:
         report[key] = value
-        if key == "scoring":  # its lines live with its measurements, which build on irvis.bench
-            from irvis.bench_scoring import scoring_lines
-
-            lines = scoring_lines(value)
-        else:
-            lines = bench.format_report({"machine": report["machine"], key: value})[1:]
-        for line in lines:
+        for line in bench.format_report({"machine": report["machine"], key: value})[1:]:
             print(line, flush=True)
 
     print(bench.format_report(report)[0], flush=True)

@@ -46,21 +46,8 @@ from irvis.nets import build_generator, count_parameters, load_generator
 from irvis.fused import fuse
 from irvis.png import COMPRESS_LEVEL, COMPRESSORS, encode_png, save_png
 from irvis.metrics import psnr
+from irvis.timing import median_seconds
 from irvis.translate import Translator, pad_to_multiple, probe_image, translate_files
-
-
-def median_seconds(fn: Callable[[], object], repeats: int = 3, device: torch.device | None = None) -> float:
-    """Median wall-clock seconds of fn() over `repeats` runs, after one warm-up run."""
-    def once():
-        start = time.perf_counter()
-        fn()
-        if device is not None and device.type == "cuda":
-            torch.cuda.synchronize()
-        return time.perf_counter() - start
-
-    fn()
-    times = sorted(once() for _ in range(max(1, repeats)))
-    return times[len(times) // 2]
 
 
 def _unavailable(name: str, e: Exception) -> dict:
@@ -578,4 +565,8 @@ def format_report(r: dict) -> list[str]:
         lines.append(f"\nloader, {ld['pairs']} pairs, load {ld['load_size']} crop {ld['crop_size']}, 1 process: "
                      f"original files {ld['original_pairs_per_second']:.1f} pairs/s, prepared cache "
                      f"{ld['prepared_pairs_per_second']:.1f} pairs/s")
+    if "scoring" in r:  # measured and worded in irvis.bench_scoring, which builds on the app's library
+        from irvis.bench_scoring import scoring_lines
+
+        lines += scoring_lines(r["scoring"])
     return lines

@@ -11,11 +11,9 @@
 from __future__ import annotations
 
 import io
-import json
 import tempfile
-import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 from unittest import mock
 
 import torch
@@ -24,24 +22,18 @@ from PIL import Image
 import irvis.compare
 import irvis.evaluate
 from irvis import reference_metrics
-from irvis.bench import median_seconds
-from irvis.compare import Sample, at_scoring_size, compare, error_map, load_truth, sample_tensors
+from irvis.compare import Gallery, Sample, at_scoring_size, compare, error_map, load_truth, read_card
 from irvis.data import Pair, load_pairs
 from irvis.directions import DIRECTIONS, get_direction
+from irvis.handlers import SampleShower
 from irvis.hosting import OutputStore
 from irvis.images import load_image, to_pil
-from irvis.metrics import SCORING_SHORT_SIDE
 from irvis.nets import build_generator, load_generator
+from irvis.serving import Loaded
+from irvis.timing import median_seconds, once_seconds
 from irvis.translate import Translator
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "llvip"  # real LLVIP test pairs, shipped
-GALLERY_SHORT_SIDE = SCORING_SHORT_SIDE  # irvis.evaluate's default protocol, which the app's gallery follows
-
-
-def _once(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def _scored_the_reference_way(module):
@@ -114,29 +106,29 @@ def bench_request(translator: Translator, pair: Pair, outputs: OutputStore, size
                          (f"score {len(staged['rows'])} methods (resize to {sw}x{sh}, metrics)", score),
                          ("error map (JPEG)", emap))}
     with _scored_the_reference_way(irvis.compare):
-        result["with_truth_reference_seconds"] = _once(with_truth)  # seconds: one run
+        result["with_truth_reference_seconds"] = once_seconds(with_truth)  # seconds: one run
     return result
 
 
-def bench_gallery(translator: Translator, pair: Pair, outputs: OutputStore, short_side: int, repeats: int) -> dict:
-    """The app's gallery request (app.py, show_sample) on one pair: first shown, and shown again."""
-    d = translator.direction
+def bench_gallery(loaded: Loaded, pair: Pair, outputs: OutputStore, repeats: int) -> dict:
+    """The app's gallery request (irvis.handlers.SampleShower, as the page calls it) on one pair, at the size the
+    generator was evaluated at: first shown (nothing cached), and shown again (the baselines' rows cached)."""
     sample = Sample(pair, "test")
-    cache: dict = {}
+    gallery = Gallery("bench", [sample])
+    name = loaded.direction.name
 
-    def show(again: bool):
-        source, truth = sample_tensors(sample, d.name, short_side)
-        prediction = translator.translate_tensor(source)
-        rows = compare(d.name, source, truth, prediction, cache.get(d.name) if again else None)
-        cache[d.name] = [r for r in rows if r.method != "model"]
-        for t, name in ((source, "input"), (prediction, "prediction"), (truth, "truth")):
-            outputs.save_png(to_pil(t), f"{name}.png")
-        outputs.save_preview(error_map(prediction, truth), "error")
-        return source
+    def first():
+        return SampleShower({name: loaded}, gallery, outputs).show(sample.key, name)
 
-    h, w = show(False).shape[-2:]
-    return {"size": f"{w}x{h}", "first_seconds": median_seconds(lambda: show(False), repeats),
-            "again_seconds": median_seconds(lambda: show(True), repeats)}
+    again = SampleShower({name: loaded}, gallery, outputs)
+    w, h = _size(first().gray[0][0])  # the input as shown
+    return {"size": f"{w}x{h}", "first_seconds": median_seconds(first, repeats),
+            "again_seconds": median_seconds(lambda: again.show(sample.key, name), repeats)}
+
+
+def _size(path: str) -> tuple[int, int]:
+    with Image.open(path) as img:
+        return img.size
 
 
 def bench_evaluate(translator: Translator, pairs: Sequence[Pair], short_side: int, repeats: int) -> dict:
@@ -148,15 +140,6 @@ def bench_evaluate(translator: Translator, pairs: Sequence[Pair], short_side: in
         reference = median_seconds(run, repeats) / len(pairs)
     return {"pairs": len(pairs), "short_side": short_side, "reference_seconds_per_pair": reference,
             "seconds_per_pair": median_seconds(run, repeats) / len(pairs)}
-
-
-def _short_side(weights: str | None) -> int:
-    """The generator's evaluation size (evaluation.json beside the weights), as the app's gallery uses it."""
-    try:
-        side = json.loads((Path(weights) / "evaluation.json").read_text())["protocol"]["short_side"]
-        return GALLERY_SHORT_SIDE if side == "native" else int(side)
-    except (TypeError, OSError, KeyError, ValueError):
-        return GALLERY_SHORT_SIDE
 
 
 def bench_scoring(weights: dict[str, str | None], data: Sequence[str] | None = None, size: tuple[int, int] = (1024, 1280),
@@ -173,12 +156,11 @@ def bench_scoring(weights: dict[str, str | None], data: Sequence[str] | None = N
             torch.manual_seed(0)
             path = weights.get(name)
             translator = Translator(load_generator(path) if path else build_generator(name), device=device)
-            label = path or "random weights"
-            short_side = _short_side(weights.get(name))
+            loaded = Loaded(get_direction(name), translator, read_card(path, name) if path else None)
             out["directions"][name] = {
-                "weights": label, "request": bench_request(translator, pair, outputs, size, repeats),
-                "gallery": bench_gallery(translator, pair, outputs, short_side, repeats),
-                "evaluate": bench_evaluate(translator, pairs[:evaluate_pairs], short_side, repeats)}
+                "weights": path or "random weights", "request": bench_request(translator, pair, outputs, size, repeats),
+                "gallery": bench_gallery(loaded, pair, outputs, repeats),
+                "evaluate": bench_evaluate(translator, pairs[:evaluate_pairs], loaded.short_side, repeats)}
     return out
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from irvis.bench import median_seconds
+from irvis.timing import median_seconds
 from irvis.data import expand_roots, load_pairs
 from irvis.directions import MODALITY_CHANNELS
 from irvis.evaluate import evaluate, markdown_report
