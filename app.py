@@ -38,7 +38,7 @@ from irvis.directions import DIRECTIONS
 from irvis.handlers import (Refusal, SampleShower, a, check_video, measure_pair, painted, translate_clip,
                             translate_image)
 from irvis.hosting import BodyLimit, OutputStore, RequestRefused, SecurityHeaders
-from irvis.metrics import SCORING_SHORT_SIDE, margin_line, method_label, registered
+from irvis.metrics import SCORING_SHORT_SIDE, headline, margin_line, method_label, registered
 from irvis.serving import (MAX_BODY_BYTES, MAX_FILE_BYTES, MAX_TEMP_BYTES, OUTPUT_MAX_AGE_S,
                            TRANSLATE_MAX_PIXELS, VIDEO_MAX_SECONDS, Loaded, about, example_files, example_samples,
                            gallery_name, load_gallery, parse_args, status_line)
@@ -122,9 +122,9 @@ def _verdict(rows: list[MethodScore]) -> str:
     model = next((r for r in rows if r.method == "model"), None)
     baselines = {r.method.removeprefix("baseline:"): r.scores for r in rows if r.method.startswith("baseline:")}
     if model is None:
-        base = best_baseline(rows)
-        return f"Best baseline on this image: {base.method.removeprefix('baseline:')} ({base.psnr:.2f} dB)."
-    return (f"On this image the model scores {model.psnr:.2f} dB PSNR / {model.ssim:.3f} SSIM. "
+        base, first = best_baseline(rows), headline()[0]
+        return f"Best baseline on this image: {base.method.removeprefix('baseline:')} ({first.said(base.scores[first.name])})."
+    return (f"On this image the model scores {' / '.join(m.said(model.scores[m.name]) for m in headline())}. "
             + margin_line(model.scores, baselines))
 
 

@@ -20,7 +20,7 @@ from irvis.colormap import INFERNO
 from irvis.data import Pair, discover_pairs, expand_roots, load_pair
 from irvis.directions import get_direction
 from irvis.images import ImageError, ImageSource, load_image, to_pil
-from irvis.metrics import Truth, method_predictions, score_image
+from irvis.metrics import Truth, headline, method_predictions, score_image
 
 # Error maps share one fixed scale, so a colour means the same error on every image: an absolute
 # error of ERROR_MAP_MAX (half the range) or more is the brightest colour.
@@ -124,7 +124,13 @@ def compare(direction: str, source: torch.Tensor, truth: torch.Tensor, predictio
 
 
 def best_baseline(rows: Sequence[MethodScore]) -> MethodScore:
-    return max((r for r in rows if r.method.startswith("baseline:")), key=lambda r: r.psnr)
+    """The baseline best on the first headline metric (PSNR)."""
+    first = headline()[0]
+    best = None
+    for r in rows:
+        if r.method.startswith("baseline:") and (best is None or first.better(r.scores[first.name], best.scores[first.name])):
+            best = r
+    return best
 
 
 def error_map(prediction: torch.Tensor, truth: torch.Tensor, vmax: float = ERROR_MAP_MAX) -> Image.Image:

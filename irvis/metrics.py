@@ -320,13 +320,31 @@ class Metric:
     cli_format: str = ".4f"
     hub_label: str | None = None  # the model card's model-index metric name; None: not in the model-index
     in_training: bool = True  # scored by training's validation (set False where it costs too much)
+    headline: bool = False  # in every table and margin sentence, even where a method lacks it
+    unit: str = ""  # said before the label in sentences ("+1.20 dB PSNR")
+
+    def better(self, a: float, b: float) -> bool:
+        """Whether score a is strictly better than score b (a target-valued metric: nearer its target, 1)."""
+        if self.higher_is_better is None:
+            return abs(a - 1) < abs(b - 1)
+        return a > b if self.higher_is_better else a < b
+
+    def lead(self, a: float, b: float) -> float:
+        """How far a is ahead of b, positive when a is better (a - b for higher-is-better)."""
+        if self.higher_is_better is None:
+            return abs(b - 1) - abs(a - 1)
+        return a - b if self.higher_is_better else b - a
+
+    def said(self, value: float, sign: bool = False) -> str:
+        """The figure in a sentence: "+1.20 dB PSNR", "0.3900 SSIM"."""
+        return f"{value:{'+' if sign else ''}.{self.digits}f} {self.unit + ' ' if self.unit else ''}{self.short_label or self.label}"
 
 
 REGISTRY: dict[str, Metric] = {m.name: m for m in (
     Metric("psnr", "PSNR (dB)", digits=2, fn=psnr, short_label="PSNR", cli_label="PSNR", cli_format="7.3f",
-           hub_label="PSNR (dB)",
+           hub_label="PSNR (dB)", headline=True, unit="dB",
            protocol="10*log10(1/MSE) over all pixels and channels, per image, then the mean over images"),
-    Metric("ssim", "SSIM", digits=4, fn=ssim, hub_label="SSIM",
+    Metric("ssim", "SSIM", digits=4, fn=ssim, hub_label="SSIM", headline=True,
            protocol="Gaussian window 11, sigma 1.5, K1=0.01, K2=0.03, mean over channels and pixels, per image"),
     Metric("sharpness", "sharpness (1 = truth's)", higher_is_better=None, on="gradients", fn=_sharpness,
            short_label="sharpness", cli_label="sharpness", hub_label="sharpness (1 = truth's)",
@@ -349,6 +367,17 @@ def registered(scored: bool = False, training: bool = False) -> list[Metric]:
 
 def metric_names(scored: bool = True, training: bool = False) -> tuple[str, ...]:
     return tuple(m.name for m in registered(scored, training))
+
+
+def in_words(scores: dict, metrics: Sequence[Metric] | None = None) -> str:
+    """"15.23 dB PSNR, 0.5120 SSIM, ...": each of these metrics (default: the scored ones) the scores hold."""
+    chosen = registered(scored=True) if metrics is None else metrics
+    return ", ".join(m.said(scores[m.name]) for m in chosen if scores.get(m.name) is not None)
+
+
+def headline() -> list[Metric]:
+    """The metrics every table and margin sentence leads with (PSNR and SSIM)."""
+    return [m for m in REGISTRY.values() if m.headline]
 
 
 def protocol() -> dict:
@@ -436,15 +465,20 @@ def score_image(pred: torch.Tensor, target: torch.Tensor | Truth) -> dict[str, f
 
 
 def margin_line(model: dict, baselines: dict) -> str:
-    """The model against the best baseline of each metric, in one sentence (often different rules: a
+    """The model against the best baseline of each headline metric, in one sentence (often different rules: a
     constant mid-gray image wins SSIM on flat thermal frames while an intensity rule wins PSNR)."""
-    parts = []
-    for key, unit, fmt in (("psnr", " dB PSNR", "+.2f"), ("ssim", " SSIM", "+.4f")):
-        name, best = max(baselines.items(), key=lambda kv: kv[1][key])
-        parts.append(f"{model[key] - best[key]:{fmt}}{unit} ({name}, {best[key]:{fmt[1:]}})")
-    behind = [k.upper() for k in ("psnr", "ssim") if model[k] <= max(b[k] for b in baselines.values())]
+    parts, behind = [], []
+    for m in headline():
+        name = next(iter(baselines))
+        for other in baselines:
+            if m.better(baselines[other][m.name], baselines[name][m.name]):
+                name = other
+        best = baselines[name][m.name]
+        parts.append(f"{m.said(m.lead(model[m.name], best), sign=True)} ({name}, {best:.{m.digits}f})")
+        if not m.better(model[m.name], best):
+            behind.append(m.short_label or m.label)
     verdict = "ahead of every baseline" if not behind else f"behind a baseline on {' and '.join(behind)}"
-    return f"Margin against the best baseline: {parts[0]}; {parts[1]}: {verdict}."
+    return f"Margin against the best baseline: {'; '.join(parts)}: {verdict}."
 
 
 def method_predictions(direction: str, source: torch.Tensor, truth: torch.Tensor,

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from irvis.metrics import REGISTRY, margin_line, registered
+from irvis.metrics import REGISTRY, headline, margin_line, metric_names, registered
 
-CORE = ("psnr", "ssim", "sharpness", "gradient_correlation")  # what the card's side tables show
+
+def core() -> tuple[str, ...]:
+    """What the card's side tables show: the metrics training's validation scores."""
+    return metric_names(training=True)
 
 
 def labels(short: bool = False) -> dict[str, str]:
@@ -31,6 +34,8 @@ def __getattr__(name: str):  # derived from the registry when read, so they foll
         return labels(short=True)
     if name == "DIGITS":
         return {m.name: m.digits for m in registered()}
+    if name == "CORE":
+        return core()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -42,13 +47,13 @@ def cell(m: Mapping | None, key: str) -> str:
     return f"{value:.{digits(key)}f}"
 
 
-def cells(m: Mapping | None, keys: Sequence[str] = CORE) -> list[str]:
-    return [cell(m, k) for k in keys]
+def cells(m: Mapping | None, keys: Sequence[str] | None = None) -> list[str]:
+    return [cell(m, k) for k in (core() if keys is None else keys)]
 
 
-def headers(keys: Sequence[str] = CORE, prefix: str = "", short: bool = True) -> list[str]:
+def headers(keys: Sequence[str] | None = None, prefix: str = "", short: bool = True) -> list[str]:
     names = labels(short)
-    return [prefix + names[k] for k in keys]
+    return [prefix + names[k] for k in (core() if keys is None else keys)]
 
 
 def table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
@@ -58,9 +63,10 @@ def table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
 
 
 def present(methods: Iterable[Mapping | None]) -> tuple[str, ...]:
-    """PSNR and SSIM, then every other metric some method has, in the registry's order."""
+    """The headline metrics (PSNR, SSIM), then every other metric some method has, in the registry's order."""
     methods = [m for m in methods if m]
-    return ("psnr", "ssim", *(k for k in labels() if k not in ("psnr", "ssim") and any(k in m for m in methods)))
+    lead = tuple(m.name for m in headline())
+    return (*lead, *(k for k in labels() if k not in lead and any(k in m for m in methods)))
 
 
 def pairs(n: int) -> str:

@@ -1,5 +1,6 @@
 """Issue #25's done-when: a metric is added by one entry of irvis.metrics.REGISTRY, and then shows up in
-`irvis evaluate`'s JSON, Markdown and printed line, in the app's comparison table and in a model card."""
+`irvis evaluate`'s JSON, Markdown and printed line, in the app's comparison table, a model card and training's
+validation line; which way is better is the entry's to say."""
 
 from __future__ import annotations
 
@@ -65,7 +66,11 @@ def _outputs(tmp_path: Path) -> dict:
     from huggingface_hub import ModelCard
 
     loaded = ModelCard.load(tmp_path / "README.md")
-    return {"result": json.loads(paths["json"].read_text()), "markdown": paths["markdown"].read_text(),
+    from train.validation import summary_line
+
+    model = json.loads(paths["json"].read_text())["model"]
+    validation = summary_line({"step": 1, "n_images": N_PAIRS, **{f"val/{k}": v for k, v in model.items()}})
+    return {"validation": validation, "result": json.loads(paths["json"].read_text()), "markdown": paths["markdown"].read_text(),
             "cli": out.getvalue(), "table": app._table(rows), "headers": headers, "rows": rows,
             "card": loaded.text, "card_data": loaded.data}
 
@@ -90,6 +95,8 @@ def _missing_mae(o: dict) -> list[str]:
     if value is None or "MAE" not in o["card"] or f"{value:.3f}" not in o["card"] or "mae" not in card_types \
             or "mae" not in o["card_data"].metrics:
         missing.append("card")
+    if value is None or f"{value:.3f} MAE" not in o["validation"]:
+        missing.append("validation")
     return missing
 
 
@@ -107,7 +114,7 @@ def test_one_registry_entry_adds_a_metric_everywhere(tmp_path, monkeypatch):
 def test_without_the_entry_the_metric_is_nowhere(tmp_path):
     """The check above is not vacuous: with no registry entry, every place is reported missing."""
     o = _outputs(tmp_path)
-    assert _missing_mae(o) == ["json", "markdown", "cli", "app", "card"]
+    assert _missing_mae(o) == ["json", "markdown", "cli", "app", "card", "validation"]
 
 
 def test_the_apps_headers_and_the_tables_labels_are_the_registrys():
@@ -118,3 +125,23 @@ def test_the_apps_headers_and_the_tables_labels_are_the_registrys():
     assert METRICS == tuple(m.name for m in registered(scored=True))
     assert list(tables.LABELS) == [m.name for m in registered()]
     assert app.DEFAULT_SHORT_SIDE == SCORING_SHORT_SIDE == 256
+
+
+def test_which_way_is_better_is_the_entrys(monkeypatch):
+    """A headline metric where lower is better: the margin sentence measures against the lowest baseline and
+    counts a lower model score as a lead; the app's verdict names it too."""
+    from irvis import metrics
+    from irvis.compare import MethodScore
+
+    monkeypatch.setitem(metrics.REGISTRY, "mae", metrics.Metric("mae", "MAE", higher_is_better=False, headline=True))
+    baselines = {"luminance": {"psnr": 11.1, "ssim": 0.25, "mae": 0.30},
+                 "mid_gray": {"psnr": 11.0, "ssim": 0.43, "mae": 0.20}}
+    line = metrics.margin_line({"psnr": 13.9, "ssim": 0.45, "mae": 0.25}, baselines)
+    assert "-0.050 MAE (mid_gray, 0.200)" in line and "behind a baseline on MAE" in line
+    assert "ahead of every baseline" in metrics.margin_line({"psnr": 13.9, "ssim": 0.45, "mae": 0.1}, baselines)
+    rows = [MethodScore("model", {"psnr": 13.9, "ssim": 0.45, "mae": 0.25}),
+            *(MethodScore(f"baseline:{k}", v) for k, v in baselines.items())]
+    assert "0.250 MAE" in app._verdict(rows)
+    # sharpness has a target, not a direction: nearer 1 is better from either side
+    sharp = metrics.REGISTRY["sharpness"]
+    assert sharp.better(0.9, 1.2) and sharp.better(1.05, 0.9) and not sharp.better(0.5, 1.4)

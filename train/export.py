@@ -15,6 +15,7 @@ import torch
 
 from irvis.data import Pair
 from irvis.evaluate import evaluate, write_report
+from irvis.metrics import in_words
 from irvis.nets import Generator, WeightsError, count_parameters, load_generator, save_generator
 from irvis.translate import Translator
 from train.card import model_card
@@ -99,7 +100,6 @@ def export_checkpoint(checkpoint: str | os.PathLike, output: str | os.PathLike, 
                               val_split=scoring.val_split)
     if result is not None:
         m = result["model"]
-        print(f"{scoring.val_split} split ({result['n_pairs']} pairs): PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f}, "
-              f"sharpness {m['sharpness']:.3f}, gradient correlation {m['gradient_correlation']:.3f}")
+        print(f"{scoring.val_split} split ({result['n_pairs']} pairs): {in_words(m)}")
     return result
 

@@ -26,6 +26,7 @@ import irvis
 from irvis.data import DataError, count_sets, load_pairs, oversized
 from irvis.directions import get_direction
 from irvis.hub import HubError, check_push_ready, push_or_report
+from irvis.metrics import headline
 from irvis.nets import Generator, count_parameters
 from train import checkpoint, validation
 from train.config import CONFIG_FILE, ConfigError, TrainConfig, resume_conflicts
@@ -354,7 +355,7 @@ class Trainer:
                                       half=cfg.export_half, device=acc.device)
             if result is not None and result.get("model"):
                 m = result["model"]
-                acc.log({"val/psnr": m["psnr"], "val/ssim": m["ssim"]}, step=self.step)
+                acc.log({f"val/{k.name}": m[k.name] for k in headline() if k.name in m}, step=self.step)
             acc.print(f"exported the generator to {final}")
             if cfg.push_to_hub:
                 self.push_failed = not push_or_report(final, cfg.push_to_hub, cfg.hub_private)

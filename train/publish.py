@@ -27,7 +27,7 @@ from irvis.directions import MODALITY_CHANNELS
 from irvis.evaluate import evaluate, markdown_report
 from irvis.images import image_size, load_image
 from irvis.nets import count_parameters, load_generator
-from irvis.tables import CORE, cell, cells, headers, table
+from irvis.tables import cell, cells, core, headers, table
 from irvis.translate import INFERENCE_FILE, Translator, probe_image
 from train.card import Section, lineage_section, model_card
 from train.checkpoint import METRICS_FILE, is_checkpoint
@@ -114,7 +114,7 @@ def choose_working_size(weights: Path, val_pairs, frame: torch.Tensor, sizes=WOR
         result, _ = evaluate(translator, val_pairs, short_side=None, progress=False, lpips=False, fid=False)
         seconds = median_seconds(lambda: translator.translate_tensor(frame))
         rows.append({"working_size": size, "seconds_per_frame": round(seconds, 3),
-                     **{k: result["model"][k] for k in CORE}})
+                     **{k: result["model"][k] for k in core()}})
     affordable = [r for r in rows if r["seconds_per_frame"] <= budget_s] or rows[:1]
     top_psnr = max(r["psnr"] for r in affordable)
     chosen = max((r for r in affordable if r["psnr"] >= top_psnr - 0.5), key=lambda r: r["gradient_correlation"])
@@ -182,8 +182,8 @@ def history_section(run: Path) -> Section | None:
         entry = json.loads(line)
         if entry["step"] > last:  # a checkpoint before the run's end ships: its history stops with it
             break
-        overall = {k: entry.get(f"val/{k}") for k in CORE}
-        llvip = {k: entry.get(f"val/llvip/{k}") for k in CORE}
+        overall = {k: entry.get(f"val/{k}") for k in core()}
+        llvip = {k: entry.get(f"val/llvip/{k}") for k in core()}
         rows.append([entry["step"], *cells(overall), *cells(llvip)])
     return Section("Validation during training", [
         "The shipped run's EMA weights on the validation split, whole frames, as training went:", "",

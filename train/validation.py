@@ -14,7 +14,7 @@ from PIL import Image
 
 from irvis.data import Pair
 from irvis.evaluate import Means, sample_grid
-from irvis.metrics import BASELINES, PSNR_CAP_DB, baseline_predictions, metric_names, score
+from irvis.metrics import BASELINES, PSNR_CAP_DB, baseline_predictions, in_words, metric_names, registered, score
 from irvis.nets import Generator
 from irvis.translate import pad_to_multiple
 from train.data import ValFrames
@@ -90,9 +90,10 @@ def append_summary(path: Path, summary: dict) -> None:
 
 
 def summary_line(summary: dict) -> str:
-    return (f"step {summary['step']}: validation PSNR {summary['val/psnr']:.2f} dB, SSIM {summary['val/ssim']:.4f}, "
-            f"sharpness {summary['val/sharpness']:.3f}, gradient correlation {summary['val/gradient_correlation']:.3f} "
-            f"on {summary['n_images']} frames")
+    """"step 500: validation 15.23 dB PSNR, 0.5120 SSIM, ... on 24 frames": every metric validation scored."""
+    scores = {k.removeprefix("val/"): v for k, v in summary.items() if k.startswith("val/")}
+    return (f"step {summary['step']}: validation {in_words(scores, registered(scored=True, training=True))} on "
+            f"{summary['n_images']} frames")
 
 
 def sample_image(model: Generator, pairs: Sequence[Pair], direction: str, short_side: int, device: torch.device,
