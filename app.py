@@ -5,9 +5,10 @@
 With no flags it serves the shipped generators (weights/) and the shipped sample pairs (samples/), as a
 Hugging Face Space does.
 
-UI wiring only: decoding, translation, scores, error maps, the gallery and the model cards all come
-from irvis; what a request may read is irvis.uploads, what is served and its limits irvis.serving, where results
-go irvis.hosting. Scripts use the endpoints /ir2vis, /vis2ir and /gallery through gradio_client.
+UI wiring only: decoding, translation, scores and their tables, error maps, the gallery and the model cards all
+come from irvis; what a request may read is irvis.uploads, what is served and its limits irvis.serving, where
+results go irvis.hosting, what the page says irvis.page_text. Scripts use the endpoints /ir2vis, /vis2ir and
+/gallery through gradio_client.
 
 Why one file: it is the Space's app_file and holds one page; its sections (handlers, the tabs, the command
 line) share the page's components and the per-request limits (from irvis.serving, set by the command line).
@@ -31,14 +32,15 @@ except ImportError:
 
 import gradio as gr
 
+from irvis import page_text as text
 from irvis import serving, uploads
 from irvis.colormap import DEFAULT_PALETTE, PALETTES
-from irvis.compare import ERROR_MAP_MAX, Gallery, MethodScore, best_baseline
+from irvis.compare import Gallery, score_headers, score_table, verdict
 from irvis.directions import DIRECTIONS
-from irvis.handlers import (Refusal, SampleShower, a, check_video, measure_pair, painted, translate_clip,
+from irvis.handlers import (Refusal, SampleShower, check_video, measure_pair, painted, translate_clip,
                             translate_image)
 from irvis.hosting import BodyLimit, OutputStore, RequestRefused, SecurityHeaders
-from irvis.metrics import SCORING_SHORT_SIDE, headline, margin_line, method_label, registered
+from irvis.metrics import SCORING_SHORT_SIDE
 from irvis.serving import (MAX_BODY_BYTES, MAX_FILE_BYTES, MAX_TEMP_BYTES, OUTPUT_MAX_AGE_S,
                            TRANSLATE_MAX_PIXELS, VIDEO_MAX_SECONDS, Loaded, about, example_files, example_samples,
                            gallery_name, load_gallery, parse_args, status_line)
@@ -48,7 +50,6 @@ from irvis.uploads import public_name  # noqa: F401 (named by tests and hosting 
 ROOT = Path(__file__).resolve().parent
 EXAMPLES = 4  # per upload tab, spread over the gallery's test pairs
 DEFAULT_SHORT_SIDE = SCORING_SHORT_SIDE  # irvis.evaluate's default protocol, used when a generator has no evaluation.json
-LLVIP_URL = "https://bupt-ai-cz.github.io/LLVIP/"
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -101,33 +102,6 @@ def upload_image(outputs: OutputStore, **kwargs) -> gr.Image:
     return component
 
 
-def _headers() -> list[str]:
-    """The comparison table's columns: the method, then every per-image metric of the registry."""
-    return ["method", *(m.label for m in registered(scored=True))]
-
-
-def _table(rows: list[MethodScore]) -> list[list]:
-    """_headers()' rows: each method, then every per-image metric of the registry, rounded as reports round it."""
-    metrics = registered(scored=True)
-
-    def cell(value: float | None, digits: int):
-        return "-" if value is None else round(value, digits)
-
-    return [[method_label(r.method, model="model (this generator)"), *(cell(r.get(m.name), m.digits) for m in metrics)]
-            for r in rows]
-
-
-def _verdict(rows: list[MethodScore]) -> str:
-    """The per-image counterpart of the reports' margin sentence (irvis.metrics.margin_line)."""
-    model = next((r for r in rows if r.method == "model"), None)
-    baselines = {r.method.removeprefix("baseline:"): r.scores for r in rows if r.method.startswith("baseline:")}
-    if model is None:
-        base, first = best_baseline(rows), headline()[0]
-        return f"Best baseline on this image: {base.method.removeprefix('baseline:')} ({first.said(base.scores[first.name])})."
-    return (f"On this image the model scores {' / '.join(m.said(model.scores[m.name]) for m in headline())}. "
-            + margin_line(model.scores, baselines))
-
-
 def refused(fn):
     """fn with irvis.handlers' Refusal shown to the visitor as a refusal (the same sentence and title)."""
     def call(*args, **kwargs):
@@ -147,8 +121,8 @@ def make_translate(loaded: Loaded, outputs: OutputStore):
         Returns (prediction PNG, before/after pair, download PNG, error map, scores table, summary, the gray
         files for a later palette); infrared images are shown in `palette`."""
         r = refused(translate_image)(loaded, outputs, image, truth, palette, progress)
-        summary = r.summary + (" " + _verdict(r.rows) if r.rows else "")
-        return r.png, (r.before, r.png), r.png, r.emap, _table(r.rows) if r.rows else [], summary, r.gray
+        summary = r.summary + (" " + verdict(r.rows) if r.rows else "")
+        return r.png, (r.before, r.png), r.png, r.emap, score_table(r.rows) if r.rows else [], summary, r.gray
 
     return translate
 
@@ -162,26 +136,13 @@ def make_show_sample(generators: dict[str, Loaded], gallery: Gallery, outputs: O
         """One gallery pair in one direction: (input, prediction, truth, error map, scores table, summary, the
         gray files for a later palette); infrared images are shown in `palette`."""
         r = refused(shower.show)(key, direction, palette, progress)
-        return (*r.files, r.emap, _table(r.rows), r.head + _verdict(r.rows) + r.tail, r.gray)
+        return (*r.files, r.emap, score_table(r.rows), r.head + verdict(r.rows) + r.tail, r.gray)
 
     return show_sample
 
 
 # ---------------------------------------------------------------------------------------------------
 # Page
-
-
-INTRO = """# irvis: thermal infrared ⇄ visible
-Translate a **thermal-infrared** photograph into a **visible-light** one, or the reverse, with Pix2Pix-style
-generators trained on registered infrared/visible pairs (LLVIP and similar). Upload your own image in the first
-two tabs (optionally with its ground truth, to score the result) or click one of the examples under them, or pick
-a paired sample in **Gallery**. Infrared images can be shown in a thermal palette (white-hot, black-hot, ironbow,
-inferno); scores are always computed on the gray data."""
-
-LEGEND = f"""Higher is better. **Baselines** are simple rules that see only the input (e.g. *infrared_as_rgb*: the
-infrared image itself shown as gray); a model is worth something where it beats them. The **oracle** fits the best
-global brightness/colour map on the truth itself: an upper bound for any such rule. Error map: |prediction − truth|,
-black = 0, pale yellow = {ERROR_MAP_MAX} or more."""
 
 
 def make_translate_video(loaded: Loaded, outputs: OutputStore):
@@ -216,9 +177,7 @@ def translate_tab(loaded: Loaded, outputs: OutputStore, examples: list[list[str]
     with gr.Tab(d.label, id=d.name):
         if loaded.problem:
             gr.Markdown(f"⚠️ {loaded.problem}")
-        gr.Markdown(f"Give {a(d.source).split()[0]} **{d.source}** image (upload, paste, or webcam) and press "
-                    f"**Translate**. Optionally add the registered **{d.target}** image of the same scene as ground "
-                    "truth, to see where and by how much the prediction errs.")
+        gr.Markdown(text.translate_help(d))
         with gr.Row(equal_height=True):
             image = upload_image(outputs, label=f"Input ({d.source})", height=340, elem_id=f"{d.name}-input")
             prediction = gr.Image(label=f"Prediction ({d.target})", type="filepath", format="png", interactive=False,
@@ -239,9 +198,9 @@ def translate_tab(loaded: Loaded, outputs: OutputStore, examples: list[list[str]
         with gr.Row():
             emap = gr.Image(label="Error map (needs a ground truth)", interactive=False, format="jpeg", height=300)
             with gr.Column():
-                table = gr.Dataframe(headers=_headers(), label="Scores on this image (needs a ground truth)",
+                table = gr.Dataframe(headers=score_headers(), label="Scores on this image (needs a ground truth)",
                                      interactive=False, elem_id=f"{d.name}-table")
-                gr.Markdown(LEGEND)
+                gr.Markdown(text.LEGEND)
         gray = gr.State()  # the shown images' gray files, drawn again when the palette changes
         results = [prediction, slider, download, emap, table, summary, gray]
         button.click(make_translate(loaded, outputs), inputs=[image, truth, palette], outputs=results,
@@ -259,10 +218,7 @@ def translate_tab(loaded: Loaded, outputs: OutputStore, examples: list[list[str]
         palette.change(repaint, inputs=[gray, palette], outputs=[prediction, slider, download],
                        api_visibility="private")
         with gr.Accordion(f"Short video ({d.source} → {d.target}, at most {VIDEO_MAX_SECONDS} s)", open=False):
-            gr.Markdown(f"Upload {a(d.source)} video (MP4, AVI, MKV, MOV or WebM) of at most {VIDEO_MAX_SECONDS} "
-                        "seconds and at most Full HD (1920x1080): every frame is translated and you get an MP4 at "
-                        "the same frame rate (sound is dropped). Longer or larger videos: `python -m irvis translate "
-                        "VIDEO` (see the README).")
+            gr.Markdown(text.video_help(d))
             with gr.Row(equal_height=True):
                 clip = gr.Video(label=f"Input video ({d.source})", sources=["upload"], height=300,
                                 elem_id=f"{d.name}-video-input")
@@ -284,21 +240,11 @@ def gallery_tab(generators: dict[str, Loaded], gallery: Gallery | None, thumbs: 
     with gr.Tab("Gallery", id="gallery"):
         if gallery is None:
             why = f"⚠️ The gallery source cannot be shown: {problem}\n\n" if problem else ""
-            gr.Markdown(why + f"""**No gallery data.** The gallery shows registered infrared/visible pairs from a
-folder in LLVIP's layout (`DIR/infrared/test/NAME.jpg` ↔ `DIR/visible/test/NAME.jpg`); by default the sample
-pairs in the project's `samples/` folder.
-
-1. Get LLVIP from [{LLVIP_URL}]({LLVIP_URL}) (free for non-commercial research; cite Jia et al., ICCV-W 2021)
-   and unpack it, or use any dataset in the same layout.
-2. Start the app with `python app.py --gallery /path/to/LLVIP`, or set `IRVIS_GALLERY=/path/to/LLVIP`.
-   A Hugging Face dataset in that layout works too: `--gallery hf://datasets/OWNER/NAME`.""",
-                        elem_id="gallery-help")
+            gr.Markdown(why + text.NO_GALLERY, elem_id="gallery-help")
             return
         notes = scrub_paths("; ".join(gallery.notes))
-        gr.Markdown(f"{len(gallery.samples)} pairs from `{gallery_name(gallery.source)}`" + (f" ({notes})" if notes else "") +
-                    ". Each thumbnail shows a pair split down the middle: **infrared left, visible right**; test-split "
-                    "pairs come first (the generators never saw them). Pick one to translate it in the chosen "
-                    "direction and compare with its ground truth.")
+        gr.Markdown(f"{len(gallery.samples)} pairs from `{gallery_name(gallery.source)}`" + (f" ({notes})" if notes else "")
+                    + ". " + text.GALLERY_HELP)
         with gr.Row():
             direction = gr.Radio([(g.direction.label, name) for name, g in generators.items()], value="ir2vis",
                                  label="Direction", elem_id="gallery-direction", scale=2)
@@ -314,9 +260,9 @@ pairs in the project's `samples/` folder.
         with gr.Row():
             emap = gr.Image(label="Error map", interactive=False, format="jpeg", height=300)
             with gr.Column():
-                table = gr.Dataframe(headers=_headers(), label="Scores on this pair", interactive=False,
+                table = gr.Dataframe(headers=score_headers(), label="Scores on this pair", interactive=False,
                                      elem_id="gallery-table")
-                gr.Markdown(LEGEND)
+                gr.Markdown(text.LEGEND)
         thumbs_view.select(_pick(gallery), outputs=key, api_visibility="private", queue=False)
         show = make_show_sample(generators, gallery, outputs)
         gray = gr.State()
@@ -368,11 +314,7 @@ def about_tab(generators: dict[str, Loaded]):
             for loaded in generators.values():
                 with gr.Column():
                     generator_about(loaded)
-        gr.Markdown("Source, training and evaluation commands: the project README. Per-image scores in this app use "
-                    "the same metrics as the evaluation (irvis.metrics: PSNR and SSIM, data range 1, infrared in one "
-                    "channel, visible in RGB; sharpness is the prediction's mean Sobel gradient over the truth's, 1 "
-                    "being right and near 0 a blur; gradient correlation says whether edges are in the right places; "
-                    "VIF is the visual information fidelity).")
+        gr.Markdown(text.ABOUT_FOOTER)
 
 
 STUDY_DIR = ROOT / "results" / "study"
@@ -387,12 +329,9 @@ def study_tab(outputs: OutputStore, folder: Path = STUDY_DIR):
     study = read_study(folder)
     with gr.Tab("Study", id="study"):
         if study is None:
-            gr.Markdown(f"No study in `{folder.name}`: write one with `python -m irvis analyze --data ../shared/data "
-                        "--out results/study`.", elem_id="study-missing")
+            gr.Markdown(text.no_study(folder.name), elem_id="study-missing")
         else:
-            gr.Markdown("Does a pixel's visible appearance (brightness, colour) predict its thermal intensity, and "
-                        "how much does context add? Measured on the sample sets by `python -m irvis analyze` (see the "
-                        "README); 95% intervals are bootstrap over images, resampled within sets.")
+            gr.Markdown(text.STUDY_INTRO)
             gr.Dataframe(headline_rows(study.result), headers=["quantity", "value", "95% interval"],
                          interactive=False, label="Headline numbers, all sets", elem_id="study-table")
             with gr.Accordion("Conclusions", open=False):
@@ -402,8 +341,7 @@ def study_tab(outputs: OutputStore, folder: Path = STUDY_DIR):
                                 (study.per_image, "Within-image correlation of infrared and luminance, per image")):
                 if path is not None:
                     gr.Image(str(path), label=label, interactive=False, format="png")
-        gr.Markdown("### Your pair\nUpload a registered infrared/visible pair of one scene to see its own joint "
-                    "histograms and correlations.")
+        gr.Markdown(text.STUDY_PAIR)
         with gr.Row(equal_height=True):
             infrared = upload_image(outputs, label="Infrared", sources=["upload", "clipboard"], height=260, elem_id="study-ir")
             visible = upload_image(outputs, label="Visible", sources=["upload", "clipboard"], height=260, elem_id="study-vis")
@@ -427,7 +365,7 @@ def build_demo(generators: dict[str, Loaded], gallery_spec: str | None = None) -
     outputs = OutputStore(Path(get_upload_folder()) / "irvis-outputs", max_bytes=MAX_TEMP_BYTES,
                           max_age_s=OUTPUT_MAX_AGE_S)
     with gr.Blocks(title="irvis: infrared ⇄ visible", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
-        gr.Markdown(INTRO)
+        gr.Markdown(text.INTRO)
         gr.Markdown("Generators: " + " · ".join(status_line(g) for g in generators.values()), elem_id="status")
         with gr.Tabs():
             for loaded in generators.values():

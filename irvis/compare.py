@@ -20,7 +20,7 @@ from irvis.colormap import INFERNO
 from irvis.data import Pair, discover_pairs, expand_roots, load_pair
 from irvis.directions import get_direction
 from irvis.images import ImageError, ImageSource, load_image, to_pil
-from irvis.metrics import Truth, headline, method_predictions, score_image
+from irvis.metrics import Truth, headline, margin_line, method_label, method_predictions, registered, score_image
 
 # Error maps share one fixed scale, so a colour means the same error on every image: an absolute
 # error of ERROR_MAP_MAX (half the range) or more is the brightest colour.
@@ -131,6 +131,33 @@ def best_baseline(rows: Sequence[MethodScore]) -> MethodScore:
         if r.method.startswith("baseline:") and (best is None or first.better(r.scores[first.name], best.scores[first.name])):
             best = r
     return best
+
+
+def score_headers() -> list[str]:
+    """The app's comparison table's columns: the method, then every per-image metric of the registry."""
+    return ["method", *(m.label for m in registered(scored=True))]
+
+
+def score_table(rows: list[MethodScore]) -> list[list]:
+    """score_headers()' rows: each method, then every per-image metric of the registry, rounded as reports round it."""
+    metrics = registered(scored=True)
+
+    def cell(value: float | None, digits: int):
+        return "-" if value is None else round(value, digits)
+
+    return [[method_label(r.method, model="model (this generator)"), *(cell(r.get(m.name), m.digits) for m in metrics)]
+            for r in rows]
+
+
+def verdict(rows: list[MethodScore]) -> str:
+    """The per-image counterpart of the reports' margin sentence (irvis.metrics.margin_line)."""
+    model = next((r for r in rows if r.method == "model"), None)
+    baselines = {r.method.removeprefix("baseline:"): r.scores for r in rows if r.method.startswith("baseline:")}
+    if model is None:
+        base, first = best_baseline(rows), headline()[0]
+        return f"Best baseline on this image: {base.method.removeprefix('baseline:')} ({first.said(base.scores[first.name])})."
+    return (f"On this image the model scores {' / '.join(m.said(model.scores[m.name]) for m in headline())}. "
+            + margin_line(model.scores, baselines))
 
 
 def error_map(prediction: torch.Tensor, truth: torch.Tensor, vmax: float = ERROR_MAP_MAX) -> Image.Image:

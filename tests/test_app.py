@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from irvis.compare import (GalleryError, compare, error_map, gallery_roots, load_truth, open_gallery, read_card,
-                           thumbnail)
+                           score_headers, score_table, thumbnail, verdict)
 from irvis.data import discover_pairs
 from irvis.images import ImageError, load_image, luminance
 from irvis.metrics import psnr, score_image, ssim
@@ -328,23 +328,22 @@ def test_compare_rows_match_irvis_metrics():
 
 
 def test_the_apps_table_and_verdict_show_compares_rows():
-    import app
 
     pair = first_pair(DATA / "msrs")
     ir = load_image(pair.infrared, "infrared")
     vis = load_image(pair.visible, "visible")
     rows = compare("ir2vis", ir, vis, prediction=ir.expand(3, -1, -1).clone())
-    table = app._table(rows)
+    table = score_table(rows)
     assert [r[0] for r in table] == ["model (this generator)", "baseline: infrared_as_rgb",
                                      "baseline: inverted_infrared_as_rgb", "baseline: mid_gray",
                                      "oracle: affine (sees the truth)"]
-    assert app._headers() == ["method", "PSNR (dB)", "SSIM", "sharpness (1 = truth's)", "gradient corr.", "VIF"]
+    assert score_headers() == ["method", "PSNR (dB)", "SSIM", "sharpness (1 = truth's)", "gradient corr.", "VIF"]
     assert table[1][1:3] == [round(rows[1].psnr, 2), round(rows[1].ssim, 4)] and all(len(r) == 6 for r in table)
-    verdict = app._verdict(rows)  # the "model" predicts what the first baseline does: it cannot lead it on PSNR
-    assert verdict.startswith(f"On this image the model scores {rows[0].psnr:.2f} dB PSNR")
-    assert "Margin against the best baseline: " in verdict and "behind a baseline on PSNR" in verdict
-    assert app._verdict(rows[1:]).startswith("Best baseline on this image: ")
-    assert "baseline:" not in app._verdict(rows[1:])
+    said = verdict(rows)  # the "model" predicts what the first baseline does: it cannot lead it on PSNR
+    assert said.startswith(f"On this image the model scores {rows[0].psnr:.2f} dB PSNR")
+    assert "Margin against the best baseline: " in said and "behind a baseline on PSNR" in said
+    assert verdict(rows[1:]).startswith("Best baseline on this image: ")
+    assert "baseline:" not in verdict(rows[1:])
 
 
 def test_load_truth_checks_modality_and_size():

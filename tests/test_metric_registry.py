@@ -13,6 +13,7 @@ import pytest
 
 import app
 from conftest import REPO
+from irvis.compare import score_headers, score_table, verdict
 
 SAMPLES = REPO / "samples" / "llvip"
 WEIGHTS = REPO / "weights" / "vis2ir"
@@ -35,7 +36,6 @@ def _mae_entry():
 def _outputs(tmp_path: Path) -> dict:
     """Everything a metric must reach: the evaluation JSON and Markdown, the CLI's line, the app's table (with its
     headers), a model card's text and its model-index."""
-    import app
     from irvis.__main__ import main
     from irvis.compare import compare
     from irvis.data import load_pair, load_pairs
@@ -58,7 +58,7 @@ def _outputs(tmp_path: Path) -> dict:
     ir, vis = load_pair(pairs[0], short_side=SIZE)
     source, truth = get_direction("vis2ir").arrange(ir, vis)
     rows = compare("vis2ir", source, truth, translator.translate_tensor(source))
-    headers = app._headers()  # the columns of the app's comparison tables
+    headers = score_headers()  # the columns of the app's comparison tables
 
     config = TrainConfig(direction="vis2ir", data=[str(SAMPLES)])
     card = model_card(config, {"step": 1, "total_steps": 1, "epoch": 0, "train_sets": {"llvip": 6}}, result, 1000)
@@ -71,7 +71,7 @@ def _outputs(tmp_path: Path) -> dict:
     model = json.loads(paths["json"].read_text())["model"]
     validation = summary_line({"step": 1, "n_images": N_PAIRS, **{f"val/{k}": v for k, v in model.items()}})
     return {"validation": validation, "result": json.loads(paths["json"].read_text()), "markdown": paths["markdown"].read_text(),
-            "cli": out.getvalue(), "table": app._table(rows), "headers": headers, "rows": rows,
+            "cli": out.getvalue(), "table": score_table(rows), "headers": headers, "rows": rows,
             "card": loaded.text, "card_data": loaded.data}
 
 
@@ -121,7 +121,7 @@ def test_the_apps_headers_and_the_tables_labels_are_the_registrys():
     from irvis import tables
     from irvis.metrics import METRICS, SCORING_SHORT_SIDE, registered
 
-    assert app._headers() == ["method", "PSNR (dB)", "SSIM", "sharpness (1 = truth's)", "gradient corr.", "VIF"]
+    assert score_headers() == ["method", "PSNR (dB)", "SSIM", "sharpness (1 = truth's)", "gradient corr.", "VIF"]
     assert METRICS == tuple(m.name for m in registered(scored=True))
     assert list(tables.LABELS) == [m.name for m in registered()]
     assert app.DEFAULT_SHORT_SIDE == SCORING_SHORT_SIDE == 256
@@ -141,7 +141,7 @@ def test_which_way_is_better_is_the_entrys(monkeypatch):
     assert "ahead of every baseline" in metrics.margin_line({"psnr": 13.9, "ssim": 0.45, "mae": 0.1}, baselines)
     rows = [MethodScore("model", {"psnr": 13.9, "ssim": 0.45, "mae": 0.25}),
             *(MethodScore(f"baseline:{k}", v) for k, v in baselines.items())]
-    assert "0.250 MAE" in app._verdict(rows)
+    assert "0.250 MAE" in verdict(rows)
     # sharpness has a target, not a direction: nearer 1 is better from either side
     sharp = metrics.REGISTRY["sharpness"]
     assert sharp.better(0.9, 1.2) and sharp.better(1.05, 0.9) and not sharp.better(0.5, 1.4)
