@@ -491,6 +491,28 @@ def test_init_from_fine_tunes_an_exported_generator(vis2ir_run, generators, tmp_
     assert code == 2 and "holds a ir2vis generator, not vis2ir" in log, log
 
 
+def test_a_shipped_generator_seeds_the_lite0_prior_and_step_0_draws_what_it_drew():
+    """--init-from a plain irvis-unet into irvis-lite0 of the same U-Net: the U-Net is the seed's, the ImageNet
+    encoder is loaded, the new branches start as the identity (the same output on a real frame); a U-Net of
+    another shape is still refused with what to set."""
+    from irvis.nets import load_generator
+    from irvis.backbones import pretrained_lite0
+    from train.config import ConfigError, TrainConfig
+    from train.models import initial_generator
+
+    shipped = REPO / "weights" / "vis2ir"
+    grown = initial_generator(TrainConfig(direction="vis2ir", data=[str(MSRS)], arch="irvis-lite0", n_res=2,
+                                          init_from=str(shipped)))
+    seed = load_generator(shipped)
+    frame = load_image(sorted((MSRS / "visible" / "test").iterdir())[0], "visible")[None, :, :256, :320]
+    with torch.no_grad():
+        assert torch.equal(grown.net.eval()(frame), seed.net.float().eval()(frame))
+    imagenet = pretrained_lite0().state_dict()
+    assert all(torch.equal(v, imagenet[k]) for k, v in grown.net.context.encoder.state_dict().items())
+    with pytest.raises(ConfigError, match="another shape.*--n-res"):
+        initial_generator(TrainConfig(direction="vis2ir", data=[str(MSRS)], arch="irvis-lite0", init_from=str(shipped)))
+
+
 @pytest.mark.parametrize("arch_flags", [[], ["--arch", "irvis-lite0", "--no-upscale", "--load-size", "96"]],
                          ids=["irvis-unet", "irvis-lite0"])
 def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path, arch_flags):
