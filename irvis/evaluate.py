@@ -11,7 +11,9 @@ import os
 from pathlib import Path
 from typing import Sequence
 
+import torch
 from PIL import Image, ImageDraw
+from torchmetrics.aggregation import MeanMetric
 
 from irvis.data import Pair, load_pair, load_pairs
 from irvis.directions import get_direction
@@ -28,13 +30,13 @@ GRID_HEIGHT = 200
 
 
 class Means:
-    """Running sums of per-image metrics, overall ("__all__") and per set; each metric is averaged over the
-    images where it is defined (sharpness is undefined against a flat truth, VIF on images under 41 pixels):
-    leave it out of `metrics`, or pass NaN. Not torchmetrics' MeanMetric: it keeps float32 sums here (the cards'
-    4-decimal means would move) and costs 37 us an update against 0.5 us, about 50 updates a pair."""
+    """Running means of per-image metrics, overall ("__all__") and per set: a torchmetrics MeanMetric (summing in
+    float64, as Python's floats do) per set, method and metric. Each metric is averaged over the images where it is
+    defined (sharpness is undefined against a flat truth, VIF on images under 41 pixels): leave it out of `metrics`,
+    or pass NaN; a metric never defined is left out of means()."""
 
     def __init__(self):
-        self.sums: dict[str, dict[str, dict[str, list[float]]]] = {}
+        self.sums: dict[str, dict[str, dict[str, MeanMetric]]] = {}
         self.counts: dict[str, int] = {}
 
     def add(self, set_name: str, method: str, metrics: dict[str, float]):
@@ -43,9 +45,9 @@ class Means:
             for name, value in metrics.items():
                 if value != value:  # NaN: undefined for this image
                     continue
-                total = bucket.setdefault(name, [0.0, 0])
-                total[0] += value
-                total[1] += 1
+                if name not in bucket:
+                    bucket[name] = MeanMetric().set_dtype(torch.float64)
+                bucket[name].update(value)
 
     def count(self, set_name: str):
         for key in ("__all__", set_name):
@@ -54,7 +56,7 @@ class Means:
     def means(self, key: str = "__all__", digits: int | None = 4) -> dict[str, dict[str, float]]:
         """{method: {metric: mean}} for a set (or overall), rounded to `digits` (None: as summed)."""
         rounded = (lambda x: x) if digits is None else (lambda x: round(x, digits))
-        return {m: {k: rounded(v / n) for k, (v, n) in ms.items()} for m, ms in self.sums[key].items()}
+        return {m: {k: rounded(float(v.compute())) for k, v in ms.items()} for m, ms in self.sums[key].items()}
 
 
 def evaluate(translator: Translator | None, pairs: Sequence[Pair], direction: str | None = None,
