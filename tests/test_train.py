@@ -811,3 +811,20 @@ def test_a_strip_frame_is_refused_before_training_not_validated_into_gigabytes(t
                      "--max-steps", "2", "--val-short-side", "256"])
     assert code != 0 and "strip.png: 4000x2 becomes 512000x256 at a shorter side of 256, over the limit" in log
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_flip_average_measurement_scores_by_the_evaluation_protocol():
+    """train.flip_average's plain figures are `irvis evaluate`'s for the same pairs (the same protocol), and its
+    flip-averaged prediction is a different one, timed at about two translations."""
+    from irvis.data import load_pairs
+    from irvis.evaluate import evaluate
+    from train.flip_average import measure
+
+    weights, samples = str(REPO / "weights" / "vis2ir"), REPO / "samples" / "llvip"
+    r = measure(weights, [str(samples)], "test")
+    result, _ = evaluate(Translator.from_pretrained(weights, device="cpu"), load_pairs([samples], "test"),
+                         progress=False, lpips=False, fid=False)
+    for k in ("psnr", "ssim", "sharpness", "gradient_correlation"):
+        assert r["plain"]["overall"][k] == pytest.approx(result["model"][k], abs=2e-4)
+    assert r["flip averaged"]["overall"]["psnr"] != r["plain"]["overall"]["psnr"]
+    assert r["flip averaged"]["seconds"] > r["plain"]["seconds"]
