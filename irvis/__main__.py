@@ -10,6 +10,7 @@ from pathlib import Path
 
 from irvis.colormap import DEFAULT_PALETTE, PALETTES
 from irvis.directions import DIRECTIONS
+from irvis.generator_folder import CONFIG_NAME
 
 
 def _short_side(value: str | None) -> int | None:
@@ -174,7 +175,7 @@ def cmd_bench(args) -> int:
 
     w, h = (int(v) for v in args.size.lower().split("x"))
     weights = args.weights
-    if weights is None and (Path(__file__).resolve().parents[1] / "weights" / args.direction / "config.json").is_file():
+    if weights is None and (Path(__file__).resolve().parents[1] / "weights" / args.direction / CONFIG_NAME).is_file():
         weights = str(Path(__file__).resolve().parents[1] / "weights" / args.direction)
     report: dict = {"machine": bench.machine()}
     if hasattr(os, "getloadavg"):
@@ -213,7 +214,7 @@ def cmd_bench(args) -> int:
         from irvis.bench_scoring import bench_scoring
 
         shipped = {d: Path(__file__).resolve().parents[1] / "weights" / d for d in ("ir2vis", "vis2ir")}
-        both = {d: str(f) if (f / "config.json").is_file() else None for d, f in shipped.items()}
+        both = {d: str(f) if (f / CONFIG_NAME).is_file() else None for d, f in shipped.items()}
         if args.weights:
             both[args.direction] = weights
         show("scoring", bench_scoring(both, data=args.data, size=(h, w), repeats=args.repeats, device=args.device,

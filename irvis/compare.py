@@ -21,6 +21,7 @@ from irvis.data import Pair, discover_pairs, expand_roots, load_pair
 from irvis.directions import get_direction
 from irvis.images import ImageError, ImageSource, load_image, to_pil
 from irvis.metrics import Truth, headline, margin_line, method_label, method_predictions, registered, score_image
+from irvis.generator_folder import CARD_FILE, EVALUATION_FILE
 
 # Error maps share one fixed scale, so a colour means the same error on every image: an absolute
 # error of ERROR_MAP_MAX (half the range) or more is the brightest colour.
@@ -341,7 +342,7 @@ class GeneratorCard:
 def read_evaluation(folder: str | os.PathLike, direction: str) -> tuple[dict | None, str | None]:
     """evaluation.json beside the weights (or eval/*.json), for this direction; None when absent."""
     folder = Path(folder)
-    candidates = [folder / "evaluation.json", *sorted((folder / "eval").glob("*.json"))]
+    candidates = [folder / EVALUATION_FILE, *sorted((folder / "eval").glob("*.json"))]
     for path in candidates:
         if not path.is_file():
             continue
@@ -359,7 +360,7 @@ def read_card(folder: str | os.PathLike, direction: str) -> GeneratorCard:
 
     folder = Path(folder)
     metadata, text = {}, ""
-    readme = folder / "README.md"
+    readme = folder / CARD_FILE
     if readme.is_file():
         try:
             card = ModelCard(readme.read_text(encoding="utf-8"), ignore_metadata_errors=True)

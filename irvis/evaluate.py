@@ -46,7 +46,8 @@ class Means:
                 if value != value:  # NaN: undefined for this image
                     continue
                 if name not in bucket:
-                    bucket[name] = MeanMetric().set_dtype(torch.float64)
+                    # this process's own images: a run's validation is on the main process alone
+                    bucket[name] = MeanMetric(sync_on_compute=False).set_dtype(torch.float64)
                 bucket[name].update(value)
 
     def count(self, set_name: str):

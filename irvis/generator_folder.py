@@ -10,6 +10,11 @@ from typing import Any
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 INFERENCE_FILE = "inference.json"  # how to run it: the working size chosen when it was published (irvis.translate)
+CARD_FILE = "README.md"  # the model card
+TRAINING_CONFIG_FILE = "training_config.json"  # the run's settings (train.config), read for its validation size
+EVALUATION_FILE = "evaluation.json"  # `irvis evaluate`'s result on the test split (the app's About tab, the card)
+EVALUATION_REPORT = "evaluation.md"  # the same as a Markdown report
+FIT_FILE = "fit.json"  # the published card's fit on the training split beside the test split
 
 
 class WeightsError(ValueError):

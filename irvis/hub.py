@@ -10,12 +10,13 @@ import os
 import sys
 from pathlib import Path
 
-from irvis.generator_folder import CONFIG_NAME, INFERENCE_FILE, WEIGHTS_NAME, WeightsError
+from irvis.generator_folder import (CARD_FILE, CONFIG_NAME, EVALUATION_FILE, EVALUATION_REPORT, FIT_FILE, INFERENCE_FILE,
+                                    TRAINING_CONFIG_FILE, WEIGHTS_NAME, WeightsError)
 
 # What a generator folder publishes; training state (optimizers, checkpoints) never leaves the machine.
 # evaluation.png stays local: it shows dataset frames, which this project does not republish.
-UPLOAD_PATTERNS = (CONFIG_NAME, WEIGHTS_NAME, "README.md", "samples/*.png", "eval/*.json", "eval/*.md", "training_config.json",
-                   "evaluation.json", "evaluation.md", INFERENCE_FILE, "fit.json")
+UPLOAD_PATTERNS = (CONFIG_NAME, WEIGHTS_NAME, CARD_FILE, "samples/*.png", "eval/*.json", "eval/*.md", TRAINING_CONFIG_FILE,
+                   EVALUATION_FILE, EVALUATION_REPORT, INFERENCE_FILE, FIT_FILE)
 
 
 def resolve_weights(path_or_repo_id: str | os.PathLike, revision: str | None = None) -> Path:
@@ -28,7 +29,7 @@ def resolve_weights(path_or_repo_id: str | os.PathLike, revision: str | None = N
     repo_id = str(path_or_repo_id)
     if repo_id.count("/") != 1 or repo_id.startswith((".", "/", "~")):
         raise WeightsError(f"{repo_id}: no such folder, and not a Hub repo id (owner/name)")
-    wanted = [CONFIG_NAME, WEIGHTS_NAME, INFERENCE_FILE, "README.md", "training_config.json", "evaluation.json"]
+    wanted = [CONFIG_NAME, WEIGHTS_NAME, INFERENCE_FILE, CARD_FILE, TRAINING_CONFIG_FILE, EVALUATION_FILE]
     return snapshot(repo_id, WeightsError, revision=revision, allow_patterns=wanted,
                     hint="download it once with network, or pass a local folder")
 

@@ -32,7 +32,7 @@ from irvis.directions import Direction, get_direction
 from irvis.fused import fuse
 from irvis.hub import resolve_weights
 from irvis.images import ImageSource, load_image
-from irvis.generator_folder import INFERENCE_FILE, WeightsError
+from irvis.generator_folder import INFERENCE_FILE, TRAINING_CONFIG_FILE, WeightsError
 from irvis.metrics import psnr
 from irvis.nets import Generator, load_generator
 from irvis.png import save_png
@@ -102,7 +102,7 @@ def recorded_working_size(folder: Path) -> int | None:
                                f"{MAX_WORKING_SIZE}, got {value!r}")
         return value
     try:
-        side = int(json.loads((folder / "training_config.json").read_text())["val_short_side"])
+        side = int(json.loads((folder / TRAINING_CONFIG_FILE).read_text())["val_short_side"])
         return side if 1 <= side <= MAX_WORKING_SIZE else None
     except (OSError, ValueError, KeyError, TypeError):
         return None

@@ -11,12 +11,12 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 from irvis.directions import DIRECTIONS
-from irvis.generator_folder import INT_RANGES
+from irvis.generator_folder import INT_RANGES, TRAINING_CONFIG_FILE
 from irvis.metrics import SCORING_SHORT_SIDE
 from irvis.nets import ARCHITECTURES, SETTINGS, Setting, architecture, generator_config
 from train.losses import LOSSES, weight_name
 
-CONFIG_FILE = "training_config.json"
+CONFIG_FILE = TRAINING_CONFIG_FILE  # the run folder's copy, as an exported generator's
 GROUP_TITLES = {"data": "data", "model": "models", "optimisation": "optimisation", "schedule": "logging, samples, "
                 "validation, checkpoints", "output": "resume, export and the Hub"}
 

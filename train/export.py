@@ -18,13 +18,11 @@ from irvis.evaluate import evaluate, write_report
 from irvis.metrics import in_words
 from irvis.nets import Generator, WeightsError, count_parameters, load_generator, save_generator
 from irvis.translate import Translator
+from irvis.generator_folder import CARD_FILE, EVALUATION_FILE
 from train.card import model_card
 from train.checkpoint import exported_weights, is_checkpoint, list_checkpoints, read_checkpoint
 from train.config import CONFIG_FILE, ConfigError, TrainConfig
 from train.data import validation_pairs
-
-EVALUATION_JSON = "evaluation.json"
-
 
 def export_generator(generator: Generator, out: str | os.PathLike, config: TrainConfig, state: dict,
                      val_pairs: Sequence[Pair], half: bool = False, device: str | torch.device = "cpu",
@@ -46,10 +44,10 @@ def export_generator(generator: Generator, out: str | os.PathLike, config: Train
         translator = Translator(load_generator(tmp), device=device, source=str(out))
         result, samples = evaluate(translator, list(val_pairs), short_side=config.val_short_side, progress=progress,
                                    lpips=lpips, fid=False)
-        write_report(result, samples, tmp / EVALUATION_JSON)  # .json, .md and the .png grid (never uploaded)
+        write_report(result, samples, tmp / EVALUATION_FILE)  # .json, .md and the .png grid (never uploaded)
     card = model_card(config, state, result, count_parameters(generator), half=half, load_path=repo_id or str(out),
                       val_roots=val_roots, split=val_split or config.val_split)
-    card.save(tmp / "README.md")
+    card.save(tmp / CARD_FILE)
     _replace_dir(tmp, out)
     return result
 

@@ -29,6 +29,7 @@ from irvis.images import image_size, load_image
 from irvis.nets import count_parameters, load_generator
 from irvis.tables import cell, cells, core, headers, table
 from irvis.translate import INFERENCE_FILE, Translator, probe_image
+from irvis.generator_folder import CARD_FILE, EVALUATION_FILE, EVALUATION_REPORT, FIT_FILE, TRAINING_CONFIG_FILE
 from train.card import Section, lineage_section, model_card
 from train.checkpoint import METRICS_FILE, is_checkpoint
 from train.config import ConfigError
@@ -149,7 +150,7 @@ def _val_export(run: Path, val_roots: list[str]) -> tuple[dict, dict]:
     with tempfile.TemporaryDirectory() as tmp:
         result = export_checkpoint(run, Path(tmp) / "export", val_data=val_roots, val_split="val", val_max_pairs=0,
                                    lpips=False)
-        return json.loads((Path(tmp) / "export" / "training_config.json").read_text()), result
+        return json.loads((Path(tmp) / "export" / TRAINING_CONFIG_FILE).read_text()), result
 
 
 def ablation_section(runs: dict[str, Path], val_roots: list[str]) -> Section:
@@ -215,7 +216,7 @@ def publish(direction: str, run: Path, data: list[str], out: Path, ablations: di
     # PSNR/SSIM/structure only: the same on every machine (LPIPS would depend on backbone weights being on this one)
     test = export_checkpoint(run, out, half=True, val_data=test_roots, val_split="test", val_max_pairs=0, lpips=False)
     (out / "evaluation.png").unlink(missing_ok=True)  # made of dataset frames: never shipped
-    (out / "evaluation.md").write_text(markdown_report(test, samples_note=(
+    (out / EVALUATION_REPORT).write_text(markdown_report(test, samples_note=(
         "(sample grid: rerun the command below to draw it from your copy of the data)")))
     size = test["protocol"]["short_side"]
     shipped = Translator.from_pretrained(out, device="cpu", working_size=None)
@@ -246,20 +247,20 @@ def publish(direction: str, run: Path, data: list[str], out: Path, ablations: di
         f"`python -m train.publish {direction} --run {run}{flags} --data ../shared/data --out weights/{direction}`. "
         f"The sample grids: `python -m irvis evaluate --direction {direction} --weights weights/{direction} --data "
         f"{' '.join(test_roots)} --json eval/{direction}.json` (writes eval/{direction}.png)."]))
-    card.add(*extra, before="Use").save(out / "README.md")
+    card.add(*extra, before="Use").save(out / CARD_FILE)
 
     summary = {"test": {"model": test["model"], "llvip": test["per_set"].get("llvip", {}).get("model")},
                "train": {"model": train["model"], "llvip": train["per_set"].get("llvip", {}).get("model")},
                "test_full_resolution": {"model": test_full["model"],
                                         "llvip": test_full["per_set"].get("llvip", {}).get("model")},
                "working_size": chosen}
-    (out / "fit.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out / FIT_FILE).write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
 
 def _ablation(text: str) -> tuple[str, Path]:
     label, sep, path = text.partition("=")
-    if not sep or not label or not (Path(path, "final", "evaluation.json").is_file() or is_checkpoint(Path(path))
+    if not sep or not label or not (Path(path, "final", EVALUATION_FILE).is_file() or is_checkpoint(Path(path))
                                     or any(Path(path, "checkpoints").glob("checkpoint-*"))):
         raise argparse.ArgumentTypeError(f"expected LABEL=RUN_FOLDER (or a checkpoint folder), got {text!r}")
     return label, Path(path)
