@@ -828,3 +828,41 @@ def test_flip_average_measurement_scores_by_the_evaluation_protocol():
         assert r["plain"]["overall"][k] == pytest.approx(result["model"][k], abs=2e-4)
     assert r["flip averaged"]["overall"]["psnr"] != r["plain"]["overall"]["psnr"]
     assert r["flip averaged"]["seconds"] > r["plain"]["seconds"]
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_a_stop_request_keeps_every_step(tmp_path, how):
+    """Ctrl-C (SIGINT to the terminal's whole process group, data-loader workers included) or SIGTERM to the run
+    alone: it stops at the next step with a checkpoint of that step (the periodic ones are 1000 steps apart), exits
+    130, and --resume latest continues from there."""
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    argv = [sys.executable, "-m", "train", "--direction", "ir2vis", "--data", str(MSRS), "--output-dir", str(out),
+            *TINY, "--num-workers", "1", "--max-steps", "400", "--checkpoint-every", "1000", "--sample-every", "1",
+            "--eval-every", "0", "--val-max-pairs", "1", "--gan-weight", "0", "--report-to", "none"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    deadline = time.time() + 180
+    while not (out / "samples" / "step-000003.png").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    if how == "ctrl-c":
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        proc.send_signal(signal.SIGTERM)
+    log = proc.communicate(timeout=180)[0]
+    assert proc.returncode == 130, log
+    from train.checkpoint import list_checkpoints
+
+    saved = list_checkpoints(out)
+    assert len(saved) == 1, log
+    step = int(saved[0].name.split("-")[1])
+    assert 3 <= step < 400 and f"stopped at step {step}" in log and "--resume latest" in log
+    assert "Traceback" not in log and "exited unexpectedly" not in log
+    resumed = subprocess.run([*argv[:argv.index("--max-steps")], "--max-steps", str(step + 1),
+                              *argv[argv.index("--max-steps") + 2:], "--resume", "latest"],
+                             cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert f"step {step}" in resumed.stdout + resumed.stderr

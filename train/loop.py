@@ -35,6 +35,7 @@ from train.export import export_generator
 from train.losses import active
 from train.models import PatchDiscriminator, fused_adam, generator_groups, initial_generator
 from train.objective import EMA, adversarial_term, discriminator_loss, generator_loss, lr_factor
+from train.stopping import StopRequested, StopRequests, ignore_stop_signals
 
 DEFAULT_MAX_STEPS = 10_000
 SAMPLE_ROWS = 4
@@ -48,6 +49,7 @@ class Trainer:
         self.cfg = config
         self.run_dir = config.run_dir
         self.callbacks = list(callbacks)
+        self.stops = StopRequests()  # installed while train() runs
         self.push_failed = False
         self.direction = get_direction(config.direction)
         # 1. data and resume target first: nothing is built for a run that cannot start
@@ -100,7 +102,7 @@ class Trainer:
         loader = DataLoader(self.train_set, batch_size=cfg.batch_size, sampler=self.sampler, drop_last=True,
                             num_workers=workers, pin_memory=acc.device.type == "cuda",
                             # its own generator, so creating an iterator does not consume the global RNG
-                            generator=torch.Generator().manual_seed(cfg.seed))
+                            generator=torch.Generator().manual_seed(cfg.seed), worker_init_fn=ignore_stop_signals)
         objects = [generator, opt_g, loader]
         if cfg.gan_weight > 0:
             d = self.direction
@@ -228,9 +230,16 @@ class Trainer:
                          disable=not acc.is_local_main_process, dynamic_ncols=True)
         self._sums: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=acc.device))
         self._count, self._last_log = 0, (time.perf_counter(), self.step)
+        self.stops.install()
         try:
             while self.step < self.total_steps:
                 self._train_epoch()
+        except StopRequested as stop:
+            self._bar.close()
+            acc.print(f"\n{stop}; its checkpoint is {stop.checkpoint}. Continue with the same command and "
+                      "--resume latest.")
+            acc.end_training()
+            raise KeyboardInterrupt from None
         except KeyboardInterrupt:
             self._bar.close()
             found = checkpoint.list_checkpoints(self.run_dir)
@@ -238,6 +247,8 @@ class Trainer:
             acc.print(f"\ninterrupted at step {self.step}; {where}. Continue with the same command and --resume latest.")
             acc.end_training()
             raise
+        finally:
+            self.stops.restore()
         self._bar.close()
         final = self.finish()
         acc.end_training()
@@ -272,18 +283,23 @@ class Trainer:
         self._bar.update(1)
         if self.step % self.cfg.log_every == 0 or self.step == self.total_steps:
             self._log()
-        self._periodic()
+        saved = self._periodic()
         for callback in self.callbacks:
             callback(self, self.step)
+        if self.step < self.total_steps and self.stops.agreed(self.accelerator):
+            raise StopRequested(self.step, self.stops.why or "another process was asked",
+                                saved or self.save_checkpoint())
 
-    def _periodic(self) -> None:
+    def _periodic(self) -> Path | None:
+        """Samples, validation and the checkpoint due at this step; the checkpoint's folder if one was written."""
         cfg, step = self.cfg, self.step
         if cfg.sample_every and step % cfg.sample_every == 0:
             self.log_samples()
         if cfg.eval_every and step % cfg.eval_every == 0 and step != self.total_steps:
             self.validate()
         if step % cfg.checkpoint_every == 0 or step == self.total_steps:
-            self.save_checkpoint()
+            return self.save_checkpoint()
+        return None
 
     def _log(self) -> None:
         """Mean losses since the last log over all processes, learning rates, speed."""
