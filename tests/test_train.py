@@ -865,4 +865,4 @@ def test_a_stop_request_keeps_every_step(tmp_path, how):
                               *argv[argv.index("--max-steps") + 2:], "--resume", "latest"],
                              cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert f"step {step}" in resumed.stdout + resumed.stderr
+    assert f"at step {step} (epoch" in resumed.stdout + resumed.stderr  # "resumed from ... at step N (epoch ...)"
