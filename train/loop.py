@@ -5,7 +5,10 @@ checkpoint (train.checkpoint): both networks, optimizers, learning-rate schedule
 RNG states and the position in the data. The data order and each sample's augmentation are drawn from
 (seed, epoch, index) (train.data), so the n-th batch of an epoch is the same whatever the number of
 DataLoader workers, and after a resume. The losses are train.objective's; what is logged while it runs,
-train.validation's; the exported folder, train.export's.
+train.validation's; the exported folder, train.export's; stopping on request, train.stopping's.
+
+Why one file: it is one class, `Trainer`, whose phases (build, resume, step, log, validate, checkpoint, finish)
+share the Accelerator, the networks, the optimizers and the position in the data.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from train.export import export_generator
 from train.losses import active
 from train.models import PatchDiscriminator, fused_adam, generator_groups, initial_generator
 from train.objective import EMA, adversarial_term, discriminator_loss, generator_loss, lr_factor
-from train.stopping import StopRequested, StopRequests, ignore_stop_signals
+from train.stopping import StopRequested, StopRequests, ignore_stop_signals, stopped_line
 
 DEFAULT_MAX_STEPS = 10_000
 SAMPLE_ROWS = 4
@@ -234,19 +237,11 @@ class Trainer:
         try:
             while self.step < self.total_steps:
                 self._train_epoch()
-        except StopRequested as stop:
+        except (StopRequested, KeyboardInterrupt) as e:
             self._bar.close()
-            acc.print(f"\n{stop}; its checkpoint is {stop.checkpoint}. Continue with the same command and "
-                      "--resume latest.")
+            acc.print("\n" + stopped_line(e, self.step, self.run_dir))
             acc.end_training()
             raise KeyboardInterrupt from None
-        except KeyboardInterrupt:
-            self._bar.close()
-            found = checkpoint.list_checkpoints(self.run_dir)
-            where = f"the last checkpoint is {found[-1]}" if found else "no checkpoint was written yet"
-            acc.print(f"\ninterrupted at step {self.step}; {where}. Continue with the same command and --resume latest.")
-            acc.end_training()
-            raise
         finally:
             self.stops.restore()
         self._bar.close()
@@ -286,9 +281,8 @@ class Trainer:
         saved = self._periodic()
         for callback in self.callbacks:
             callback(self, self.step)
-        if self.step < self.total_steps and self.stops.agreed(self.accelerator):
-            raise StopRequested(self.step, self.stops.why or "another process was asked",
-                                saved or self.save_checkpoint())
+        if self.step < self.total_steps:
+            self.stops.stop_here(self.accelerator, self.step, lambda: saved or self.save_checkpoint())
 
     def _periodic(self) -> Path | None:
         """Samples, validation and the checkpoint due at this step; the checkpoint's folder if one was written."""

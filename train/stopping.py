@@ -7,6 +7,10 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+from pathlib import Path
+from typing import Callable
+
+from train.checkpoint import list_checkpoints
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -52,9 +56,25 @@ class StopRequests:
             accelerator.set_trigger()
         return accelerator.check_trigger()
 
+    def stop_here(self, accelerator, step: int, checkpoint: Callable[[], Path]) -> None:
+        """At a step boundary: when any process was asked, write the step's checkpoint and raise StopRequested."""
+        if self.agreed(accelerator):
+            raise StopRequested(step, self.why or "another process was asked", checkpoint())
+
 
 def ignore_stop_signals(worker_id: int) -> None:
     """A data-loader worker leaves stopping to the run: Ctrl-C reaches every process of the terminal's group, and a
     worker that died of it would fail the batch the run still needs to reach its step boundary."""
     for s in SIGNALS:
         signal.signal(s, signal.SIG_IGN)
+
+
+def stopped_line(e: BaseException, step: int, run_dir: Path) -> str:
+    """What a run says when it stops early: at a step boundary with its checkpoint, or interrupted at once."""
+    if isinstance(e, StopRequested):
+        said = f"{e}; its checkpoint is {e.checkpoint}"
+    else:
+        found = list_checkpoints(run_dir)
+        said = f"interrupted at step {step}; " + (f"the last checkpoint is {found[-1]}" if found
+                                                  else "no checkpoint was written yet")
+    return said + ". Continue with the same command and --resume latest."
