@@ -200,7 +200,7 @@ def translate_tab(loaded: Loaded, outputs: OutputStore, examples: list[list[str]
             with gr.Column():
                 table = gr.Dataframe(headers=score_headers(), label="Scores on this image (needs a ground truth)",
                                      interactive=False, elem_id=f"{d.name}-table")
-                gr.Markdown(text.LEGEND)
+                gr.Markdown(text.legend())
         gray = gr.State()  # the shown images' gray files, drawn again when the palette changes
         results = [prediction, slider, download, emap, table, summary, gray]
         button.click(make_translate(loaded, outputs), inputs=[image, truth, palette], outputs=results,
@@ -262,7 +262,7 @@ def gallery_tab(generators: dict[str, Loaded], gallery: Gallery | None, thumbs: 
             with gr.Column():
                 table = gr.Dataframe(headers=score_headers(), label="Scores on this pair", interactive=False,
                                      elem_id="gallery-table")
-                gr.Markdown(text.LEGEND)
+                gr.Markdown(text.legend())
         thumbs_view.select(_pick(gallery), outputs=key, api_visibility="private", queue=False)
         show = make_show_sample(generators, gallery, outputs)
         gray = gr.State()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from irvis.compare import ERROR_MAP_MAX
 from irvis.directions import Direction
 from irvis.handlers import a
+from irvis.metrics import registered
 from irvis.serving import VIDEO_MAX_SECONDS
 
 LLVIP_URL = "https://bupt-ai-cz.github.io/LLVIP/"
@@ -17,7 +18,14 @@ two tabs (optionally with its ground truth, to score the result) or click one of
 a paired sample in **Gallery**. Infrared images can be shown in a thermal palette (white-hot, black-hot, ironbow,
 inferno); scores are always computed on the gray data."""
 
-LEGEND = f"""Higher is better. **Baselines** are simple rules that see only the input (e.g. *infrared_as_rgb*: the
+
+
+def legend() -> str:
+    """Under each score table: which way each metric is better (the registry's), what baselines and the oracle are."""
+    exceptions = [f"{m.short_label or m.label}: {'lower' if m.higher_is_better is False else 'nearest 1, the truth’s'}"
+                  for m in registered(scored=True) if m.higher_is_better is not True]
+    better = "Higher is better" + (f" ({'; '.join(exceptions)})" if exceptions else "") + "."
+    return f"""{better} **Baselines** are simple rules that see only the input (e.g. *infrared_as_rgb*: the
 infrared image itself shown as gray); a model is worth something where it beats them. The **oracle** fits the best
 global brightness/colour map on the truth itself: an upper bound for any such rule. Error map: |prediction − truth|,
 black = 0, pale yellow = {ERROR_MAP_MAX} or more."""

@@ -133,7 +133,7 @@ def test_which_way_is_better_is_the_entrys(monkeypatch):
     from irvis import metrics
     from irvis.compare import MethodScore
 
-    monkeypatch.setitem(metrics.REGISTRY, "mae", metrics.Metric("mae", "MAE", higher_is_better=False, headline=True))
+    monkeypatch.setitem(metrics.REGISTRY, "mae", metrics.Metric("mae", "MAE", higher_is_better=False, headline=True, fn=_mae))
     baselines = {"luminance": {"psnr": 11.1, "ssim": 0.25, "mae": 0.30},
                  "mid_gray": {"psnr": 11.0, "ssim": 0.43, "mae": 0.20}}
     line = metrics.margin_line({"psnr": 13.9, "ssim": 0.45, "mae": 0.25}, baselines)
@@ -142,6 +142,9 @@ def test_which_way_is_better_is_the_entrys(monkeypatch):
     rows = [MethodScore("model", {"psnr": 13.9, "ssim": 0.45, "mae": 0.25}),
             *(MethodScore(f"baseline:{k}", v) for k, v in baselines.items())]
     assert "0.250 MAE" in verdict(rows)
+    from irvis.page_text import legend  # the words under the app's score tables
+
+    assert legend().startswith("Higher is better (sharpness: nearest 1, the truth’s; MAE: lower).")
     # sharpness has a target, not a direction: nearer 1 is better from either side
     sharp = metrics.REGISTRY["sharpness"]
     assert sharp.better(0.9, 1.2) and sharp.better(1.05, 0.9) and not sharp.better(0.5, 1.4)
