@@ -7,6 +7,8 @@ progress: any callable progress(fraction, desc=...) (Gradio's gr.Progress is one
 
 from __future__ import annotations
 
+import os
+
 import threading
 import time
 from dataclasses import dataclass, field
@@ -132,11 +134,13 @@ class Shown:
 
 class SampleShower:
     """Shows gallery pairs. The baselines' and the oracle's rows of each (pair, direction) seen depend on
-    nothing else, so a pair shown again scores only the model; bounded by the gallery's pairs, times two."""
+    nothing else while the pair's files stay as they were, so a pair shown again scores only the model; bounded
+    by the gallery's pairs, times two."""
 
     def __init__(self, generators: dict[str, Loaded], gallery: Gallery, outputs: OutputStore):
         self.generators, self.gallery, self.outputs = generators, gallery, outputs
-        self.baseline_rows: dict[tuple[str, str], list[MethodScore]] = {}
+        # (key, direction) -> (the files' size and modification time when scored, the rows)
+        self.baseline_rows: dict[tuple[str, str], tuple[tuple, list[MethodScore]]] = {}
 
     def show(self, key: str | None, direction: str = "ir2vis", palette: str = DEFAULT_PALETTE,
              progress: Callable = no_progress) -> Shown:
@@ -154,9 +158,10 @@ class SampleShower:
             progress(0.3, desc="translating")
             prediction = loaded.translator.translate_tensor(source)
         progress(0.6, desc="scoring")
-        seen = (key, loaded.direction.name)
-        rows = compare(direction, source, truth, prediction, self.baseline_rows.get(seen))
-        self.baseline_rows[seen] = [r for r in rows if r.method != "model"]
+        seen, files = (key, loaded.direction.name), _file_state(sample)
+        cached = self.baseline_rows.get(seen)
+        rows = compare(direction, source, truth, prediction, cached[1] if cached and cached[0] == files else None)
+        self.baseline_rows[seen] = (files, [r for r in rows if r.method != "model"])
         h, w = source.shape[-2:]
         size = (f"at {w}x{h}, native size" if loaded.short_side is None
                 else f"at {w}x{h} (shorter side {loaded.short_side}, as evaluated)")
@@ -169,6 +174,14 @@ class SampleShower:
                                           (truth, "truth", d.target))]
         emap = outputs.save_preview(error_map(prediction, truth), f"{name}_error") if prediction is not None else None
         return Shown(painted(outputs, gray, palette), emap, rows, head, tail, gray)
+
+
+def _file_state(sample) -> tuple:
+    """The pair's files as they are now (size, modification time): a pair replaced on disk is scored again."""
+    try:
+        return tuple((st.st_size, st.st_mtime_ns) for st in (os.stat(sample.pair.infrared), os.stat(sample.pair.visible)))
+    except OSError:
+        return ()
 
 
 def check_video(loaded: Loaded, video: str | None, folders) -> str:

@@ -4,6 +4,7 @@ sentence and a title, no server path in either."""
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -77,6 +78,8 @@ def test_a_gallery_pair_scores_its_baselines_once(outputs):
     first = shower.show(key, "ir2vis")
     assert len(first.files) == 3 and all(first.files) and first.head.startswith(f"**{key}**")
     assert (key, "ir2vis") in shower.baseline_rows
+    again = shower.show(key, "ir2vis")  # the baselines' rows come from the first showing
+    assert [r for r in again.rows if r.method != "model"] == [r for r in first.rows if r.method != "model"]
     with pytest.raises(Refusal) as e:
         shower.show(None)
     assert e.value.title == "No sample"
@@ -100,3 +103,25 @@ def test_a_video_that_is_not_one_leaves_nothing_behind(tmp_path, outputs):
     with pytest.raises(VideoError) as e:
         translate_clip(loaded, outputs, str(fake), threading.Event())
     assert str(tmp_path) not in str(e.value) and outputs.used_bytes() == 0 and not list(outputs.root.iterdir())
+
+
+@needs_shipped
+def test_a_gallery_pair_replaced_on_disk_is_scored_again(tmp_path, outputs):
+    """The cached baseline rows belong to the files as they were: a truth replaced while the app runs is scored
+    against as it is now."""
+    import shutil
+
+    from irvis.data import load_pairs
+
+    pair = load_pairs([PROJECT_ROOT / "samples" / "llvip"], "test")[0]
+    for kind in ("infrared", "visible"):
+        (tmp_path / "g" / kind / "test").mkdir(parents=True)
+        shutil.copy(getattr(pair, kind), tmp_path / "g" / kind / "test" / Path(getattr(pair, kind)).name)
+    gallery, _, _ = load_gallery(str(tmp_path / "g"))
+    shower = SampleShower({"ir2vis": load_direction("ir2vis", None)}, gallery, outputs)
+    key = gallery.samples[0].key
+    before = {r.method: r.psnr for r in shower.show(key, "ir2vis").rows}
+    truth = gallery.samples[0].pair.visible
+    Image.open(truth).transpose(Image.Transpose.FLIP_TOP_BOTTOM).save(truth, quality=95)
+    after = {r.method: r.psnr for r in shower.show(key, "ir2vis").rows}
+    assert after["baseline:infrared_as_rgb"] != before["baseline:infrared_as_rgb"]
