@@ -270,13 +270,15 @@ class FusedIrvisUNet(nn.Module):
         view[:, :, 1, :, :, -1] = by_parity(plain(g[..., :, -2:], x[..., :, -4:], (H, 4))[..., :, -1])
 
 
-def fuse(generator: nn.Module) -> bool:
+def fuse(generator: nn.Module, fold_encoder: bool = True) -> bool:
     """Replace an irvis-unet generator's network by its fused form, in place (for an inference copy).
+    fold_encoder: fold a context encoder's BatchNorm into its convolutions too (faster; but in bfloat16 a
+    fine-tuned encoder folded can lose precision, so Translator tries it unfolded when the folded one fails).
     Returns whether it applied (other architectures are left as they are)."""
     if not isinstance(getattr(generator, "net", None), IrvisUNet):
         return False
     device = next(generator.net.parameters()).device
-    if generator.net.context is not None:
+    if generator.net.context is not None and fold_encoder:
         from irvis.backbones import fold_batchnorm
 
         fold_batchnorm(generator.net.context.encoder)
