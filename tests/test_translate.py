@@ -166,6 +166,7 @@ def test_an_encoder_that_fails_the_probe_folded_runs_unfolded_in_bfloat16(monkey
     fails the probe (a fine-tuned ir2vis encoder measured 36 dB folded, 49 dB unfolded, against the 40 dB bar),
     the translator keeps bfloat16 with the encoder unfolded instead of dropping to float32. Here the folded
     encoder is broken on purpose (a NaN bias), so only the unfolded one can pass."""
+    import irvis.fused as fused
     import irvis.translate as translate
     from irvis.cpu import cpu_has_native_bf16
     from irvis.nets import build_generator, initialise_generator
@@ -175,7 +176,7 @@ def test_an_encoder_that_fails_the_probe_folded_runs_unfolded_in_bfloat16(monkey
     torch.manual_seed(0)
     g = build_generator("ir2vis", "irvis-lite0", n_res=2)
     initialise_generator(g, pretrained=True)
-    fuse = translate.fuse
+    fuse = fused.fuse
     tried = []
 
     def broken_when_folded(generator, fold_encoder=True):
@@ -186,7 +187,7 @@ def test_an_encoder_that_fails_the_probe_folded_runs_unfolded_in_bfloat16(monkey
                 generator.net.net.context.encoder._conv_stem.bias.fill_(float("nan"))
         return applied
 
-    monkeypatch.setattr(translate, "fuse", broken_when_folded)
+    monkeypatch.setattr(fused, "fuse", broken_when_folded)
     t = Translator(g, device="cpu", precision="auto")
     assert tried == [True, False]
     assert t.precision == "bf16" and t.probe_psnr >= translate.FAST_PATH_MIN_PSNR and t.folded
