@@ -127,11 +127,8 @@ def compare(direction: str, source: torch.Tensor, truth: torch.Tensor, predictio
 def best_baseline(rows: Sequence[MethodScore]) -> MethodScore:
     """The baseline best on the first headline metric (PSNR)."""
     first = headline()[0]
-    best = None
-    for r in rows:
-        if r.method.startswith("baseline:") and (best is None or first.better(r.scores[first.name], best.scores[first.name])):
-            best = r
-    return best
+    baselines = {r.method: r for r in rows if r.method.startswith("baseline:")}
+    return baselines[first.best({k: r.scores[first.name] for k, r in baselines.items()})]
 
 
 def score_headers() -> list[str]:

@@ -329,6 +329,15 @@ class Metric:
             return abs(a - 1) < abs(b - 1)
         return a > b if self.higher_is_better else a < b
 
+    def best(self, scores: dict[str, float]) -> str:
+        """The key of the best of these scores (the first of equals)."""
+        names = iter(scores)
+        best = next(names)
+        for name in names:
+            if self.better(scores[name], scores[best]):
+                best = name
+        return best
+
     def lead(self, a: float, b: float) -> float:
         """How far a is ahead of b, positive when a is better (a - b for higher-is-better)."""
         if self.higher_is_better is None:
@@ -402,7 +411,7 @@ def score(pred: torch.Tensor, target: torch.Tensor | Truth, structure: bool = Tr
     pred, target = _pair(pred, target)
     names = metric_names()
     if metrics is None:
-        metrics = names if structure else ("psnr", "ssim")
+        metrics = names if structure else tuple(m.name for m in headline())
     unknown = set(metrics) - set(names)
     if unknown:
         raise ValueError(f"unknown metrics {sorted(unknown)}: use {', '.join(names)}")
@@ -469,10 +478,7 @@ def margin_line(model: dict, baselines: dict) -> str:
     constant mid-gray image wins SSIM on flat thermal frames while an intensity rule wins PSNR)."""
     parts, behind = [], []
     for m in headline():
-        name = next(iter(baselines))
-        for other in baselines:
-            if m.better(baselines[other][m.name], baselines[name][m.name]):
-                name = other
+        name = m.best({k: b[m.name] for k, b in baselines.items()})
         best = baselines[name][m.name]
         parts.append(f"{m.said(m.lead(model[m.name], best), sign=True)} ({name}, {best:.{m.digits}f})")
         if not m.better(model[m.name], best):
