@@ -8,7 +8,6 @@ progress: any callable progress(fraction, desc=...) (Gradio's gr.Progress is one
 from __future__ import annotations
 
 import os
-
 import threading
 import time
 from dataclasses import dataclass, field

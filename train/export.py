@@ -24,6 +24,7 @@ from train.checkpoint import exported_weights, is_checkpoint, list_checkpoints, 
 from train.config import CONFIG_FILE, ConfigError, TrainConfig
 from train.data import validation_pairs
 
+
 def export_generator(generator: Generator, out: str | os.PathLike, config: TrainConfig, state: dict,
                      val_pairs: Sequence[Pair], half: bool = False, device: str | torch.device = "cpu",
                      repo_id: str | None = None, progress: bool = True, lpips: bool | None = None,

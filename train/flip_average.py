@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import time
 
-
 from irvis.data import load_pair, load_pairs
 from irvis.evaluate import Means
 from irvis.metrics import SCORING_SHORT_SIDE, in_words, score
