@@ -9,6 +9,15 @@ import torch.nn.functional as F
 from torch import nn
 
 CONTEXT_SCALE = 4  # the context encoder sees the input at 1/4 of its side: its stride 8 lands on the U-Net's 1/32
+# the level branch's view of the whole frame (level_view "frame"): one fixed size, so a training batch of crops
+# from frames of any shape stacks, and a frame is seen the same way in training and in use
+FRAME_VIEW = (128, 160)
+LEVEL_VIEWS = ("input", "frame")
+
+
+def frame_view(x: torch.Tensor) -> torch.Tensor:
+    """The whole frame (N, C, H, W) as the level branch sees it: resized, antialiased, to FRAME_VIEW."""
+    return F.interpolate(x, size=FRAME_VIEW, mode="bilinear", antialias=True, align_corners=False)
 
 
 def _zero_conv(c_in: int, c_out: int) -> nn.Conv2d:
@@ -62,6 +71,11 @@ class ContextBranch(nn.Module):
         fine = pyramid[self.first - 1]
         second = self.lateral_second(fine) + F.interpolate(self.reduce_second(t), size=fine.shape[-2:], mode="nearest")
         return self.project(t), self.project_second(F.leaky_relu(second, 0.2)), pyramid[-1].mean(dim=(2, 3))
+
+    def pooled(self, view: torch.Tensor) -> torch.Tensor:
+        """The whole frame's context for the level branch, from its frame_view."""
+        rgb = view.expand(-1, 3, -1, -1) if view.shape[1] == 1 else view
+        return self.encoder.features(rgb)[-1].mean(dim=(2, 3))
 
 
 class LevelBranch(nn.Module):

@@ -227,7 +227,7 @@ class PairedDataset(Dataset):
     they stay registered; train=False only resizes (whole frames, for validation)."""
 
     def __init__(self, pairs: Sequence[Pair], load_size: int = 286, crop_size: int = 256, train: bool = True,
-                 min_load_size: int | None = None, no_upscale: bool = False):
+                 min_load_size: int | None = None, no_upscale: bool = False, frame_views: bool = False):
         min_load_size = crop_size if min_load_size is None else min_load_size
         if not crop_size <= min_load_size <= load_size:
             raise ValueError(f"need crop size {crop_size} <= smallest load size {min_load_size} <= load size {load_size}")
@@ -235,6 +235,7 @@ class PairedDataset(Dataset):
         self.load_size, self.min_load_size, self.crop_size = load_size, min_load_size, crop_size
         self.train = train
         self.no_upscale = no_upscale
+        self.frame_views = frame_views
         # scale: shorter side drawn in [min_load_size, load_size] (small crops can thus keep the scale
         # frames are translated at); then crop and flip, one draw for both. no_upscale: the draw is made
         # here, capped at the frame's native size, and the frame decoded straight to it
@@ -258,12 +259,18 @@ class PairedDataset(Dataset):
         # floats only at the end
         short_side = self.draw_short_side(pair) if self.train and self.no_upscale else self.load_size
         ir, vis = load_pair(pair, short_side=short_side, uint8=self.train)
+        views = {}
+        if self.frame_views:  # the whole frame, before the crop, as the level branch sees it (irvis.context)
+            from irvis.context import frame_view
+
+            views = {f"{k}_frame": frame_view(_unit(t)[None])[0].clamp(0, 1) for k, t in (("infrared", ir), ("visible", vis))}
         ir, vis = self.transform(tv_tensors.Image(ir), tv_tensors.Image(vis))
         return {
             "infrared": _unit(ir.as_subclass(torch.Tensor)),
             "visible": _unit(vis.as_subclass(torch.Tensor)),
             "name": pair.name,
             "set": pair.set_name,
+            **views,
         }
 
 
@@ -272,17 +279,21 @@ def _unit(t: torch.Tensor) -> torch.Tensor:
     return t.contiguous().float().div_(255) if t.dtype == torch.uint8 else t.clamp(0, 1).contiguous()
 
 
-def photometric_jitter(x: torch.Tensor, strength: float) -> torch.Tensor:
+def photometric_jitter(x: torch.Tensor, strength: float, *also: torch.Tensor) -> torch.Tensor | tuple:
     """A random exposure change of one (C, H, W) image in [0, 1]: gain, contrast about the mean and gamma,
     each drawn within +-strength (gamma in [exp(-s), exp(s)]) from torch's generator. Applied to the
     source image only, it teaches a generator that a darker street lamp or another camera gain is the
-    same scene, instead of a different temperature or colour."""
+    same scene, instead of a different temperature or colour. also: more images of the same scene (a crop's
+    frame view) changed by the same draw, about x's mean; then the result is the tuple of all."""
     if strength <= 0:
-        return x
+        return (x, *also) if also else x
     gain, contrast, log_gamma = ((torch.rand(3) * 2 - 1) * strength).tolist()
     mean = x.mean()
-    x = ((x - mean) * (1 + contrast) + mean) * (1 + gain)
-    return x.clamp(0, 1).pow(math.exp(log_gamma))
+
+    def change(t):
+        return (((t - mean) * (1 + contrast) + mean) * (1 + gain)).clamp(0, 1).pow(math.exp(log_gamma))
+
+    return tuple(change(t) for t in (x, *also)) if also else change(x)
 
 
 # ---------------------------------------------------------------------------------------------------

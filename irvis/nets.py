@@ -30,7 +30,7 @@ from huggingface_hub import PyTorchModelHubMixin
 from safetensors.torch import load_model
 from torch import nn
 
-from irvis.context import ContextBranch, LevelBranch, load_lite0
+from irvis.context import LEVEL_VIEWS, ContextBranch, LevelBranch, frame_view, load_lite0
 from irvis.directions import get_direction
 from irvis.generator_folder import (CONFIG_NAME, MAX_PARAMETERS, WEIGHTS_NAME, WeightsError,
                                     check_config, header_shapes)
@@ -106,12 +106,17 @@ class IrvisUNet(nn.Module):
     having to discover structure from nothing under a loss that rewards a blur."""
 
     def __init__(self, in_channels: int, out_channels: int, ngf: int, depth: int, n_res: int, norm: str,
-                 head: str, context: str = "none", level: bool = False):
+                 head: str, context: str = "none", level: bool = False, level_view: str = "input"):
         super().__init__()
         if head not in HEADS:
             raise ValueError(f"unknown head {head!r}: use {' or '.join(HEADS)}")
         if context not in CONTEXTS:
             raise ValueError(f"unknown context {context!r}: use {' or '.join(CONTEXTS)}")
+        if level_view not in LEVEL_VIEWS:
+            raise ValueError(f"unknown level view {level_view!r}: use {' or '.join(LEVEL_VIEWS)}")
+        if level_view == "frame" and not (level and context == "lite0"):
+            raise ValueError("level_view 'frame' needs the level branch and the lite0 context")
+        self.level_view = level_view
         widths = [ngf * 2**i for i in range(depth)]  # at 1/2, 1/4, ... 1/2**depth
         self.stem = nn.Sequential(nn.PixelUnshuffle(2), ConvNormAct(in_channels * 4, widths[0], norm))
         self.downs = nn.ModuleList(
@@ -132,11 +137,13 @@ class IrvisUNet(nn.Module):
             with torch.no_grad():
                 self.coefficients.bias.copy_(_input_as_output(in_channels, out_channels).flatten())
 
-    def body(self, x, first: torch.Tensor | None = None, up_adds: list | None = None):
+    def body(self, x, first: torch.Tensor | None = None, up_adds: list | None = None, frame: torch.Tensor | None = None):
         """Encoder, bottleneck and decoder: the half-resolution features the head reads. first: the stem's
         output where the caller computed it; up_adds: each decoder level's UpBlock.forward hook (irvis.fused).
         The context branch's features join the two coarsest encoder levels; the level branch scales and
-        shifts the bottleneck's output per frame (cheap there, and everything after it follows)."""
+        shifts the bottleneck's output per frame (cheap there, and everything after it follows).
+        frame: with level_view "frame", the frame_view of the whole frame x was cropped from (training passes
+        it beside a crop; None: x is the whole frame)."""
         skips = [self.stem(x) if first is None else first]
         for down in self.downs:
             skips.append(down(skips[-1]))
@@ -147,13 +154,15 @@ class IrvisUNet(nn.Module):
             skips[-2] = skips[-2] + second
         h = self.bottleneck(skips.pop())
         if self.level is not None:
+            if self.level_view == "frame":  # the frame's level from the whole frame, also when x is a crop of it
+                pooled = self.context.pooled(frame_view(x) if frame is None else frame.to(x.dtype))
             h = self.level(h, h.mean(dim=(2, 3)) if pooled is None else pooled)
         for k, up in enumerate(self.ups):
             h = up(h, skips.pop(), up_adds[k] if up_adds else None)
         return h
 
-    def forward(self, x):
-        h = self.body(x)
+    def forward(self, x, frame: torch.Tensor | None = None):
+        h = self.body(x, frame=frame)
         full = F.interpolate(F.leaky_relu(self.to_full(h), 0.2), size=x.shape[-2:], mode="bilinear", align_corners=False)
         out = self.head(torch.cat([full, x], dim=1))
         if self.coefficients is not None:
@@ -205,6 +214,8 @@ SETTINGS: dict[str, Setting] = {
                     HEADS),
     "level": Setting("the per-frame level branch: a scale and shift of the coarsest features from the whole frame",
                      (False, True)),
+    "level_view": Setting("what the level branch reads: the network's input (in training a crop) or a small view of "
+                          "the whole frame (training passes each crop's frame beside it)", LEVEL_VIEWS),
 }
 
 
@@ -214,7 +225,8 @@ ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (
                  lambda s: 2 ** s["depth"], "irvis U-Net: any size, GroupNorm, bilinear upsampling",
                  absent={"head": "conv"}),
     Architecture("irvis-lite0", lambda c_in, c_out, **s: IrvisUNet(c_in, c_out, context="lite0", **s),
-                 {"ngf": 16, "depth": 5, "n_res": 0, "norm": "group", "head": "affine", "level": True},
+                 {"ngf": 16, "depth": 5, "n_res": 0, "norm": "group", "head": "affine", "level": True,
+                  "level_view": "input"},
                  lambda s: 2 ** s["depth"], "irvis U-Net + an ImageNet-pretrained EfficientNet-Lite0 context branch "
                  "(the input at 1/4 of its side) and a per-frame level branch",
                  initialise=lambda net, pretrained: load_lite0(net.context.encoder) if pretrained else None),
@@ -283,10 +295,10 @@ class Generator(nn.Module, PyTorchModelHubMixin, library_name="irvis", tags=["im
 
     def __init__(self, direction: str = "ir2vis", arch: str = "irvis-unet", ngf: int | None = None,
                  depth: int | None = None, n_res: int | None = None, norm: str | None = None, head: str | None = None,
-                 level: bool | None = None):
+                 level: bool | None = None, level_view: str | None = None):
         super().__init__()
         self.config = generator_config(direction, arch, ngf=ngf, depth=depth, n_res=n_res, norm=norm, head=head,
-                                       level=level)
+                                       level=level, level_view=level_view)
         self._hub_mixin_config = dict(self.config)  # what save_pretrained writes as config.json
         d, a = get_direction(direction), architecture(arch)
         settings = {k: self.config[k] for k in a.defaults}
@@ -298,9 +310,15 @@ class Generator(nn.Module, PyTorchModelHubMixin, library_name="irvis", tags=["im
     def in_channels(self) -> int:
         return get_direction(self.direction).in_channels
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, C_in, H, W) in [0, 1], H and W multiples of size_multiple -> (N, C_out, H, W) in [0, 1]."""
-        y = self.net(x * 2 - 1)
+    @property
+    def wants_frame(self) -> bool:
+        """Whether training should pass each crop's frame_view beside it (level_view "frame")."""
+        return getattr(self.net, "level_view", "input") == "frame"
+
+    def forward(self, x: torch.Tensor, frame: torch.Tensor | None = None) -> torch.Tensor:
+        """(N, C_in, H, W) in [0, 1], H and W multiples of size_multiple -> (N, C_out, H, W) in [0, 1].
+        frame: the frame_view of the frames x was cropped from, in [0, 1] (level_view "frame"; None: x is whole)."""
+        y = self.net(x * 2 - 1) if frame is None else self.net(x * 2 - 1, frame=frame * 2 - 1)
         if torch.is_inference_mode_enabled():  # no autograd to keep y for: rescale in place (full-res passes count)
             return y.add_(1).mul_(0.5)
         return (y + 1) / 2

@@ -54,9 +54,13 @@ class TrainPairs(Dataset):
     """irvis's PairedDataset as (source, target) for one direction; each sample's random scale, crop and
     flip are drawn from its own seed, so they do not depend on worker processes or on where a run resumed."""
 
-    def __init__(self, pairs: Sequence[Pair], config: TrainConfig):
+    def __init__(self, pairs: Sequence[Pair], config: TrainConfig, frame_views: bool = False):
+        """frame_views: each sample also carries its source's whole-frame view ("frame"), for a generator whose
+        level branch reads the frame (Generator.wants_frame)."""
         self.base = PairedDataset(pairs, load_size=config.load_size, crop_size=config.crop_size, train=True,
-                                  min_load_size=config.min_load_size, no_upscale=config.no_upscale)
+                                  min_load_size=config.min_load_size, no_upscale=config.no_upscale,
+                                  frame_views=frame_views)
+        self.frame_views = frame_views
         self.direction = get_direction(config.direction)
         self.seed, self.epoch = config.seed, 0
         self.jitter = config.source_jitter
@@ -73,8 +77,13 @@ class TrainPairs(Dataset):
             torch.default_generator.manual_seed(derived_seed(self.seed, self.epoch, i))
             item = self.base[i]
             source, target = self.direction.arrange(item["infrared"], item["visible"])
-            source = photometric_jitter(source, self.jitter)
-        return {"source": source, "target": target}
+            if not self.frame_views:
+                return {"source": photometric_jitter(source, self.jitter), "target": target}
+            frame, _ = self.direction.arrange(item["infrared_frame"], item["visible_frame"])
+            if torch.rand(()) < 0.5:  # its own flip: the frame's level does not depend on left and right
+                frame = frame.flip(-1)
+            source, frame = photometric_jitter(source, self.jitter, frame)
+        return {"source": source, "target": target, "frame": frame}
 
 
 class ValFrames(Dataset):

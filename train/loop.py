@@ -99,7 +99,7 @@ class Trainer:
         betas = (cfg.beta1, cfg.beta2)
         fused = fused_adam(acc.device)
         opt_g = torch.optim.Adam(generator_groups(generator, cfg), lr=cfg.lr_g, betas=betas, fused=fused)
-        self.train_set = TrainPairs(self.train_pairs, cfg)
+        self.train_set = TrainPairs(self.train_pairs, cfg, frame_views=generator.wants_frame)
         self.sampler = EpochSampler(len(self.train_set), cfg.seed)
         workers = loader_workers(cfg.num_workers, acc.device.type, acc.num_processes)
         loader = DataLoader(self.train_set, batch_size=cfg.batch_size, sampler=self.sampler, drop_last=True,
@@ -204,7 +204,7 @@ class Trainer:
         models = (self.generator,) if self.discriminator is None else (self.generator, self.discriminator)
         logs = {}
         with acc.accumulate(*models), acc.autocast():
-            fake = self.generator(source)
+            fake = self.generator(source, frame=batch.get("frame"))
             gan_g = torch.zeros((), device=source.device)
             if self.discriminator is not None and self.step >= cfg.gan_warmup:
                 loss_d = discriminator_loss(self.discriminator, source, target, fake, cfg.gan_mode)
