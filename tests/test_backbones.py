@@ -4,6 +4,7 @@ from them, folds their BatchNorm exactly for inference, and runs any size."""
 
 from __future__ import annotations
 
+import json
 import pickle
 from pathlib import Path
 
@@ -117,3 +118,42 @@ def test_lite0_generator_starts_from_imagenet_and_runs_any_size(direction, tmp_p
     with torch.no_grad():
         torch.testing.assert_close(loaded(x), y, rtol=0, atol=0)
     assert loaded.config["arch"] == "irvis-lite0" and loaded.config["level"] is True
+
+
+def test_the_level_branch_can_read_the_whole_frame_beside_a_crop(tmp_path):
+    """level_view "frame": the level comes from a small view of the whole frame, which training passes beside
+    each crop and inference takes from the frame itself: a crop given its frame's view is levelled as the whole
+    frame is, alone or with a darker frame's view it is not. Old lite0 folders (no level_view) still load, reading
+    their input."""
+    from conftest import LLVIP
+    from irvis.context import FRAME_VIEW, frame_view
+    from irvis.images import load_image
+    from irvis.translate import Translator
+
+    torch.manual_seed(0)
+    g = initialise_generator(build_generator("vis2ir", "irvis-lite0", level_view="frame")).eval()
+    frame = load_image(sorted((LLVIP / "visible" / "test").iterdir())[0], "visible", draft_size=(320, 256))
+    frame = torch.nn.functional.interpolate(frame[None], size=(256, 320), mode="area")
+    view = frame_view(frame)
+    assert view.shape[-2:] == FRAME_VIEW
+    crop = frame[..., 64:192, 96:224]
+    with torch.no_grad():
+        torch.testing.assert_close(g(frame), g(frame, frame=view), rtol=0, atol=1e-6)  # use = training's view
+        read = []  # what the level branch reads: (gain and offset of the frame)'s input
+        hook = g.net.level.register_forward_hook(lambda module, args, out: read.append(args[1]))
+        g(frame), g(crop, frame=view), g(crop), g(crop, frame=view * 0.3)
+        hook.remove()
+        whole, crop_with_frame, crop_alone, darker = read
+        torch.testing.assert_close(crop_with_frame, whole, rtol=0, atol=1e-5)  # a crop is levelled as its frame is
+        assert not torch.allclose(crop_alone, whole, atol=1e-2) and not torch.allclose(darker, whole, atol=1e-2)
+        translated = Translator(g, device="cpu", precision="fp32").translate_tensor(frame[0])
+        torch.testing.assert_close(translated, g(frame)[0], rtol=0, atol=2e-5)  # the fast path reads it too
+    loaded = load_generator(save_generator(g, tmp_path / "frame"))
+    assert loaded.config["level_view"] == "frame" and loaded.wants_frame
+    config = json.loads((tmp_path / "frame" / "config.json").read_text())
+    del config["level_view"]  # a folder written before the setting existed: its level branch read its input
+    (tmp_path / "frame" / "config.json").write_text(json.dumps(config))
+    assert load_generator(tmp_path / "frame").config["level_view"] == "input"
+    assert build_generator("vis2ir", "irvis-lite0").config["level_view"] == "input"
+    with pytest.raises(ValueError, match="level_view 'frame' needs the level branch"):
+        build_generator("vis2ir", "irvis-lite0", level=False, level_view="frame")

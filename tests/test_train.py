@@ -100,6 +100,9 @@ def test_vis2ir_run_exports_a_generator_that_translates(vis2ir_run):
     assert 0 < evaluation["model"]["psnr"] < 100  # finite: bf16 autocast with the SSIM loss trains, no NaN
     card = (final / "README.md").read_text()
     assert "edge loss (Sobel magnitudes, weight 5)" in card and "texture loss (8x8-block edge energy, weight 5)" in card
+    from irvis.cpu import cpu_has_native_bf16
+
+    assert ("bf16 autocast is emulated" in log) == (not cpu_has_native_bf16())  # said where it is 10x slower
     assert 0 <= evaluation["model"]["sharpness"] and -1 <= evaluation["model"]["gradient_correlation"] <= 1
     card = (final / "README.md").read_text()
     assert card.startswith("---\nlibrary_name: irvis\n")
@@ -475,6 +478,27 @@ def test_source_jitter_changes_the_source_only():
     assert torch.equal(TrainPairs(pairs, jittered)[1]["source"], b["source"])  # reproducible per sample
 
 
+def test_each_crop_carries_its_whole_frame_for_the_level_branch():
+    """TrainPairs for a generator whose level branch reads the frame: beside each crop, the source's whole frame
+    at FRAME_VIEW (not the crop), changed by the same exposure draw as the crop; reproducible per sample."""
+    from irvis.context import FRAME_VIEW, frame_view
+    from irvis.data import load_pair, load_pairs
+    from train.config import TrainConfig
+    from train.data import TrainPairs
+
+    pairs = load_pairs([MSRS], "train", decode=False)[:2]
+    config = TrainConfig(direction="vis2ir", data=[str(MSRS)], crop_size=64, load_size=72)
+    item = TrainPairs(pairs, config, frame_views=True)[1]
+    assert item["source"].shape == (3, 64, 64) and item["frame"].shape == (3, *FRAME_VIEW)
+    assert "frame" not in TrainPairs(pairs, config)[1]
+    whole = frame_view(load_pair(pairs[1], short_side=72)[1][None])[0]
+    assert min((item["frame"] - w).abs().mean() for w in (whole, whole.flip(-1))) < 0.01  # the frame, maybe mirrored
+    jittered = TrainPairs(pairs, TrainConfig(direction="vis2ir", data=[str(MSRS)], crop_size=64, load_size=72,
+                                             source_jitter=0.3), frame_views=True)
+    a, b = jittered[1], jittered[1]
+    assert torch.equal(a["frame"], b["frame"]) and not torch.equal(a["frame"], item["frame"])
+
+
 def test_init_from_fine_tunes_an_exported_generator(vis2ir_run, generators, tmp_path):
     from train.config import TrainConfig
     from train.objective import initial_weights
@@ -513,12 +537,14 @@ def test_a_shipped_generator_seeds_the_lite0_prior_and_step_0_draws_what_it_drew
         initial_generator(TrainConfig(direction="vis2ir", data=[str(MSRS)], arch="irvis-lite0", init_from=str(shipped)))
 
 
-@pytest.mark.parametrize("arch_flags", [[], ["--arch", "irvis-lite0", "--no-upscale", "--load-size", "96"]],
+@pytest.mark.parametrize("arch_flags", [[], ["--arch", "irvis-lite0", "--no-upscale", "--load-size", "96",
+                                              "--level-view", "frame"]],
                          ids=["irvis-unet", "irvis-lite0"])
 def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path, arch_flags):
     """Interrupted at step 4 (after the step-3 checkpoint), resumed with --resume latest: the same final
     weights, EMA, discriminator, schedule and data position as a run that was never stopped; for irvis-lite0
-    also its ImageNet start, its encoder's own learning rate and its scale draws capped at the native size."""
+    also its ImageNet start, its encoder's own learning rate, its scale draws capped at the native size and the
+    whole-frame views its level branch reads beside each crop."""
     from train.config import from_args
     from train.loop import Trainer
 
