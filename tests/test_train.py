@@ -856,6 +856,23 @@ def test_flip_average_measurement_scores_by_the_evaluation_protocol():
     assert r["flip averaged"]["seconds"] > r["plain"]["seconds"]
 
 
+def test_level_oracle_splits_the_error_into_level_and_the_rest():
+    """train.level_oracle: its plain figures are `irvis evaluate`'s; the prediction at its best per-frame gain and
+    offset can only score higher (the identity is one of them); the set's flat mean training colour draws nothing."""
+    from irvis.data import load_pairs
+    from irvis.evaluate import evaluate
+    from train.level_oracle import measure
+
+    weights = str(REPO / "weights" / "ir2vis")
+    r = measure(weights, [str(MSRS)], "test")
+    result, _ = evaluate(Translator.from_pretrained(weights, device="cpu"), load_pairs([MSRS], "test"),
+                         progress=False, lpips=False, fid=False)
+    for k in ("psnr", "ssim", "sharpness", "gradient_correlation"):
+        assert r["plain"]["overall"][k] == pytest.approx(result["model"][k], abs=2e-4)
+    assert r["level oracle"]["overall"]["psnr"] > r["plain"]["overall"]["psnr"]
+    assert r["set's mean colour"]["overall"]["sharpness"] == 0 and r["plain"]["llvip"] is None
+
+
 @pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
 def test_a_stop_request_keeps_every_step(tmp_path, how):
     """Ctrl-C (SIGINT to the terminal's whole process group, data-loader workers included) or SIGTERM to the run
