@@ -16,8 +16,9 @@ LEVEL_VIEWS = ("input", "frame")
 
 
 def frame_view(x: torch.Tensor) -> torch.Tensor:
-    """The whole frame (N, C, H, W) as the level branch sees it: resized, antialiased, to FRAME_VIEW."""
-    return F.interpolate(x, size=FRAME_VIEW, mode="bilinear", antialias=True, align_corners=False)
+    """The whole frame (N, C, H, W) as the level branch sees it: resized, antialiased, to FRAME_VIEW (in float32:
+    PyTorch's antialiased resize has no bfloat16 kernel on CPUs)."""
+    return F.interpolate(x.float(), size=FRAME_VIEW, mode="bilinear", antialias=True, align_corners=False).to(x.dtype)
 
 
 def _zero_conv(c_in: int, c_out: int) -> nn.Conv2d:

@@ -4,6 +4,7 @@ from them, folds their BatchNorm exactly for inference, and runs any size."""
 
 from __future__ import annotations
 
+import copy
 import json
 import pickle
 from pathlib import Path
@@ -148,6 +149,8 @@ def test_the_level_branch_can_read_the_whole_frame_beside_a_crop(tmp_path):
         assert not torch.allclose(crop_alone, whole, atol=1e-2) and not torch.allclose(darker, whole, atol=1e-2)
         translated = Translator(g, device="cpu", precision="fp32").translate_tensor(frame[0])
         torch.testing.assert_close(translated, g(frame)[0], rtol=0, atol=2e-5)  # the fast path reads it too
+        in_bf16 = copy.deepcopy(g).bfloat16()(frame.bfloat16()).float()  # what a bf16 fast path runs
+        assert (in_bf16 - g(frame)).abs().mean() < 0.02
     loaded = load_generator(save_generator(g, tmp_path / "frame"))
     assert loaded.config["level_view"] == "frame" and loaded.wants_frame
     config = json.loads((tmp_path / "frame" / "config.json").read_text())
