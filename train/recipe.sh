@@ -229,3 +229,29 @@ for d in vis2ir ir2vis; do
   python -m irvis evaluate --direction $d --weights "$RUNS/$d-graft/step2250" --data "$DATA_DIR" --split test \
     --json "$RUNS/$d-graft/test.json"
 done
+
+# 4e. The frame's level (ir2vis, where it is most of the error: `python -m train.level_oracle`, docs/generators.md):
+#     stage 4d's ir2vis once with the level branch reading a view of the whole frame beside each crop (--level-view
+#     frame), once with photometric jitter of the infrared input (--source-jitter 0.4: gain, contrast and gamma, so a
+#     camera's own rescaling of a frame is not read as the scene's light), and the control (stage 4d's command in
+#     float32); float32 (this CPU has no native bf16), two at a time on 2 cores, stopped by SIGTERM: the jitter arm at
+#     step 505 (behind at 250 and 500), the control at 761, the frame arm at 1257; every 250 steps scored on val, the
+#     frame arm's step with the highest val LLVIP PSNR (1000) exported and then scored on test.
+for split in val test; do
+  python -m train.level_oracle --data "$DATA_DIR" --split $split weights/vis2ir weights/ir2vis
+done
+GROW32=${GROW/--mixed-precision bf16/--mixed-precision no}
+timeout -s TERM 110m python -m train --direction ir2vis --output-dir "$RUNS/ir2vis-frame" $GROW32 --level-view frame \
+  --init-from weights/ir2vis --repeat-sets llvip=3 --load-size 1024 --min-load-size 512 --l1-weight 50 --ssim-weight 25 \
+  --edge-weight 50 --gan-weight 1 &
+timeout -s TERM 42m python -m train --direction ir2vis --output-dir "$RUNS/ir2vis-jitter" $GROW32 --source-jitter 0.4 \
+  --init-from weights/ir2vis --repeat-sets llvip=3 --load-size 1024 --min-load-size 512 --l1-weight 50 --ssim-weight 25 \
+  --edge-weight 50 --gan-weight 1
+timeout -s TERM 70m python -m train --direction ir2vis --output-dir "$RUNS/ir2vis-input" $GROW32 \
+  --init-from weights/ir2vis --repeat-sets llvip=3 --load-size 1024 --min-load-size 512 --l1-weight 50 --ssim-weight 25 \
+  --edge-weight 50 --gan-weight 1
+wait || true
+python -m train export --checkpoint "$RUNS/ir2vis-frame/checkpoints/checkpoint-001000" --output "$RUNS/ir2vis-frame/step1000" \
+  --export-half --val-data "$DATA_DIR"
+python -m irvis evaluate --direction ir2vis --weights "$RUNS/ir2vis-frame/step1000" --data "$DATA_DIR" --split test \
+  --json "$RUNS/ir2vis-frame/test.json"
