@@ -97,8 +97,8 @@ def test_folded_batchnorm_is_the_same_function(llvip):
         plain = net.features(x)
         folded = fold_batchnorm(net).features(x)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
-    for a, b in zip(plain, folded):
-        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4)
+    for a, b in zip(plain, folded):  # float32 rounding only: within 1e-5 of each level's range (up to ~50) on any CPU
+        assert (b - a).abs().max() <= 1e-5 * a.abs().max()
 
 
 @pytest.mark.parametrize("direction", ["ir2vis", "vis2ir"])
