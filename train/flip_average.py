@@ -7,13 +7,13 @@ seconds each took. docs/generators.md reports it; flip averaging is not in the p
 
 from __future__ import annotations
 
-import argparse
 import time
 
 from irvis.data import load_pair, load_pairs
 from irvis.evaluate import Means
-from irvis.metrics import SCORING_SHORT_SIDE, in_words, score
+from irvis.metrics import SCORING_SHORT_SIDE
 from irvis.translate import Translator
+from train import variant_scores
 
 
 def measure(weights: str, data: list[str], split: str) -> dict[str, dict]:
@@ -30,22 +30,12 @@ def measure(weights: str, data: list[str], split: str) -> dict[str, dict]:
         seconds["plain"] += middle - start
         seconds["flip averaged"] += time.perf_counter() - start
         for name, prediction in (("plain", plain), ("flip averaged", (plain + mirrored) / 2)):
-            scores = score(prediction[None].float(), truth[None].float())
-            means[name].add(pair.set_name, "model", {k: float(v[0]) for k, v in scores.items()})
-    return {name: {"overall": m.means()["model"], "llvip": m.means("llvip")["model"] if "llvip" in m.sums else None,
-                   "seconds": seconds[name]} for name, m in means.items()}
+            variant_scores.add(means[name], pair.set_name, prediction, truth)
+    return {name: {**variant_scores.summary(m), "seconds": seconds[name]} for name, m in means.items()}
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("weights", nargs="+", help="generator folders")
-    parser.add_argument("--data", nargs="+", required=True, help="dataset roots in LLVIP's layout")
-    parser.add_argument("--split", default="val")
-    args = parser.parse_args(argv)
-    for weights in args.weights:
-        for name, r in measure(weights, args.data, args.split).items():
-            llvip = f"; LLVIP {in_words(r['llvip'])}" if r["llvip"] else ""
-            print(f"{weights} {name}: {in_words(r['overall'])}{llvip}; {r['seconds']:.2f} s")
+    variant_scores.main(__doc__, measure, argv)
 
 
 if __name__ == "__main__":

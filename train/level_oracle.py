@@ -8,15 +8,14 @@ level scores). By the evaluation protocol (shorter side 256). docs/generators.md
 
 from __future__ import annotations
 
-import argparse
-
 import torch
 
 from irvis.data import load_pair, load_pairs
 from irvis.directions import get_direction
 from irvis.evaluate import Means
-from irvis.metrics import SCORING_SHORT_SIDE, in_words, oracle_affine, score
+from irvis.metrics import SCORING_SHORT_SIDE, oracle_affine
 from irvis.translate import Translator
+from train import variant_scores
 
 METHODS = ("plain", "level oracle", "set's mean colour")
 
@@ -43,22 +42,12 @@ def measure(weights: str, data: list[str], split: str) -> dict[str, dict]:
         flat = colours[pair.set_name][:, None, None].expand_as(truth) if pair.set_name in colours else None
         for name, prediction in zip(METHODS, (plain, oracle_affine(plain, truth)[0], flat)):
             if prediction is not None:
-                scores = score(prediction[None].float(), truth[None].float())
-                means[name].add(pair.set_name, "model", {k: float(v[0]) for k, v in scores.items()})
-    return {name: {"overall": m.means()["model"], "llvip": m.means("llvip")["model"] if "llvip" in m.sums else None}
-            for name, m in means.items()}
+                variant_scores.add(means[name], pair.set_name, prediction, truth)
+    return {name: variant_scores.summary(m) for name, m in means.items()}
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("weights", nargs="+", help="generator folders")
-    parser.add_argument("--data", nargs="+", required=True, help="dataset roots in LLVIP's layout")
-    parser.add_argument("--split", default="val")
-    args = parser.parse_args(argv)
-    for weights in args.weights:
-        for name, r in measure(weights, args.data, args.split).items():
-            llvip = f"; LLVIP {in_words(r['llvip'])}" if r["llvip"] else ""
-            print(f"{weights} {name}: {in_words(r['overall'])}{llvip}")
+    variant_scores.main(__doc__, measure, argv)
 
 
 if __name__ == "__main__":
