@@ -227,7 +227,7 @@ class PairedDataset(Dataset):
     they stay registered; train=False only resizes (whole frames, for validation)."""
 
     def __init__(self, pairs: Sequence[Pair], load_size: int = 286, crop_size: int = 256, train: bool = True,
-                 min_load_size: int | None = None, no_upscale: bool = False, frame_views: bool = False):
+                 min_load_size: int | None = None, no_upscale: bool = False, frame_view_of: str | None = None):
         min_load_size = crop_size if min_load_size is None else min_load_size
         if not crop_size <= min_load_size <= load_size:
             raise ValueError(f"need crop size {crop_size} <= smallest load size {min_load_size} <= load size {load_size}")
@@ -235,7 +235,7 @@ class PairedDataset(Dataset):
         self.load_size, self.min_load_size, self.crop_size = load_size, min_load_size, crop_size
         self.train = train
         self.no_upscale = no_upscale
-        self.frame_views = frame_views
+        self.frame_view_of = frame_view_of  # "infrared" or "visible": that image's whole frame also comes as "frame"
         # scale: shorter side drawn in [min_load_size, load_size] (small crops can thus keep the scale
         # frames are translated at); then crop and flip, one draw for both. no_upscale: the draw is made
         # here, capped at the frame's native size, and the frame decoded straight to it
@@ -260,10 +260,11 @@ class PairedDataset(Dataset):
         short_side = self.draw_short_side(pair) if self.train and self.no_upscale else self.load_size
         ir, vis = load_pair(pair, short_side=short_side, uint8=self.train)
         views = {}
-        if self.frame_views:  # the whole frame, before the crop, as the level branch sees it (irvis.context)
+        if self.frame_view_of:  # the whole frame, before the crop, as the level branch sees it (irvis.context)
             from irvis.context import frame_view
 
-            views = {f"{k}_frame": frame_view(_unit(t)[None])[0].clamp(0, 1) for k, t in (("infrared", ir), ("visible", vis))}
+            whole = ir if self.frame_view_of == "infrared" else vis
+            views = {"frame": frame_view(_unit(whole)[None])[0].clamp(0, 1)}
         ir, vis = self.transform(tv_tensors.Image(ir), tv_tensors.Image(vis))
         return {
             "infrared": _unit(ir.as_subclass(torch.Tensor)),

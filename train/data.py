@@ -57,11 +57,11 @@ class TrainPairs(Dataset):
     def __init__(self, pairs: Sequence[Pair], config: TrainConfig, frame_views: bool = False):
         """frame_views: each sample also carries its source's whole-frame view ("frame"), for a generator whose
         level branch reads the frame (Generator.wants_frame)."""
+        self.direction = get_direction(config.direction)
         self.base = PairedDataset(pairs, load_size=config.load_size, crop_size=config.crop_size, train=True,
                                   min_load_size=config.min_load_size, no_upscale=config.no_upscale,
-                                  frame_views=frame_views)
+                                  frame_view_of=self.direction.source if frame_views else None)
         self.frame_views = frame_views
-        self.direction = get_direction(config.direction)
         self.seed, self.epoch = config.seed, 0
         self.jitter = config.source_jitter
 
@@ -79,7 +79,7 @@ class TrainPairs(Dataset):
             source, target = self.direction.arrange(item["infrared"], item["visible"])
             if not self.frame_views:
                 return {"source": photometric_jitter(source, self.jitter), "target": target}
-            frame, _ = self.direction.arrange(item["infrared_frame"], item["visible_frame"])
+            frame = item["frame"]
             if torch.rand(()) < 0.5:  # its own flip: the frame's level does not depend on left and right
                 frame = frame.flip(-1)
             source, frame = photometric_jitter(source, self.jitter, frame)
