@@ -162,7 +162,8 @@ def cmd_prepare(args) -> int:
     if args.jpeg_quality is not None and not 1 <= args.jpeg_quality <= 95:
         print(f"error: --jpeg-quality must be within 1-95, got {args.jpeg_quality}", file=sys.stderr)
         return 2
-    roots = prepare_cache(args.roots, args.out, size=args.size, splits=args.split, jpeg_quality=args.jpeg_quality)
+    roots = prepare_cache(args.roots, args.out, size=args.size, splits=args.split, jpeg_quality=args.jpeg_quality,
+                          no_upscale=args.no_upscale)
     print("prepared: " + " ".join(str(r) for r in roots))
     print("train on them with --data " + " ".join(str(r) for r in roots))
     return 0
@@ -329,6 +330,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--split", nargs="+", default=["train", "val", "test"])
     r.add_argument("--jpeg-quality", type=int, metavar="Q", help="write JPEG at this quality (1-95) instead of "
                    "lossless PNG: about a third of the size, e.g. to copy the cache to a remote GPU machine")
+    r.add_argument("--no-upscale", action="store_true", help="never enlarge a frame: smaller frames keep their own "
+                   "size (a cache for training with --no-upscale, at the scale frames are translated at)")
     r.set_defaults(func=cmd_prepare)
 
     b = sub.add_parser("bench", help="speed: inference levers at native resolution, folders, videos, training, loader")

@@ -302,7 +302,10 @@ def photometric_jitter(x: torch.Tensor, strength: float, *also: torch.Tensor) ->
 # resized lossless copies in the same layout, so a cache root is used exactly like the original.
 
 
-def _prepare_pair(pair: Pair, split: str, out: Path, size: int, jpeg_quality: int | None = None) -> None:
+def _prepare_pair(pair: Pair, split: str, out: Path, size: int, jpeg_quality: int | None = None,
+                  no_upscale: bool = False) -> None:
+    if no_upscale:
+        size = min(size, min(image_size(pair.infrared)))
     ir, vis = load_pair(pair, short_side=size)
     from irvis.images import to_pil
 
@@ -326,10 +329,12 @@ def prepare_cache(
     progress: bool = True,
     max_pairs: int | None = None,
     jpeg_quality: int | None = None,
+    no_upscale: bool = False,
 ) -> list[Path]:
-    """Write resized copies (shorter side = size) of every pair (or the first max_pairs of each split); return
-    the cache roots, one per set. Lossless PNG, or JPEG at jpeg_quality (a third of the size: a cache to copy to
-    a remote GPU machine; training then sees JPEG's small errors, about 40 dB at 90)."""
+    """Write resized copies (shorter side = size; no_upscale: never more than the frame's own) of every pair (or
+    the first max_pairs of each split); return the cache roots, one per set. Lossless PNG, or JPEG at jpeg_quality
+    (a third of the size: a cache to copy to a remote GPU machine; training then sees JPEG's small errors, about
+    40 dB at 90)."""
     from tqdm.auto import tqdm
 
     out = Path(out)
@@ -346,7 +351,7 @@ def prepare_cache(
                 (out / pair.set_name / modality / split).mkdir(parents=True, exist_ok=True)
             made[pair.set_name] = out / pair.set_name
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-            jobs = pool.map(lambda p: _prepare_pair(p, split, out, size, jpeg_quality), report.pairs)
+            jobs = pool.map(lambda p: _prepare_pair(p, split, out, size, jpeg_quality, no_upscale), report.pairs)
             for _ in tqdm(jobs, total=len(report.pairs), desc=f"prepare {split}", disable=not progress):
                 pass
     return list(made.values())

@@ -26,6 +26,7 @@ entry sit together, so adding or checking a metric is one edit in one place.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Callable, Sequence
@@ -65,9 +66,8 @@ MAP_BLOCK = 1 << 20  # pixels filtered in one pass
 
 def gaussian_window(size: int, sigma: float) -> list[float]:
     """The 1-D Gaussian of `size` taps, normalised to sum 1 (in float64)."""
-    x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
-    g = torch.exp(-(x**2) / (2 * sigma**2))
-    return (g / g.sum()).tolist()
+    g = [math.exp(-((i - (size - 1) / 2) ** 2) / (2 * sigma**2)) for i in range(size)]
+    return [v / sum(g) for v in g]
 
 
 def _filter_map(x: torch.Tensor, window: Sequence[float], stride: int, out: torch.Tensor) -> None:
@@ -196,7 +196,7 @@ def ssim(pred: torch.Tensor, target: torch.Tensor | Truth) -> torch.Tensor:
     pred, truth = _pair(pred, target)
     window, *truth_maps = truth.ssim
     (n, c, h, w), pad = pred.shape, (len(window) // 2,) * 4
-    sums = torch.empty(n * c, dtype=torch.float64)
+    sums = torch.empty(n * c, dtype=torch.float64, device=pred.device)
     # one megapixel channel at a time, so its maps stay in cache between the passes (small ones together)
     p_all = F.pad(pred, pad, mode="reflect")
     k = maps_at_once(p_all.shape)
@@ -268,7 +268,7 @@ def vif(pred: torch.Tensor, target: torch.Tensor | Truth) -> torch.Tensor:
     pred, truth = _pair(pred, target, luma=True)
     p = _luma(pred) * 255
     if min(p.shape[-2:]) < VIF_MIN_SIDE:
-        return torch.full((p.shape[0],), float("nan"))
+        return torch.full((p.shape[0],), float("nan"), device=p.device)
     scales, den = truth.vif
     if bool((p.flatten(1).amin(dim=1) == p.flatten(1).amax(dim=1)).all()):  # flat: no gain at any scale, VIF 0
         return (torch.zeros_like(den) / den).float()
@@ -443,7 +443,7 @@ BASELINES: dict[str, dict[str, Callable[[torch.Tensor], torch.Tensor]]] = {
     "ir2vis": {
         "infrared_as_rgb": lambda ir: _as_rgb(_gray(ir)),
         "inverted_infrared_as_rgb": lambda ir: _as_rgb(1 - _gray(ir)),
-        "mid_gray": lambda ir: torch.full((*ir.shape[:-3], 3, *ir.shape[-2:]), 0.5, dtype=ir.dtype),
+        "mid_gray": lambda ir: torch.full((*ir.shape[:-3], 3, *ir.shape[-2:]), 0.5, dtype=ir.dtype, device=ir.device),
     },
 }
 
@@ -459,7 +459,7 @@ def oracle_affine(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     than a global intensity rule."""
     x, y = _batched(source).float(), _batched(target).float()
     n, c_in, h, w = x.shape
-    design = torch.cat([x.flatten(2), torch.ones(n, 1, h * w)], dim=1).transpose(1, 2)  # (N, HW, C_in+1)
+    design = torch.cat([x.flatten(2), torch.ones(n, 1, h * w, device=x.device)], dim=1).transpose(1, 2)  # (N, HW, C_in+1)
     coef = torch.linalg.lstsq(design, y.flatten(2).transpose(1, 2)).solution  # (N, C_in+1, C_out)
     pred = (design @ coef).transpose(1, 2).reshape(n, -1, h, w)
     return pred.clamp(0, 1)

@@ -161,6 +161,15 @@ def test_prepared_cache_is_an_ordinary_smaller_root(data_dir, tmp_path):
     assert (ir - ref_ir).abs().mean() < 1 / 255
 
 
+def test_prepare_without_upscaling_keeps_small_frames_at_their_own_size(data_dir, tmp_path):
+    """--no-upscale: a cache for --no-upscale training holds no frame larger than its original (MSRS is 640x480):
+    training then draws scales from the frame's own pixels, not from an enlarged copy."""
+    roots = [root for name in ("msrs", "llvip") for root in prepare_cache(
+        [data_dir / name], tmp_path / "c", size=600, splits=("test",), progress=False, max_pairs=1, no_upscale=True)]
+    sides = {r.name: min(load_pair(load_pairs([r], "test")[0])[0].shape[-2:]) for r in roots}
+    assert sides == {"msrs": 480, "llvip": 600}
+
+
 def test_prepare_can_stop_at_the_first_pairs_it_needs(data_dir, tmp_path):
     roots = prepare_cache([data_dir / "msrs"], tmp_path / "cache", size=64, splits=("train",), progress=False,
                           max_pairs=3)

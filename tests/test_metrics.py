@@ -3,10 +3,14 @@ frames, and what they say about a blur, noise and the truth itself."""
 
 from __future__ import annotations
 
+import inspect
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 from scipy import ndimage, signal
+from torch.overrides import TorchFunctionMode
 
 from irvis.data import load_pair, load_pairs
 from irvis.metrics import gradient_correlation, score, score_image, sharpness, vif
@@ -131,3 +135,39 @@ def test_fast_scores_equal_the_reference_implementation_on_real_test_pairs(data_
             assert fast.keys() == ref.keys(), name
             for metric, value in ref.items():
                 assert fast[metric] == pytest.approx(value, abs=1e-4), (tuple(truth.shape), name, metric)
+
+
+
+class FactoryCalls(TorchFunctionMode):
+    """Tensors (not 0-d scalars, which CUDA ops accept from the CPU) that irvis code makes with no device named:
+    they land on the CPU whatever device the images are on."""
+    FACTORIES = {torch.empty, torch.zeros, torch.ones, torch.full, torch.tensor, torch.arange, torch.linspace}
+
+    def __init__(self):
+        super().__init__()
+        self.stray: list[str] = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        if func in self.FACTORIES and "device" not in kwargs and getattr(out, "ndim", 0) > 0:
+            caller = inspect.stack()[1]
+            if "/irvis/" in caller.filename:
+                self.stray.append(f"{func.__name__} at {Path(caller.filename).name}:{caller.lineno}")
+        return out
+
+
+@pytest.mark.parametrize("direction", ["vis2ir", "ir2vis"])
+def test_scores_baselines_and_oracle_make_their_tensors_on_the_images_device(frames, direction):
+    """Validation on a GPU scores on the GPU, where a tensor made on the default device (the CPU) stops training
+    at its first evaluation. Every tensor the metrics, baselines and oracle make must follow their inputs."""
+    from irvis.metrics import BASELINES, oracle_affine
+
+    ir, vis = frames
+    source, target = (vis, ir) if direction == "vis2ir" else (ir, vis)
+    with FactoryCalls() as calls:
+        guesses = [g(source) for g in BASELINES[direction].values()] + [oracle_affine(source, target)]
+        for g in guesses:
+            score(g, target)
+        score(guesses[0][..., :32, :32], target[..., :32, :32])  # under VIF's 41 pixels: its NaN path
+    assert calls.stray == []
