@@ -139,8 +139,8 @@ def test_fast_scores_equal_the_reference_implementation_on_real_test_pairs(data_
 
 
 class FactoryCalls(TorchFunctionMode):
-    """Tensors (not 0-d scalars, which CUDA ops accept from the CPU) that irvis code makes with no device named:
-    they land on the CPU whatever device the images are on."""
+    """Tensors (not 0-d scalars, which CUDA ops accept from the CPU) that the library or the trainer makes with no
+    device named: they land on the CPU whatever device the images are on."""
     FACTORIES = {torch.empty, torch.zeros, torch.ones, torch.full, torch.tensor, torch.arange, torch.linspace}
 
     def __init__(self):
@@ -152,7 +152,7 @@ class FactoryCalls(TorchFunctionMode):
         out = func(*args, **kwargs)
         if func in self.FACTORIES and "device" not in kwargs and getattr(out, "ndim", 0) > 0:
             caller = inspect.stack()[1]
-            if "/irvis/" in caller.filename:
+            if ("/irvis/" in caller.filename or "/train/" in caller.filename):
                 self.stray.append(f"{func.__name__} at {Path(caller.filename).name}:{caller.lineno}")
         return out
 
@@ -170,4 +170,25 @@ def test_scores_baselines_and_oracle_make_their_tensors_on_the_images_device(fra
         for g in guesses:
             score(g, target)
         score(guesses[0][..., :32, :32], target[..., :32, :32])  # under VIF's 41 pixels: its NaN path
+    assert calls.stray == []
+
+
+def test_training_losses_validation_and_translation_make_their_tensors_on_the_images_device(frames):
+    """The same for what a GPU run does every step and every validation: the losses, a validation pass of an
+    irvis-lite0 generator whose level branch reads the whole frame (baselines too), and the Translator."""
+    import contextlib
+
+    from irvis.nets import build_generator
+    from irvis.translate import Translator
+    from train import losses, validation
+
+    ir, vis = frames
+    generator = build_generator("vis2ir", "irvis-lite0", level_view="frame")
+    translator = Translator.from_pretrained(Path(__file__).parents[1] / "weights" / "vis2ir", device="cpu")
+    with FactoryCalls() as calls:
+        for loss in losses.LOSSES.values():  # every registered loss
+            loss.function(vis[:, :1], ir)
+        batches = [{"source": vis, "target": ir, "index": torch.arange(len(vis))}]
+        validation.score_batches(generator, batches, "vis2ir", contextlib.nullcontext, lambda t: t, True)
+        translator.translate_tensor(vis)
     assert calls.stray == []
