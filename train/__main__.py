@@ -18,7 +18,8 @@ def export_parser() -> argparse.ArgumentParser:
                    help="a checkpoint folder (OUTPUT_DIR/checkpoints/checkpoint-NNNNNN), or a run folder for its latest")
     p.add_argument("--output", required=True, help="folder to write (replaced atomically if it exists)")
     p.add_argument("--export-half", action="store_true", help="store float16 weights")
-    p.add_argument("--val-data", nargs="+", metavar="ROOT", help="evaluate on the test split of these roots instead")
+    p.add_argument("--val-data", nargs="+", metavar="ROOT",
+                   help="score on the validation split (the run's --val-split) of these roots instead of the run's own")
     p.add_argument("--no-ema", action="store_true", help="export the trained generator even if the run kept an EMA")
     p.add_argument("--device", default="cpu", help="device for the evaluation")
     p.add_argument("--push-to-hub", metavar="REPO_ID", help="upload the exported folder to this Hub model repo")
