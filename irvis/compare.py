@@ -164,7 +164,7 @@ def error_map(prediction: torch.Tensor, truth: torch.Tensor, vmax: float = ERROR
         raise ValueError(f"prediction {tuple(prediction.shape)} and truth {tuple(truth.shape)} differ in shape")
     err = (prediction.float() - truth.float()).abs().mean(dim=0)
     index = (err / vmax).clamp(0, 1).mul(255).round().to(torch.uint8).numpy()
-    return Image.fromarray(INFERNO[index], mode="RGB")
+    return Image.fromarray(INFERNO[index])  # uint8 (H, W, 3): "RGB"
 
 
 # ---------------------------------------------------------------------------------------------------

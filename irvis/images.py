@@ -225,8 +225,8 @@ def to_pil(tensor: torch.Tensor) -> Image.Image:
     """Tensor (C, H, W) in [0, 1] -> PIL 'L' (C=1) or 'RGB' (C=3)."""
     arr = tensor.detach().float().clamp(0, 1).mul_(255).round_().byte().cpu()  # one float copy, not three
     if arr.shape[0] == 1:
-        return Image.fromarray(arr[0].numpy(), mode="L")
-    return Image.fromarray(arr.permute(1, 2, 0).numpy(), mode="RGB")
+        return Image.fromarray(arr[0].numpy())  # uint8 (H, W): "L"
+    return Image.fromarray(arr.permute(1, 2, 0).numpy())  # uint8 (H, W, 3): "RGB"
 
 
 def luminance(rgb: torch.Tensor) -> torch.Tensor:
