@@ -330,3 +330,17 @@ for run in ir2vis-frame-tex/checkpoint-001750 ir2vis-frame-edge/checkpoint-00100
   python -m irvis evaluate --direction ir2vis --weights "$dir/step$step" --data "$DATA_DIR" --split test \
     --json "$dir/test.json"
 done
+# How much of that is the seed: the texture arm again with seeds 1 and 2 (27 minutes each, side by side), and step 1000
+# of all three seeds (a fixed step, chosen by nothing) scored on val and test.
+for seed in 1 2; do
+  timeout -s INT 27m python -m train --direction ir2vis --output-dir "$RUNS/ir2vis-frame-tex-seed$seed" \
+    ${GROW/--seed 0/--seed $seed} --level-view frame --init-from weights/ir2vis --repeat-sets llvip=3 --load-size 1024 \
+    --min-load-size 512 --l1-weight 50 --ssim-weight 25 --edge-weight 50 --texture-weight 150 --gan-weight 1 &
+done
+wait || true
+for run in ir2vis-frame-tex ir2vis-frame-tex-seed1 ir2vis-frame-tex-seed2; do
+  python -m train export --checkpoint "$RUNS/$run/checkpoints/checkpoint-001000" --output "$RUNS/$run/step1000" \
+    --export-half --val-data "$DATA_DIR"
+  python -m irvis evaluate --direction ir2vis --weights "$RUNS/$run/step1000" --data "$DATA_DIR" --split test \
+    --json "$RUNS/$run/test-step1000.json"
+done
