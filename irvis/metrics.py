@@ -67,7 +67,8 @@ MAP_BLOCK = 1 << 20  # pixels filtered in one pass
 def gaussian_window(size: int, sigma: float) -> list[float]:
     """The 1-D Gaussian of `size` taps, normalised to sum 1 (in float64)."""
     g = [math.exp(-((i - (size - 1) / 2) ** 2) / (2 * sigma**2)) for i in range(size)]
-    return [v / sum(g) for v in g]
+    total = sum(g)
+    return [v / total for v in g]
 
 
 def _filter_map(x: torch.Tensor, window: Sequence[float], stride: int, out: torch.Tensor) -> None:

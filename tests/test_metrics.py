@@ -3,6 +3,7 @@ frames, and what they say about a blur, noise and the truth itself."""
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from pathlib import Path
 
@@ -137,7 +138,6 @@ def test_fast_scores_equal_the_reference_implementation_on_real_test_pairs(data_
                 assert fast[metric] == pytest.approx(value, abs=1e-4), (tuple(truth.shape), name, metric)
 
 
-
 class FactoryCalls(TorchFunctionMode):
     """Tensors (not 0-d scalars, which CUDA ops accept from the CPU) that the library or the trainer makes with no
     device named: they land on the CPU whatever device the images are on."""
@@ -151,9 +151,10 @@ class FactoryCalls(TorchFunctionMode):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
         if func in self.FACTORIES and "device" not in kwargs and getattr(out, "ndim", 0) > 0:
-            caller = inspect.stack()[1]
-            if ("/irvis/" in caller.filename or "/train/" in caller.filename):
-                self.stray.append(f"{func.__name__} at {Path(caller.filename).name}:{caller.lineno}")
+            caller = inspect.currentframe().f_back  # the Python line that called the factory
+            filename = caller.f_code.co_filename
+            if "/irvis/" in filename or "/train/" in filename:
+                self.stray.append(f"{func.__name__} at {Path(filename).name}:{caller.f_lineno}")
         return out
 
 
@@ -176,8 +177,6 @@ def test_scores_baselines_and_oracle_make_their_tensors_on_the_images_device(fra
 def test_training_losses_validation_and_translation_make_their_tensors_on_the_images_device(frames):
     """The same for what a GPU run does every step and every validation: the losses, a validation pass of an
     irvis-lite0 generator whose level branch reads the whole frame (baselines too), and the Translator."""
-    import contextlib
-
     from irvis.nets import build_generator
     from irvis.translate import Translator
     from train import losses, validation

@@ -12,7 +12,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from irvis.metrics import gradient_magnitude
+from irvis.metrics import gaussian_window, gradient_magnitude
 
 
 @dataclass(frozen=True)
@@ -31,12 +31,6 @@ def l1_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.l1_loss(pred.float(), target.float())
 
 
-def _gaussian_window(size: int = 11, sigma: float = 1.5, device: torch.device | None = None) -> torch.Tensor:
-    x = torch.arange(size, dtype=torch.float32, device=device) - size // 2
-    g = torch.exp(-x.pow(2) / (2 * sigma**2))
-    return g / g.sum()
-
-
 def ssim_loss(pred: torch.Tensor, target: torch.Tensor, c1: float = 0.01**2, c2: float = 0.03**2) -> torch.Tensor:
     """1 - SSIM with the metric's Gaussian window (11, sigma 1.5) and constants: torchmetrics' SSIM map averaged
     over the valid region (torchmetrics also averages a reflected border, which a loss has no use for). The
@@ -44,7 +38,7 @@ def ssim_loss(pred: torch.Tensor, target: torch.Tensor, c1: float = 0.01**2, c2:
     SSIM on RGB crops cost more than the generator's own backward pass."""
     x, y = pred.float(), target.float()
     c = x.shape[1]
-    g = _gaussian_window(device=x.device)  # made there: no copy from the host each step
+    g = torch.tensor(gaussian_window(11, 1.5), dtype=torch.float32, device=x.device)  # SSIM's window, made there
     rows, cols = g.view(1, 1, 1, -1).repeat(5 * c, 1, 1, 1), g.view(1, 1, -1, 1).repeat(5 * c, 1, 1, 1)
     with torch.autocast(x.device.type, enabled=False):  # variances are differences of moments: bf16 loses them
         moments = F.conv2d(F.conv2d(torch.cat([x, y, x * x, y * y, x * y], dim=1), rows, groups=5 * c), cols,
