@@ -272,7 +272,7 @@ class FusedIrvisUNet(nn.Module):
 
 def fuse(generator: nn.Module, fold_encoder: bool = True) -> bool:
     """Replace an irvis-unet generator's network by its fused form, in place (for an inference copy).
-    fold_encoder: fold a context encoder's BatchNorm into its convolutions too (faster; see low_precision_copies).
+    fold_encoder: fold a context encoder's BatchNorm into its convolutions too (faster).
     Returns whether it applied (other architectures are left as they are)."""
     if not isinstance(getattr(generator, "net", None), IrvisUNet):
         return False
@@ -286,11 +286,11 @@ def fuse(generator: nn.Module, fold_encoder: bool = True) -> bool:
 
 
 def low_precision_copies(generator: nn.Module, dtype: torch.dtype):
-    """Fused copies of the generator in dtype, the fastest first, for the caller to check on a probe: a context
-    encoder's BatchNorm folded too, then left unfolded (in bfloat16 a fine-tuned encoder folded can lose
-    precision: an ir2vis one measured 36 dB folded, 49 dB unfolded against float32). Yields (copy, whether fused)."""
-    has_encoder = getattr(getattr(generator, "net", None), "context", None) is not None
-    for fold_encoder in (True, False) if has_encoder else (True,):
-        low = copy.deepcopy(generator)
-        folded = fuse(low, fold_encoder)
-        yield low.to(dtype), folded
+    """A fused copy of the generator in dtype (a context encoder folded and kept in float32: in bfloat16 a
+    fine-tuned encoder's features move the output, irvis.context.ContextBranch.encode), for the caller to check on
+    a probe. Yields (copy, whether fused)."""
+    from irvis.nets import cast_generator
+
+    low = copy.deepcopy(generator)
+    folded = fuse(low)
+    yield cast_generator(low, dtype), folded

@@ -30,7 +30,8 @@ from huggingface_hub import PyTorchModelHubMixin
 from safetensors.torch import load_model
 from torch import nn
 
-from irvis.context import LEVEL_VIEWS, ContextBranch, LevelBranch, frame_view, load_lite0
+from irvis.context import (LEVEL_VIEWS, ContextBranch, LevelBranch, frame_histogram, frame_view, histogram_features,
+                            load_lite0)
 from irvis.directions import get_direction
 from irvis.generator_folder import (CONFIG_NAME, MAX_PARAMETERS, WEIGHTS_NAME, WeightsError,
                                     check_config, header_shapes)
@@ -114,8 +115,8 @@ class IrvisUNet(nn.Module):
             raise ValueError(f"unknown context {context!r}: use {' or '.join(CONTEXTS)}")
         if level_view not in LEVEL_VIEWS:
             raise ValueError(f"unknown level view {level_view!r}: use {' or '.join(LEVEL_VIEWS)}")
-        if level_view == "frame" and not (level and context == "lite0"):
-            raise ValueError("level_view 'frame' needs the level branch and the lite0 context")
+        if level_view != "input" and not (level and context == "lite0"):
+            raise ValueError(f"level_view {level_view!r} needs the level branch and the lite0 context")
         self.level_view = level_view
         widths = [ngf * 2**i for i in range(depth)]  # at 1/2, 1/4, ... 1/2**depth
         self.stem = nn.Sequential(nn.PixelUnshuffle(2), ConvNormAct(in_channels * 4, widths[0], norm))
@@ -129,7 +130,9 @@ class IrvisUNet(nn.Module):
         self.head = nn.Conv2d(8 + in_channels, out_channels, 3, padding=1)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.context = ContextBranch(widths) if context == "lite0" else None
-        self.level = LevelBranch(ContextBranch.GLOBAL_CHANNELS if self.context else widths[-1], widths[-1]) if level else None
+        level_inputs = (histogram_features(in_channels) if level_view == "histogram"
+                        else ContextBranch.GLOBAL_CHANNELS if self.context else widths[-1])
+        self.level = LevelBranch(level_inputs, widths[-1]) if level else None
         self.coefficients = None
         if head == "affine":  # one coefficient per (output, input) channel pair, from the half-resolution features
             self.coefficients = nn.Conv2d(widths[0], out_channels * in_channels, 3, padding=1)
@@ -154,8 +157,9 @@ class IrvisUNet(nn.Module):
             skips[-2] = skips[-2] + second
         h = self.bottleneck(skips.pop())
         if self.level is not None:
-            if self.level_view == "frame":  # the frame's level from the whole frame, also when x is a crop of it
-                pooled = self.context.pooled(frame_view(x) if frame is None else frame.to(x.dtype))
+            if self.level_view != "input":  # the frame's level from the whole frame, also when x is a crop of it
+                view = frame_view(x) if frame is None else frame.to(x.dtype)
+                pooled = frame_histogram(view) if self.level_view == "histogram" else self.context.pooled(view)
             h = self.level(h, h.mean(dim=(2, 3)) if pooled is None else pooled)
         for k, up in enumerate(self.ups):
             h = up(h, skips.pop(), up_adds[k] if up_adds else None)
@@ -214,8 +218,9 @@ SETTINGS: dict[str, Setting] = {
                     HEADS),
     "level": Setting("the per-frame level branch: a scale and shift of the coarsest features from the whole frame",
                      (False, True)),
-    "level_view": Setting("what the level branch reads: the network's input (in training a crop) or a small view of "
-                          "the whole frame (training passes each crop's frame beside it)", LEVEL_VIEWS),
+    "level_view": Setting("what the level branch reads: the encoder's features of the network's input (in training a "
+                          "crop) or of a small view of the whole frame (training passes each crop's frame beside it), "
+                          "or that view's brightness histogram (unmoved by noise a person cannot see)", LEVEL_VIEWS),
 }
 
 
@@ -312,8 +317,8 @@ class Generator(nn.Module, PyTorchModelHubMixin, library_name="irvis", tags=["im
 
     @property
     def wants_frame(self) -> bool:
-        """Whether training should pass each crop's frame_view beside it (level_view "frame")."""
-        return getattr(self.net, "level_view", "input") == "frame"
+        """Whether training should pass each crop's frame_view beside it (level_view "frame" or "histogram")."""
+        return getattr(self.net, "level_view", "input") != "input"
 
     def forward(self, x: torch.Tensor, frame: torch.Tensor | None = None) -> torch.Tensor:
         """(N, C_in, H, W) in [0, 1], H and W multiples of size_multiple -> (N, C_out, H, W) in [0, 1].
@@ -389,10 +394,20 @@ def load_generator(folder: str | os.PathLike, map_location: str | torch.device =
     return model.eval()
 
 
+def cast_generator(model: nn.Module, dtype: torch.dtype) -> nn.Module:
+    """model.to(dtype) in place, except a context encoder, which stays in float32 (ContextBranch.encode says why)."""
+    model.to(dtype)
+    for m in model.modules():
+        if isinstance(m, ContextBranch):
+            m.encoder.float()
+    return model
+
+
 def save_generator(model: Generator, folder: str | os.PathLike, half: bool = False) -> Path:
-    """config.json + model.safetensors; half=True stores float16 (loads back into float32)."""
+    """config.json + model.safetensors; half=True stores float16 (loads back into float32), a context encoder's
+    weights float32."""
     import copy
 
-    to_save = copy.deepcopy(model).cpu().half() if half else model
+    to_save = cast_generator(copy.deepcopy(model).cpu(), torch.float16) if half else model
     to_save.save_pretrained(folder)
     return Path(folder)

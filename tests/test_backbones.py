@@ -160,3 +160,92 @@ def test_the_level_branch_can_read_the_whole_frame_beside_a_crop(tmp_path):
     assert build_generator("vis2ir", "irvis-lite0").config["level_view"] == "input"
     with pytest.raises(ValueError, match="level_view 'frame' needs the level branch"):
         build_generator("vis2ir", "irvis-lite0", level=False, level_view="frame")
+
+
+def _street_frame(llvip, channel: str, size=(320, 256)) -> torch.Tensor:
+    from irvis.images import load_image
+
+    frame = load_image(llvip / channel / "test" / "200002.jpg", channel, draft_size=size)
+    return torch.nn.functional.interpolate(frame[None], size=size[::-1], mode="area")
+
+
+def _with_live_branches(g, seed: int = 0):
+    """The lite0 generator as training leaves it: its context projections and level branch no longer the
+    identity (seeded small weights), so what the encoder computes reaches the output."""
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for layer in (g.net.context.project, g.net.context.project_second, g.net.level.mlp[-1]):
+            layer.weight.normal_(0, 0.05)
+    return g.eval()
+
+
+def test_the_encoder_reads_the_network_range_as_imagenet_showed_it(llvip):
+    """The U-Net works in [-1, 1]; the encoder was trained on [0, 1]. The context branch's pyramid of a frame is
+    the pretrained network's own pyramid of that frame (an encoder fed [-1, 1] sees a frame twice as contrasty
+    and darker than it is)."""
+    g = initialise_generator(build_generator("vis2ir", "irvis-lite0")).eval()
+    frame = _street_frame(llvip, "visible", (160, 128))
+    with torch.no_grad():
+        ours = g.net.context.encode(frame * 2 - 1)
+        theirs = pretrained_lite0().eval().features(frame)
+    for a, b in zip(ours, theirs):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-5 * b.abs().max().item())
+
+
+def test_a_histogram_level_is_not_moved_by_noise_nobody_can_see(llvip):
+    """level_view "histogram": the level branch reads the whole frame's brightness histogram, mean and spread.
+    Noise of 1/255 moves the pooled encoder features a "frame" level reads by percents (L2), and the histogram
+    by a tenth of that or less; a darker frame still reads differently. A crop given its frame's view
+    is levelled as the frame is, as with "frame"."""
+    from irvis.context import HISTOGRAM_BINS, frame_histogram, frame_view
+
+    frame = _street_frame(llvip, "infrared")
+    noisy = (frame + torch.randn(frame.shape, generator=torch.Generator().manual_seed(0)) / 255).clamp(0, 1)
+    g = _with_live_branches(initialise_generator(build_generator("ir2vis", "irvis-lite0", level_view="histogram")))
+    assert g.wants_frame
+    read = []
+    hook = g.net.level.register_forward_hook(lambda module, args, out: read.append(args[1]))
+    with torch.no_grad():
+        out, out_noisy = g(frame), g(noisy)
+        g(frame * 0.5)
+        g(frame[..., 64:192, 96:224], frame=frame_view(frame))
+        pooled = [g.net.context.pooled(frame_view(x * 2 - 1)) for x in (frame, noisy)]
+    hook.remove()
+    clean, moved, darker, crop = read
+    change = lambda a, b: ((a - b).norm() / b.norm()).item()
+    print(f"histogram {change(moved, clean):.4f}, pooled encoder features {change(*pooled):.4f}")
+    assert change(moved, clean) < 0.005 and change(*pooled) > 10 * change(moved, clean)
+    assert change(darker, clean) > 0.1
+    torch.testing.assert_close(crop, clean, rtol=0, atol=1e-5)
+    assert (out_noisy - out).abs().mean() < 1 / 255
+    shares = frame_histogram(torch.full((1, 1, 8, 8), 0.0))[0, :HISTOGRAM_BINS]  # mid-gray: all in the middle bins
+    assert shares.sum().item() == pytest.approx(HISTOGRAM_BINS) and shares.argmax().item() in (7, 8)
+
+
+def test_half_files_and_fast_paths_keep_the_encoder_in_float32(tmp_path, llvip):
+    """In bfloat16 the encoder's features move by 4-16% per level, and rounding a fine-tuned encoder's weights to
+    float16 moved an LLVIP frame's translation by 5 dB: a half file stores the rest in float16 and the encoder in
+    float32, the translator's bfloat16 path runs the encoder in float32 (so it draws what float32 draws), and so
+    does training under bfloat16 autocast."""
+    from safetensors import safe_open
+
+    from irvis.metrics import psnr
+    from irvis.translate import Translator
+
+    g = _with_live_branches(initialise_generator(build_generator("ir2vis", "irvis-lite0", level_view="histogram")))
+    folder = save_generator(g, tmp_path / "half", half=True)
+    with safe_open(str(folder / "model.safetensors"), "pt") as f:
+        dtypes = {k: f.get_slice(k).get_dtype() for k in f.keys() if not k.endswith("num_batches_tracked")}
+    assert {d for k, d in dtypes.items() if k.startswith("net.context.encoder.")} == {"F32"}
+    assert {d for k, d in dtypes.items() if not k.startswith("net.context.encoder.")} == {"F16"}
+    frame = _street_frame(llvip, "infrared")[0]
+    reference = Translator(g, device="cpu", precision="fp32").translate_tensor(frame)
+    fast = Translator(copy.deepcopy(g), device="cpu", precision="bf16")
+    assert {p.dtype for p in fast._forward.net.net.context.encoder.parameters()} == {torch.float32}
+    assert psnr(fast.translate_tensor(frame)[None], reference[None]).item() > 40
+    view = frame[None] * 2 - 1  # and training's bfloat16 autocast leaves the encoder's float32 alone
+    with torch.no_grad():
+        exact = g.net.context.encode(view)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            in_autocast = g.net.context.encode(view)
+    assert all(a.dtype == torch.float32 and torch.equal(a, b) for a, b in zip(in_autocast, exact))

@@ -909,3 +909,22 @@ def test_a_stop_request_keeps_every_step(tmp_path, how):
                              cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert f"at step {step} (epoch" in resumed.stdout + resumed.stderr  # "resumed from ... at step N (epoch ...)"
+
+
+def test_stability_measures_how_far_a_change_nobody_sees_moves_the_output(monkeypatch):
+    """train.stability: the shipped ir2vis moves by less than anyone sees when its input gets noise of 1/255 or a JPEG
+    re-encode (every frame above 35 dB against its own plain output); the same measure with visible noise (0.2) does
+    see the output move."""
+    import train.stability as stability
+    from irvis.data import load_pair, load_pairs
+    from irvis.metrics import PSNR_CAP_DB
+
+    source = load_pair(load_pairs([MSRS], "test")[0], short_side=256)[0]
+    assert stability.moved(source, source) == {"psnr": PSNR_CAP_DB, "level_steps": 0.0}
+    assert stability.moved(source, stability.jpeg_again(source))["psnr"] > 40  # the change itself is invisible
+    weights = str(REPO / "weights" / "ir2vis")
+    r = stability.measure(weights, [str(MSRS)], "test")
+    assert set(r) == set(stability.CHANGES) and all(v["llvip"] is None for v in r.values())
+    assert all(v["overall"]["worst_psnr"] > 35 and v["overall"]["level_steps"] < 2 for v in r.values())
+    monkeypatch.setattr(stability, "NOISE", 0.2)
+    assert stability.measure(weights, [str(MSRS)], "test")["noise 1/255"]["overall"]["worst_psnr"] < 30

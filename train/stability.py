@@ -1,0 +1,84 @@
+"""How far a change to the input that nobody can see moves a generator's output. Each frame is translated as it is,
+with Gaussian noise of 1/255 added (seeded), and after a JPEG re-encode at quality 95 (what an upload or a video
+frame goes through); each changed input's output is compared with the plain output: PSNR between the two, and how
+far the output's mean level moved, in 8-bit steps. By the evaluation protocol (shorter side 256), through the
+translator the app uses (its fastest path on this machine). docs/generators.md reports it.
+
+    python -m train.stability --data ../shared/data --split val weights/vis2ir weights/ir2vis
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+
+import torch
+from PIL import Image
+
+from irvis.data import load_pair, load_pairs
+from irvis.evaluate import Means
+from irvis.images import to_pil
+from irvis.metrics import PSNR_CAP_DB, SCORING_SHORT_SIDE, psnr
+from irvis.translate import Translator
+
+NOISE = 1 / 255
+JPEG_QUALITY = 95
+CHANGES = ("noise 1/255", f"JPEG q{JPEG_QUALITY}")
+
+
+def with_noise(x: torch.Tensor, seed: int) -> torch.Tensor:
+    return (x + torch.randn(x.shape, generator=torch.Generator().manual_seed(seed)) * NOISE).clamp(0, 1)
+
+
+def jpeg_again(x: torch.Tensor) -> torch.Tensor:
+    """x (C, H, W) in [0, 1] through an 8-bit JPEG at JPEG_QUALITY and back."""
+    buffer = io.BytesIO()
+    to_pil(x).save(buffer, format="JPEG", quality=JPEG_QUALITY)
+    image = Image.open(buffer)
+    t = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8).float().div(255)
+    return t.view(image.height, image.width, -1).permute(2, 0, 1).contiguous()
+
+
+def moved(plain: torch.Tensor, changed: torch.Tensor) -> dict[str, float]:
+    """PSNR of the changed input's output against the plain output (capped), and the move of its mean level."""
+    return {"psnr": min(PSNR_CAP_DB, psnr(changed[None], plain[None]).item()),
+            "level_steps": abs(changed.mean().item() - plain.mean().item()) * 255}
+
+
+def measure(weights: str, data: list[str], split: str) -> dict[str, dict]:
+    """{change: {"overall": means and worst_psnr, "llvip": the same or None}} for CHANGES."""
+    translator = Translator.from_pretrained(weights, device="cpu")
+    d = translator.direction
+    means, worst = {c: Means() for c in CHANGES}, {c: {} for c in CHANGES}
+    for i, pair in enumerate(load_pairs(data, split)):
+        source, _ = d.arrange(*load_pair(pair, short_side=SCORING_SHORT_SIDE))
+        plain = translator.translate_tensor(source)
+        for change, changed in zip(CHANGES, (with_noise(source, i), jpeg_again(source))):
+            m = moved(plain, translator.translate_tensor(changed))
+            means[change].add(pair.set_name, "model", m)
+            for key in ("overall", pair.set_name):  # a mean of dB hides the one frame whose level jumped
+                worst[change][key] = min(worst[change].get(key, PSNR_CAP_DB), m["psnr"])
+    return {c: {key: {**m.means(name)["model"], "worst_psnr": worst[c][key]} if name in m.sums else None
+                for key, name in (("overall", "__all__"), ("llvip", "llvip"))}
+            for c, m in means.items()}
+
+
+def in_words(m: dict) -> str:
+    return (f"{m['psnr']:.1f} dB from the plain output (worst frame {m['worst_psnr']:.1f}), level moved "
+            f"{m['level_steps']:.2f} of 255")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("weights", nargs="+", help="generator folders")
+    parser.add_argument("--data", nargs="+", required=True, help="dataset roots in LLVIP's layout")
+    parser.add_argument("--split", default="val")
+    args = parser.parse_args(argv)
+    for weights in args.weights:
+        for change, r in measure(weights, args.data, args.split).items():
+            llvip = f"; LLVIP {in_words(r['llvip'])}" if r["llvip"] else ""
+            print(f"{weights} {change}: {in_words(r['overall'])}{llvip}")
+
+
+if __name__ == "__main__":
+    main()
