@@ -344,3 +344,17 @@ for run in ir2vis-frame-tex ir2vis-frame-tex-seed1 ir2vis-frame-tex-seed2; do
   python -m irvis evaluate --direction ir2vis --weights "$RUNS/$run/step1000" --data "$DATA_DIR" --split test \
     --json "$RUNS/$run/test-step1000.json"
 done
+# 4h. What moved those runs: the lite0 encoder was fed the U-Net's [-1, 1] instead of the [0, 1] ImageNet showed it,
+#     ran in bf16 under autocast, and was rounded to float16 by --export-half; its pooled features also move by
+#     percents under noise of 1/255. Fixed (encoder input, float32 encoder everywhere) and a level branch that reads
+#     the frame view's histogram (--level-view histogram), each direction's stage 4g recipe otherwise, side by side,
+#     stopped by time; the same rule as 4g picks each run's checkpoint on val, which is then scored on test.
+#     train.stability measures how far noise of 1/255 and a JPEG re-encode move each generator's output.
+timeout -s INT 100m python -m train --direction vis2ir --output-dir "$RUNS/vis2ir-hist" $GROW --level-view histogram \
+  --init-from weights/vis2ir --repeat-sets llvip=8 --load-size 640 --min-load-size 384 --l1-weight 10 --ssim-weight 5 \
+  --edge-weight 50 --texture-weight 400 --gan-weight 5 &
+timeout -s INT 100m python -m train --direction ir2vis --output-dir "$RUNS/ir2vis-hist" $GROW --level-view histogram \
+  --init-from weights/ir2vis --repeat-sets llvip=3 --load-size 1024 --min-load-size 512 --l1-weight 50 --ssim-weight 25 \
+  --edge-weight 50 --texture-weight 150 --gan-weight 1 &
+wait || true
+python -m train.stability --data "$DATA_DIR" --split val weights/vis2ir weights/ir2vis

@@ -9,7 +9,6 @@ translator the app uses (its fastest path on this machine). docs/generators.md r
 
 from __future__ import annotations
 
-import argparse
 import io
 
 import torch
@@ -20,6 +19,7 @@ from irvis.evaluate import Means
 from irvis.images import to_pil
 from irvis.metrics import PSNR_CAP_DB, SCORING_SHORT_SIDE, psnr
 from irvis.translate import Translator
+from train import variant_scores
 
 NOISE = 1 / 255
 JPEG_QUALITY = 95
@@ -69,15 +69,7 @@ def in_words(m: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("weights", nargs="+", help="generator folders")
-    parser.add_argument("--data", nargs="+", required=True, help="dataset roots in LLVIP's layout")
-    parser.add_argument("--split", default="val")
-    args = parser.parse_args(argv)
-    for weights in args.weights:
-        for change, r in measure(weights, args.data, args.split).items():
-            llvip = f"; LLVIP {in_words(r['llvip'])}" if r["llvip"] else ""
-            print(f"{weights} {change}: {in_words(r['overall'])}{llvip}")
+    variant_scores.main(__doc__, measure, argv, words=in_words)
 
 
 if __name__ == "__main__":

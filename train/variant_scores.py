@@ -1,4 +1,4 @@
-"""What the inference-time measurements (train.flip_average, train.level_oracle) share: variants of a generator's
+"""What the inference-time measurements (train.flip_average, train.level_oracle, train.stability) share: variants of a generator's
 prediction scored by the evaluation protocol, summarised overall and on LLVIP, and one command line for both."""
 
 from __future__ import annotations
@@ -23,8 +23,10 @@ def summary(means: Means) -> dict:
     return {"overall": means.means()["model"], "llvip": means.means("llvip")["model"] if "llvip" in means.sums else None}
 
 
-def main(doc: str, measure: Callable[[str, list[str], str], dict[str, dict]], argv: list[str] | None = None) -> None:
-    """The command line of a measurement: measure(weights, data, split) -> {variant: summary (+ "seconds")}."""
+def main(doc: str, measure: Callable[[str, list[str], str], dict[str, dict]], argv: list[str] | None = None,
+         words: Callable[[dict], str] = in_words) -> None:
+    """The command line of a measurement: measure(weights, data, split) -> {variant: summary (+ "seconds")}, each
+    summary's figures said by words."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("weights", nargs="+", help="generator folders")
     parser.add_argument("--data", nargs="+", required=True, help="dataset roots in LLVIP's layout")
@@ -32,6 +34,6 @@ def main(doc: str, measure: Callable[[str, list[str], str], dict[str, dict]], ar
     args = parser.parse_args(argv)
     for weights in args.weights:
         for name, r in measure(weights, args.data, args.split).items():
-            llvip = f"; LLVIP {in_words(r['llvip'])}" if r["llvip"] else ""
+            llvip = f"; LLVIP {words(r['llvip'])}" if r["llvip"] else ""
             seconds = f"; {r['seconds']:.2f} s" if "seconds" in r else ""
-            print(f"{weights} {name}: {in_words(r['overall'])}{llvip}{seconds}")
+            print(f"{weights} {name}: {words(r['overall'])}{llvip}{seconds}")
