@@ -480,7 +480,8 @@ def test_source_jitter_changes_the_source_only():
 
 def test_each_crop_carries_its_whole_frame_for_the_level_branch():
     """TrainPairs for a generator whose level branch reads the frame: beside each crop, the source's whole frame
-    at FRAME_VIEW (not the crop), changed by the same exposure draw as the crop; reproducible per sample."""
+    at FRAME_VIEW (not the crop), changed by the same exposure draw as the crop, with its own noise where asked;
+    reproducible per sample."""
     from irvis.context import FRAME_VIEW, frame_view
     from irvis.data import load_pair, load_pairs
     from train.config import TrainConfig
@@ -497,6 +498,11 @@ def test_each_crop_carries_its_whole_frame_for_the_level_branch():
                                              source_jitter=0.3), frame_views=True)
     a, b = jittered[1], jittered[1]
     assert torch.equal(a["frame"], b["frame"]) and not torch.equal(a["frame"], item["frame"])
+    noisy = TrainPairs(pairs, TrainConfig(direction="vis2ir", data=[str(MSRS)], crop_size=64, load_size=72,
+                                          view_noise=0.02), frame_views=True)
+    a, b = noisy[1], noisy[1]  # --view-noise: the view (not the crop) gets noise, the same for the same sample
+    assert torch.equal(a["frame"], b["frame"]) and torch.equal(a["source"], item["source"])
+    assert 0 < (a["frame"] - item["frame"]).std() <= 0.02
 
 
 def test_init_from_fine_tunes_an_exported_generator(vis2ir_run, generators, tmp_path):

@@ -236,7 +236,8 @@ def model_card(config: TrainConfig, state: dict, result: dict | None, n_params: 
                   f"{config.gradient_accumulation_steps} accumulation"),
         ("crops", f"{config.crop_size} px from frames with the shorter side drawn in "
                   f"[{config.min_load_size or config.crop_size}, {config.load_size}], random horizontal flips"
-         + (f", source exposure jitter {config.source_jitter:g}" if config.source_jitter else "")),
+         + (f", source exposure jitter {config.source_jitter:g}" if config.source_jitter else "")
+         + (f", frame-view noise up to {config.view_noise:g}" if config.view_noise else "")),
         ("optimiser", optimiser_text(config)),
         ("weights exported", weights_kind(config, state)),
         ("mixed precision", config.mixed_precision),

@@ -100,6 +100,10 @@ class TrainConfig:
                             default=False, group="data")
     source_jitter: float = _opt("random gain, contrast and gamma of the source image, each within +-this (0: off; "
                                 "e.g. 0.3): robustness to exposure and camera gain", default=0.0, group="data")
+    view_noise: float = _opt("Gaussian noise added to the whole-frame view a level branch reads (--level-view frame or "
+                             "histogram), its standard deviation drawn per sample from [0, this] (0: off; e.g. 0.01): "
+                             "a level not moved by noise nobody can see (python -m train.stability measures it)",
+                             default=0.0, group="data")
     num_workers: int | None = _opt("DataLoader worker processes per training process (0: load in the training "
                                    "process; default: 2 on a CPU; on a GPU the cores per process less one, at most 8, "
                                    "as a GPU step outruns one loader process 15-30 times)", default=None, group="data")
@@ -213,6 +217,8 @@ class TrainConfig:
             raise ConfigError(f"--crop-size {self.crop_size} is larger than --load-size {self.load_size}")
         if not 0 <= self.source_jitter < 1:
             raise ConfigError(f"--source-jitter must be in [0, 1), got {self.source_jitter}")
+        if not 0 <= self.view_noise <= 0.1:
+            raise ConfigError(f"--view-noise must be from 0 to 0.1, got {self.view_noise}")
         if self.min_load_size is not None and not self.crop_size <= self.min_load_size <= self.load_size:
             raise ConfigError(f"--min-load-size {self.min_load_size} must lie between --crop-size {self.crop_size} "
                               f"and --load-size {self.load_size}")

@@ -63,7 +63,7 @@ class TrainPairs(Dataset):
                                   frame_view_of=self.direction.source if frame_views else None)
         self.frame_views = frame_views
         self.seed, self.epoch = config.seed, 0
-        self.jitter = config.source_jitter
+        self.jitter, self.view_noise = config.source_jitter, config.view_noise
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -83,6 +83,8 @@ class TrainPairs(Dataset):
             if torch.rand(()) < 0.5:  # its own flip: the frame's level does not depend on left and right
                 frame = frame.flip(-1)
             source, frame = photometric_jitter(source, self.jitter, frame)
+            if self.view_noise:
+                frame = (frame + torch.randn(frame.shape) * (torch.rand(()) * self.view_noise)).clamp(0, 1)
         return {"source": source, "target": target, "frame": frame}
 
 
