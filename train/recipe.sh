@@ -363,3 +363,13 @@ timeout -s INT 80m python -m train --direction ir2vis --output-dir "$RUNS/ir2vis
   --ssim-weight 25 --edge-weight 50 --texture-weight 150 --gan-weight 1
 wait || true
 python -m train.stability --data "$DATA_DIR" --split val weights/vis2ir weights/ir2vis
+# The rule's checkpoints (as stage 4g): vis2ir-hist step 4750 (val LLVIP 14.00 dB), ir2vis-framenoise step 1750
+# (15.39), ir2vis-hist step 250 (11.89); exported, scored on test and measured for stability. None ships.
+for run in vis2ir-hist/4750/vis2ir ir2vis-framenoise/1750/ir2vis ir2vis-hist/250/ir2vis; do
+  IFS=/ read -r name step direction <<< "$run"
+  python -m train export --checkpoint "$RUNS/$name/checkpoints/checkpoint-$(printf %06d "$step")" \
+    --output "$RUNS/$name/step$step" --export-half --val-data "$DATA_DIR"
+  python -m irvis evaluate --direction "$direction" --weights "$RUNS/$name/step$step" --data "$DATA_DIR" --split test \
+    --json "$RUNS/$name/test-step$step.json"
+  python -m train.stability --data "$DATA_DIR" --split val "$RUNS/$name/step$step"
+done
