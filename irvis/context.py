@@ -14,7 +14,7 @@ CONTEXT_SCALE = 4  # the context encoder sees the input at 1/4 of its side: its 
 FRAME_VIEW = (128, 160)
 # "input" and "frame": the pooled encoder features of the input / of the frame's view; "histogram": the frame view's
 # own brightness histogram, mean and spread per channel. The pooled stride-32 features of an ImageNet encoder move by
-# 10-50% (L2) under noise of 1/255, which a person cannot see, and by as much between float32 and bfloat16, and a
+# 4-50% (L2) under noise of 1/255, which a person cannot see, and by as much between float32 and bfloat16, and a
 # level read from them moved an output's level with them; a soft histogram moves in proportion to the noise.
 LEVEL_VIEWS = ("input", "frame", "histogram")
 HISTOGRAM_BINS = 16

@@ -270,14 +270,14 @@ class FusedIrvisUNet(nn.Module):
         view[:, :, 1, :, :, -1] = by_parity(plain(g[..., :, -2:], x[..., :, -4:], (H, 4))[..., :, -1])
 
 
-def fuse(generator: nn.Module, fold_encoder: bool = True) -> bool:
-    """Replace an irvis-unet generator's network by its fused form, in place (for an inference copy).
-    fold_encoder: fold a context encoder's BatchNorm into its convolutions too (faster).
-    Returns whether it applied (other architectures are left as they are)."""
+def fuse(generator: nn.Module) -> bool:
+    """Replace an irvis-unet generator's network by its fused form, in place (for an inference copy), a context
+    encoder's BatchNorm folded into its convolutions too. Returns whether it applied (other architectures are left
+    as they are)."""
     if not isinstance(getattr(generator, "net", None), IrvisUNet):
         return False
     device = next(generator.net.parameters()).device
-    if generator.net.context is not None and fold_encoder:
+    if generator.net.context is not None:
         from irvis.backbones import fold_batchnorm
 
         fold_batchnorm(generator.net.context.encoder)
@@ -285,12 +285,12 @@ def fuse(generator: nn.Module, fold_encoder: bool = True) -> bool:
     return True
 
 
-def low_precision_copies(generator: nn.Module, dtype: torch.dtype):
+def low_precision_copy(generator: nn.Module, dtype: torch.dtype) -> tuple[nn.Module, bool]:
     """A fused copy of the generator in dtype (a context encoder folded and kept in float32: in bfloat16 a
     fine-tuned encoder's features move the output, irvis.context.ContextBranch.encode), for the caller to check on
-    a probe. Yields (copy, whether fused)."""
+    a probe. Returns (copy, whether fused)."""
     from irvis.nets import cast_generator
 
     low = copy.deepcopy(generator)
     folded = fuse(low)
-    yield cast_generator(low, dtype), folded
+    return cast_generator(low, dtype), folded

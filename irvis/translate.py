@@ -28,7 +28,7 @@ from torchvision.transforms import v2
 from irvis.colormap import DEFAULT_PALETTE, apply_palette
 from irvis.cpu import cpu_has_native_bf16, keep_freed_memory
 from irvis.directions import Direction, get_direction
-from irvis.fused import low_precision_copies
+from irvis.fused import low_precision_copy
 from irvis.hub import resolve_weights
 from irvis.images import ImageSource, load_image
 from irvis.generator_folder import INFERENCE_FILE, TRAINING_CONFIG_FILE, WeightsError
@@ -154,11 +154,9 @@ class Translator:
         with torch.inference_mode():
             try:
                 reference = self.generator(probe).float()
-                for low, folded in low_precision_copies(self.generator, dtype):  # irvis.fused: the fastest first
-                    fast = low(probe.to(dtype)).float()
-                    self.probe_psnr = psnr(fast.clamp(0, 1), reference.clamp(0, 1)).mean().item()
-                    if self.probe_psnr >= FAST_PATH_MIN_PSNR:
-                        break
+                low, folded = low_precision_copy(self.generator, dtype)  # irvis.fused
+                fast = low(probe.to(dtype)).float()
+                self.probe_psnr = psnr(fast.clamp(0, 1), reference.clamp(0, 1)).mean().item()
             except RuntimeError as e:  # a device without this dtype's kernels
                 if asked != "auto":
                     raise ValueError(f"{candidate} is not available on {self.device}: {e}") from None

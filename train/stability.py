@@ -12,11 +12,10 @@ from __future__ import annotations
 import io
 
 import torch
-from PIL import Image
 
 from irvis.data import load_pair, load_pairs
 from irvis.evaluate import Means
-from irvis.images import to_pil
+from irvis.images import load_image, to_pil
 from irvis.metrics import PSNR_CAP_DB, SCORING_SHORT_SIDE, psnr
 from irvis.translate import Translator
 from train import variant_scores
@@ -30,13 +29,11 @@ def with_noise(x: torch.Tensor, seed: int) -> torch.Tensor:
     return (x + torch.randn(x.shape, generator=torch.Generator().manual_seed(seed)) * NOISE).clamp(0, 1)
 
 
-def jpeg_again(x: torch.Tensor) -> torch.Tensor:
-    """x (C, H, W) in [0, 1] through an 8-bit JPEG at JPEG_QUALITY and back."""
+def jpeg_again(x: torch.Tensor, modality: str) -> torch.Tensor:
+    """x (C, H, W) in [0, 1], an image of this modality, through an 8-bit JPEG at JPEG_QUALITY and back."""
     buffer = io.BytesIO()
     to_pil(x).save(buffer, format="JPEG", quality=JPEG_QUALITY)
-    image = Image.open(buffer)
-    t = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8).float().div(255)
-    return t.view(image.height, image.width, -1).permute(2, 0, 1).contiguous()
+    return load_image(buffer.getvalue(), modality)
 
 
 def moved(plain: torch.Tensor, changed: torch.Tensor) -> dict[str, float]:
@@ -53,14 +50,13 @@ def measure(weights: str, data: list[str], split: str) -> dict[str, dict]:
     for i, pair in enumerate(load_pairs(data, split)):
         source, _ = d.arrange(*load_pair(pair, short_side=SCORING_SHORT_SIDE))
         plain = translator.translate_tensor(source)
-        for change, changed in zip(CHANGES, (with_noise(source, i), jpeg_again(source))):
+        for change, changed in zip(CHANGES, (with_noise(source, i), jpeg_again(source, d.source))):
             m = moved(plain, translator.translate_tensor(changed))
             means[change].add(pair.set_name, "model", m)
             for key in ("overall", pair.set_name):  # a mean of dB hides the one frame whose level jumped
                 worst[change][key] = min(worst[change].get(key, PSNR_CAP_DB), m["psnr"])
-    return {c: {key: {**m.means(name)["model"], "worst_psnr": worst[c][key]} if name in m.sums else None
-                for key, name in (("overall", "__all__"), ("llvip", "llvip"))}
-            for c, m in means.items()}
+    summaries = {c: variant_scores.summary(m) for c, m in means.items()}
+    return {c: {key: r and {**r, "worst_psnr": worst[c][key]} for key, r in s.items()} for c, s in summaries.items()}
 
 
 def in_words(m: dict) -> str:

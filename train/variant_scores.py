@@ -1,5 +1,5 @@
 """What the inference-time measurements (train.flip_average, train.level_oracle, train.stability) share: variants of a generator's
-prediction scored by the evaluation protocol, summarised overall and on LLVIP, and one command line for both."""
+prediction scored by the evaluation protocol, summarised overall and on LLVIP, and one command line for each."""
 
 from __future__ import annotations
 
