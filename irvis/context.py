@@ -120,8 +120,12 @@ class LevelBranch(nn.Module):
         nn.init.zeros_(self.mlp[-1].weight)
         nn.init.zeros_(self.mlp[-1].bias)
 
+    def coefficients(self, pooled: torch.Tensor) -> torch.Tensor:
+        """(N, 2 * channels): each frame's gain, then offset."""
+        return self.mlp(pooled)
+
     def forward(self, h: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
-        gain, offset = self.mlp(pooled.to(h.dtype))[..., None, None].chunk(2, dim=1)
+        gain, offset = self.coefficients(pooled.to(h.dtype))[..., None, None].chunk(2, dim=1)
         return torch.addcmul(h + offset, h, gain)
 
 

@@ -158,12 +158,19 @@ class IrvisUNet(nn.Module):
         h = self.bottleneck(skips.pop())
         if self.level is not None:
             if self.level_view != "input":  # the frame's level from the whole frame, also when x is a crop of it
-                view = frame_view(x) if frame is None else frame.to(x.dtype)
-                pooled = frame_histogram(view) if self.level_view == "histogram" else self.context.pooled(view)
+                pooled = self.frame_pooled(frame_view(x) if frame is None else frame.to(x.dtype))
             h = self.level(h, h.mean(dim=(2, 3)) if pooled is None else pooled)
         for k, up in enumerate(self.ups):
             h = up(h, skips.pop(), up_adds[k] if up_adds else None)
         return h
+
+    def frame_pooled(self, view: torch.Tensor) -> torch.Tensor:
+        """What the level branch reads of a frame_view (in [-1, 1]) with level_view "frame" or "histogram"."""
+        return frame_histogram(view) if self.level_view == "histogram" else self.context.pooled(view)
+
+    def frame_level(self, view: torch.Tensor) -> torch.Tensor:
+        """The level branch's gain and offset (N, 2 * channels) for a frame_view in [-1, 1]."""
+        return self.level.coefficients(self.frame_pooled(view).to(self.level.mlp[0].weight.dtype))
 
     def forward(self, x, frame: torch.Tensor | None = None):
         h = self.body(x, frame=frame)

@@ -224,6 +224,42 @@ def test_a_histogram_level_is_not_moved_by_noise_nobody_can_see(llvip):
     assert shares.sum().item() == pytest.approx(HISTOGRAM_BINS) and shares.argmax().item() in (7, 8)
 
 
+def test_the_level_steadiness_loss_teaches_a_frame_level_to_ignore_noise(llvip):
+    """--level-steadiness: the loss is how far noise of 2/255 on the frame's view moves the level branch's gain and
+    offset; a few steps on it make a live branch's level move less under fresh noise, while a dark frame and a
+    bright one are still levelled apart. Refused without the frame view."""
+    from irvis.context import frame_view
+    from train.config import ConfigError, TrainConfig
+    from train.objective import level_steadiness_loss
+
+    g = _with_live_branches(initialise_generator(build_generator("ir2vis", "irvis-lite0", level_view="frame")))
+    with torch.no_grad():
+        g.net.level.mlp[-1].weight.mul_(10)  # a level that reads the features strongly: noise moves it visibly
+    views = frame_view(torch.cat([_street_frame(llvip, "infrared"), _street_frame(llvip, "infrared") * 0.4]))
+
+    def moved_by_noise():
+        torch.manual_seed(1)
+        with torch.no_grad():
+            return level_steadiness_loss(g.net, views).item()
+
+    def apart():
+        with torch.no_grad():
+            bright, dark = g.net.frame_level(views * 2 - 1)
+            return (bright - dark).abs().mean().item()
+
+    before, apart_before = moved_by_noise(), apart()
+    optimiser = torch.optim.Adam(g.net.level.parameters(), lr=1e-3)
+    for step in range(30):
+        torch.manual_seed(100 + step)
+        optimiser.zero_grad()
+        level_steadiness_loss(g.net, views).backward()
+        optimiser.step()
+    assert moved_by_noise() < 0.5 * before and before > 0.01
+    assert apart() > 0.5 * apart_before
+    with pytest.raises(ConfigError, match="needs --level-view frame"):
+        TrainConfig(direction="ir2vis", data=["x"], arch="irvis-lite0", level_steadiness=10).validate()
+
+
 def test_half_files_and_fast_paths_keep_the_encoder_in_float32(tmp_path, llvip):
     """In bfloat16 the encoder's features move by 3-16% per level, and rounding a fine-tuned encoder's weights to
     float16 moved an LLVIP frame's translation by 5 dB: a half file stores the rest in float16 and the encoder in

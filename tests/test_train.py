@@ -544,13 +544,13 @@ def test_a_shipped_generator_seeds_the_lite0_prior_and_step_0_draws_what_it_drew
 
 
 @pytest.mark.parametrize("arch_flags", [[], ["--arch", "irvis-lite0", "--no-upscale", "--load-size", "96",
-                                              "--level-view", "frame"]],
+                                              "--level-view", "frame", "--level-steadiness", "10"]],
                          ids=["irvis-unet", "irvis-lite0"])
 def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path, arch_flags):
     """Interrupted at step 4 (after the step-3 checkpoint), resumed with --resume latest: the same final
     weights, EMA, discriminator, schedule and data position as a run that was never stopped; for irvis-lite0
-    also its ImageNet start, its encoder's own learning rate, its scale draws capped at the native size and the
-    whole-frame views its level branch reads beside each crop."""
+    also its ImageNet start, its encoder's own learning rate, its scale draws capped at the native size, the
+    whole-frame views its level branch reads beside each crop and the noise its steadiness term draws."""
     from train.config import from_args
     from train.loop import Trainer
 
@@ -561,6 +561,7 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path, arch_f
 
     code, log = run(argv(tmp_path / "straight"))
     assert code == 0, log
+    assert ("level steadiness 10" in log) == bool(arch_flags)  # the banner names the term's weight
 
     def interrupt(trainer, step):
         if step == 4:

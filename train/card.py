@@ -117,11 +117,15 @@ def objective_text(config: TrainConfig) -> str:
     """The losses, as the card's first paragraph names them."""
     terms = [loss.card.format(weight=f"{w:g}") for loss, w in active(config)]
     if config.gan_weight == 0:
-        return " + ".join(terms) + " (no discriminator)"
-    text = " + ".join([f"conditional PatchGAN ({config.gan_mode}, weight {config.gan_weight:g}, {config.d_layers} "
-                       f"layers, ndf {config.ndf})", *terms])
-    if config.gan_warmup:
-        text += f"; the adversarial term from step {config.gan_warmup}"
+        text = " + ".join(terms) + " (no discriminator)"
+    else:
+        text = " + ".join([f"conditional PatchGAN ({config.gan_mode}, weight {config.gan_weight:g}, "
+                           f"{config.d_layers} layers, ndf {config.ndf})", *terms])
+        if config.gan_warmup:
+            text += f"; the adversarial term from step {config.gan_warmup}"
+    if config.level_steadiness:
+        text += (f"; a level-steadiness term (weight {config.level_steadiness:g}: the level branch's gain and offset "
+                 "unmoved by noise of 2/255 on its view of the frame)")
     return text
 
 

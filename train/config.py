@@ -104,6 +104,11 @@ class TrainConfig:
                              "histogram), its standard deviation drawn per sample from [0, this] (0: off; e.g. 0.01): "
                              "a level not moved by noise nobody can see (python -m train.stability measures it)",
                              default=0.0, group="data")
+    level_steadiness: float = _opt("weight of a steadiness loss for the level branch's view of the whole frame "
+                                   "(--level-view frame): mean |gain and offset of the view - of the view with noise "
+                                   "of 2/255| (0: off; e.g. 100): noise makes an encoder's pooled features jump, and "
+                                   "the level with them, where data noise alone did not teach invariance",
+                                   default=0.0, group="data")
     num_workers: int | None = _opt("DataLoader worker processes per training process (0: load in the training "
                                    "process; default: 2 on a CPU; on a GPU the cores per process less one, at most 8, "
                                    "as a GPU step outruns one loader process 15-30 times)", default=None, group="data")
@@ -219,6 +224,10 @@ class TrainConfig:
             raise ConfigError(f"--source-jitter must be in [0, 1), got {self.source_jitter}")
         if not 0 <= self.view_noise <= 0.1:
             raise ConfigError(f"--view-noise must be from 0 to 0.1, got {self.view_noise}")
+        if self.level_steadiness < 0:
+            raise ConfigError(f"--level-steadiness must be 0 or more, got {self.level_steadiness}")
+        if self.level_steadiness and self.generator_overrides().get("level_view") != "frame":
+            raise ConfigError("--level-steadiness steadies the level branch's encoder view: it needs --level-view frame")
         if self.min_load_size is not None and not self.crop_size <= self.min_load_size <= self.load_size:
             raise ConfigError(f"--min-load-size {self.min_load_size} must lie between --crop-size {self.crop_size} "
                               f"and --load-size {self.load_size}")

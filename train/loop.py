@@ -38,7 +38,8 @@ from train.data import EpochSampler, TrainPairs, ValFrames, loader_workers, repe
 from train.export import export_generator
 from train.losses import active
 from train.models import PatchDiscriminator, fused_adam, generator_groups, initial_generator
-from train.objective import EMA, adversarial_term, discriminator_loss, generator_loss, lr_factor
+from train.objective import (EMA, adversarial_term, discriminator_loss, generator_loss, level_steadiness_loss,
+                             lr_factor)
 from train.stopping import StopRequested, StopRequests, ignore_stop_signals, stopped_line
 
 DEFAULT_MAX_STEPS = 10_000
@@ -216,6 +217,10 @@ class Trainer:
                 logs["loss/d"] = loss_d.detach()
                 logs["loss/g_gan"] = gan_g.detach()
             loss_g, terms = generator_loss(cfg, fake, target, gan_g)
+            if cfg.level_steadiness:  # through the bare network: one backward still reaches each parameter once
+                steadiness = level_steadiness_loss(acc.unwrap_model(self.generator).net, batch["frame"])
+                loss_g = loss_g + cfg.level_steadiness * steadiness
+                terms["loss/level_steadiness"] = steadiness.detach()
             acc.backward(loss_g)
             self.opt_g.step()
             self.opt_g.zero_grad(set_to_none=True)
@@ -388,6 +393,8 @@ class Trainer:
         else:
             objective = " + ".join([f"PatchGAN ({cfg.gan_mode})", *terms])
             weights.append(f"PatchGAN {cfg.gan_weight:g}" + (f" from step {cfg.gan_warmup}" if cfg.gan_warmup else ""))
+        if cfg.level_steadiness:
+            weights.append(f"level steadiness {cfg.level_steadiness:g}")
         lines = [
             f"irvis trainer: {self.direction.name} ({self.direction.label}), {cfg.arch}, "
             f"{count_parameters(g) / 1e6:.2f} M parameters, {objective}",

@@ -59,6 +59,18 @@ def generator_loss(config: TrainConfig, fake: torch.Tensor, target: torch.Tensor
     return total, logs
 
 
+# twice what train.stability adds to a whole frame: a frame_view is the frame shrunk, which averages its noise down
+STEADINESS_NOISE = 2 / 255
+
+
+def level_steadiness_loss(net: torch.nn.Module, frame: torch.Tensor) -> torch.Tensor:
+    """Mean |the level branch's gain and offset for each frame_view (in [0, 1]) - for the same view with noise of
+    STEADINESS_NOISE|. net: the generator's network (irvis-lite0 with level_view "frame")."""
+    view = frame * 2 - 1
+    noisy = view + torch.randn_like(view) * (2 * STEADINESS_NOISE)  # the network's range is twice [0, 1]'s
+    return (net.frame_level(view) - net.frame_level(noisy)).abs().mean()
+
+
 def lr_factor(schedule: str, total_steps: int) -> Callable[[int], float]:
     """torch's LambdaLR factor, a closed form of the step: a resume with another --max-steps stretches the schedule
     from where it is, and checkpoints hold LambdaLR's state (torch's chained schedulers, SequentialLR of LinearLR
