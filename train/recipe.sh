@@ -373,3 +373,17 @@ for run in vis2ir-hist/4750/vis2ir ir2vis-framenoise/1750/ir2vis ir2vis-hist/250
     --json "$RUNS/$name/test-step$step.json"
   python -m train.stability --data "$DATA_DIR" --split val "$RUNS/$name/step$step"
 done
+
+# 4i. What moved the encoder-read ir2vis under invisible noise was its level, not its context: with the level branch's
+#     input held at the clean frame's, stage 4h's ir2vis (frame view + view noise) keeps its worst val frame at 37.3 dB
+#     from its plain output under noise of 1/255 (24.2 with the level reading the noisy frame). So the level is taught to be steady (--level-steadiness: a loss on how far noise
+#     of 2/255 on the frame view moves the level's gain and offset), stage 4g's ir2vis recipe otherwise. Beside it,
+#     stage 4h's vis2ir (histogram level) continued from its rule's checkpoint (exported in 4h) with the texture and
+#     edge weights raised against its blur.
+timeout -s INT 95m python -m train --direction ir2vis --output-dir "$RUNS/ir2vis-steady" $GROW --level-view frame \
+  --level-steadiness 100 --init-from weights/ir2vis --repeat-sets llvip=3 --load-size 1024 --min-load-size 512 \
+  --l1-weight 50 --ssim-weight 25 --edge-weight 50 --texture-weight 150 --gan-weight 1 &
+timeout -s INT 100m python -m train --direction vis2ir --output-dir "$RUNS/vis2ir-hist-sharp" $GROW --level-view histogram \
+  --init-from "$RUNS/vis2ir-hist/step4750" --repeat-sets llvip=8 --load-size 640 --min-load-size 384 --l1-weight 10 \
+  --ssim-weight 5 --edge-weight 150 --texture-weight 800 --gan-weight 5
+wait || true
