@@ -86,3 +86,24 @@ def test_ssim_loss_is_one_minus_torchmetrics_ssim_over_the_valid_region(data_dir
             valid = full[..., 5:-5, 5:-5].mean()
             assert abs(float(1 - ssim_loss(pred, x)) - float(valid)) < 1e-5
             assert float(1 - ssim_loss(pred, x)) < 0.95  # a real difference, not two ones
+
+
+def test_gradient_correlation_loss_is_one_minus_the_reported_metric_and_ignores_edge_strength(data_dir):
+    """The loss is 1 - the evaluation's gradient correlation on real frames (infrared and visible): zero for the
+    truth, the same for the truth at half contrast (edges in their places), larger for the truth moved by 4 px
+    (edges elsewhere); a flat prediction adds nothing and still has a finite gradient."""
+    from irvis.data import load_pair, load_pairs
+    from irvis.metrics import gradient_correlation
+    from train.losses import gradient_correlation_loss
+
+    for truth in load_pair(load_pairs([data_dir / "llvip"], "val")[0], short_side=96):
+        x = truth[None]
+        for pred in (x * 0.5 + 0.25, torch.roll(x, 4, dims=-1)):
+            assert abs(float(gradient_correlation_loss(pred, x)) - float(1 - gradient_correlation(pred, x)[0])) < 1e-3
+        assert float(gradient_correlation_loss(x, x)) < 1e-3
+        assert float(gradient_correlation_loss(x * 0.5 + 0.25, x)) < 1e-3
+        assert float(gradient_correlation_loss(torch.roll(x, 4, dims=-1), x)) > 0.3
+        flat = torch.full_like(x, 0.5, requires_grad=True)
+        loss = gradient_correlation_loss(flat, x)
+        loss.backward()
+        assert float(loss) == 0.0 and torch.isfinite(flat.grad).all()

@@ -69,6 +69,21 @@ def texture_loss(pred: torch.Tensor, target: torch.Tensor, cell: int = 8) -> tor
         return (F.avg_pool2d(gp, cell) - F.avg_pool2d(gt, cell)).abs().mean()
 
 
+def gradient_correlation_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """1 - the per-crop Pearson correlation of the Sobel gradient-magnitude maps (the evaluation's gradient
+    correlation, made differentiable): where the edges are, blind to their strength and sign. The edge and texture
+    losses ask for the right amount of edge, which a hallucinated edge in the wrong place can supply; this asks
+    for the place. A flat crop (either side) adds nothing."""
+    with torch.autocast(pred.device.type, enabled=False):
+        gp = gradient_magnitude(pred, eps=1e-6).flatten(1)
+        gt = gradient_magnitude(target, eps=1e-6).flatten(1)
+        gp, gt = gp - gp.mean(dim=1, keepdim=True), gt - gt.mean(dim=1, keepdim=True)
+        denom = gp.norm(dim=1) * gt.norm(dim=1)
+        valid = denom > 1e-6
+        corr = (gp * gt).sum(dim=1)[valid] / denom[valid]
+        return (1 - corr).sum() / pred.shape[0]
+
+
 # In the order the banner and the card name them.
 LOSSES: dict[str, Loss] = {loss.name: loss for loss in (
     # Pix2Pix's weight 100 is for L1 on images in [-1, 1], twice our [0, 1] difference
@@ -84,6 +99,10 @@ LOSSES: dict[str, Loss] = {loss.name: loss for loss in (
          "gradient magnitudes of prediction and truth (0: off; e.g. 100): the right amount of structure in each "
          "block, where its exact place cannot be known", "texture",
          "texture loss (8x8-block edge energy, weight {weight})", column="texture loss"),
+    Loss("gradcorr", 0.0, gradient_correlation_loss, "weight of a gradient-correlation loss: 1 - the Pearson "
+         "correlation of the Sobel gradient-magnitude maps of prediction and truth, per crop (0: off; e.g. 10): "
+         "edges in the places the truth has them, whatever their strength", "gradient correlation",
+         "gradient-correlation loss (weight {weight})", column="gradient-correlation loss"),
 )}
 
 
