@@ -105,9 +105,10 @@ class TrainConfig:
                              "a level not moved by noise nobody can see (python -m train.stability measures it)",
                              default=0.0, group="data")
     level_steadiness: float = _opt("weight of a steadiness loss for the level branch's view of the whole frame "
-                                   "(--level-view frame): mean |gain and offset of the view - of the view with noise "
-                                   "of 2/255| (0: off; e.g. 100): noise makes an encoder's pooled features jump, and "
-                                   "the level with them, where data noise alone did not teach invariance",
+                                   "(--level-view frame): the mean squared move of its gain and offset under noise "
+                                   "of 2/255 on the view (0: off; e.g. 10000): noise makes an encoder's pooled "
+                                   "features jump, and the level with them, where data noise alone did not teach "
+                                   "invariance",
                                    default=0.0, group="data")
     num_workers: int | None = _opt("DataLoader worker processes per training process (0: load in the training "
                                    "process; default: 2 on a CPU; on a GPU the cores per process less one, at most 8, "
