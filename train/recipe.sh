@@ -395,3 +395,12 @@ timeout -s INT 75m python -m train --direction ir2vis --output-dir "$RUNS/ir2vis
   --level-steadiness 10000 --init-from weights/ir2vis --repeat-sets llvip=3 --load-size 1024 --min-load-size 512 \
   --l1-weight 50 --ssim-weight 25 --edge-weight 50 --texture-weight 150 --gan-weight 1 --gradcorr-weight 20
 wait || true
+# The rule's checkpoint of the gradient-correlation run (step 2000; the others never left 12 dB on LLVIP val),
+# exported, scored on test and measured for stability; and the weight-10000 run's step 750, for stability alone.
+python -m train export --checkpoint "$RUNS/ir2vis-steady-gc/checkpoints/checkpoint-002000" \
+  --output "$RUNS/ir2vis-steady-gc/step2000" --export-half --val-data "$DATA_DIR"
+python -m irvis evaluate --direction ir2vis --weights "$RUNS/ir2vis-steady-gc/step2000" --data "$DATA_DIR" --split test \
+  --json "$RUNS/ir2vis-steady-gc/test-step2000.json"
+python -m train export --checkpoint "$RUNS/ir2vis-steady/checkpoints/checkpoint-000750" \
+  --output "$RUNS/ir2vis-steady/step750" --export-half --val-data "$DATA_DIR"
+python -m train.stability --data "$DATA_DIR" --split val "$RUNS/ir2vis-steady-gc/step2000" "$RUNS/ir2vis-steady/step750"
