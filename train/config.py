@@ -109,7 +109,7 @@ class TrainConfig:
                                    "of 2/255 on the view (0: off; e.g. 10000): noise makes an encoder's pooled "
                                    "features jump, and the level with them, where data noise alone did not teach "
                                    "invariance",
-                                   default=0.0, group="data")
+                                   default=0.0, group="optimisation")
     num_workers: int | None = _opt("DataLoader worker processes per training process (0: load in the training "
                                    "process; default: 2 on a CPU; on a GPU the cores per process less one, at most 8, "
                                    "as a GPU step outruns one loader process 15-30 times)", default=None, group="data")
