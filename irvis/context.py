@@ -16,7 +16,12 @@ FRAME_VIEW = (128, 160)
 # own brightness histogram, mean and spread per channel. The pooled stride-32 features of an ImageNet encoder move by
 # 4-50% (L2) under noise of 1/255, which a person cannot see, and by as much between float32 and bfloat16, and a
 # level read from them moved an output's level with them; a soft histogram moves in proportion to the noise.
-LEVEL_VIEWS = ("input", "frame", "histogram")
+# "coarse": the encoder's features of the frame view blurred to its layout (lit and dark regions, sky, road, people
+# as blobs): on the val and test frames, noise of 2/255 on an infrared view moves ImageNet's pooled features by 64%
+# of how far frames lie from one another, and a blur of 0.8 px by 67% (visible: 39% / 51%), so an encoder-read level
+# learns the camera's grain; blurred with a Gaussian of COARSE_SIGMA px first, 16% and 7% (visible: 5% / 7%).
+LEVEL_VIEWS = ("input", "frame", "histogram", "coarse")
+COARSE_SIGMA = 3.0  # px of the 128x160 frame view: 24 px of a 1280x1024 frame
 HISTOGRAM_BINS = 16
 
 
@@ -24,6 +29,14 @@ def frame_view(x: torch.Tensor) -> torch.Tensor:
     """The whole frame (N, C, H, W) as the level branch sees it: resized, antialiased, to FRAME_VIEW (in float32:
     PyTorch's antialiased resize has no bfloat16 kernel on CPUs)."""
     return F.interpolate(x.float(), size=FRAME_VIEW, mode="bilinear", antialias=True, align_corners=False).to(x.dtype)
+
+
+def coarse_view(view: torch.Tensor) -> torch.Tensor:
+    """A frame view blurred to its coarse layout (Gaussian of COARSE_SIGMA px, reflected at the borders), in float32."""
+    from torchvision.transforms.v2.functional import gaussian_blur
+
+    with torch.autocast(view.device.type, enabled=False):
+        return gaussian_blur(view.float(), kernel_size=2 * round(3 * COARSE_SIGMA) + 1, sigma=COARSE_SIGMA)
 
 
 def histogram_features(channels: int) -> int:

@@ -30,7 +30,7 @@ from huggingface_hub import PyTorchModelHubMixin
 from safetensors.torch import load_model
 from torch import nn
 
-from irvis.context import (LEVEL_VIEWS, ContextBranch, LevelBranch, frame_histogram, frame_view, histogram_features,
+from irvis.context import (LEVEL_VIEWS, ContextBranch, LevelBranch, coarse_view, frame_histogram, frame_view, histogram_features,
                             load_lite0)
 from irvis.directions import get_direction
 from irvis.generator_folder import (CONFIG_NAME, MAX_PARAMETERS, WEIGHTS_NAME, WeightsError,
@@ -145,7 +145,7 @@ class IrvisUNet(nn.Module):
         output where the caller computed it; up_adds: each decoder level's UpBlock.forward hook (irvis.fused).
         The context branch's features join the two coarsest encoder levels; the level branch scales and
         shifts the bottleneck's output per frame (cheap there, and everything after it follows).
-        frame: with level_view "frame", the frame_view of the whole frame x was cropped from (training passes
+        frame: with a whole-frame level_view, the frame_view of the whole frame x was cropped from (training passes
         it beside a crop; None: x is the whole frame)."""
         skips = [self.stem(x) if first is None else first]
         for down in self.downs:
@@ -165,8 +165,10 @@ class IrvisUNet(nn.Module):
         return h
 
     def frame_pooled(self, view: torch.Tensor) -> torch.Tensor:
-        """What the level branch reads of a frame_view (in [-1, 1]) with level_view "frame" or "histogram"."""
-        return frame_histogram(view) if self.level_view == "histogram" else self.context.pooled(view)
+        """What the level branch reads of a frame_view (in [-1, 1]) with level_view "frame", "coarse" or "histogram"."""
+        if self.level_view == "histogram":
+            return frame_histogram(view)
+        return self.context.pooled(coarse_view(view) if self.level_view == "coarse" else view)
 
     def frame_level(self, view: torch.Tensor) -> torch.Tensor:
         """The level branch's gain and offset (N, 2 * channels) for a frame_view in [-1, 1]."""
@@ -227,7 +229,9 @@ SETTINGS: dict[str, Setting] = {
                      (False, True)),
     "level_view": Setting("what the level branch reads: the encoder's features of the network's input (in training a "
                           "crop) or of a small view of the whole frame (training passes each crop's frame beside it), "
-                          "or that view's brightness histogram (unmoved by noise a person cannot see)", LEVEL_VIEWS),
+                          "or that view's brightness histogram (unmoved by noise a person cannot see), or the "
+                          "encoder's features of that view blurred to its coarse layout (the scene, not the grain)",
+                          LEVEL_VIEWS),
 }
 
 

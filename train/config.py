@@ -100,12 +100,12 @@ class TrainConfig:
                             default=False, group="data")
     source_jitter: float = _opt("random gain, contrast and gamma of the source image, each within +-this (0: off; "
                                 "e.g. 0.3): robustness to exposure and camera gain", default=0.0, group="data")
-    view_noise: float = _opt("Gaussian noise added to the whole-frame view a level branch reads (--level-view frame or "
+    view_noise: float = _opt("Gaussian noise added to the whole-frame view a level branch reads (--level-view frame, coarse or "
                              "histogram), its standard deviation drawn per sample from [0, this] (0: off; e.g. 0.01): "
                              "a level not moved by noise nobody can see (python -m train.stability measures it)",
                              default=0.0, group="data")
     level_steadiness: float = _opt("weight of a steadiness loss for the level branch's view of the whole frame "
-                                   "(--level-view frame): the mean squared move of its gain and offset under noise "
+                                   "(--level-view frame or coarse): the mean squared move of its gain and offset under noise "
                                    "of 2/255 on the view (0: off; e.g. 10000): noise makes an encoder's pooled "
                                    "features jump, and the level with them, where data noise alone did not teach "
                                    "invariance",
@@ -227,8 +227,9 @@ class TrainConfig:
             raise ConfigError(f"--view-noise must be from 0 to 0.1, got {self.view_noise}")
         if self.level_steadiness < 0:
             raise ConfigError(f"--level-steadiness must be 0 or more, got {self.level_steadiness}")
-        if self.level_steadiness and self.generator_overrides().get("level_view") != "frame":
-            raise ConfigError("--level-steadiness steadies the level branch's encoder view: it needs --level-view frame")
+        if self.level_steadiness and self.generator_overrides().get("level_view") not in ("frame", "coarse"):
+            raise ConfigError("--level-steadiness steadies the level branch's encoder view: it needs --level-view "
+                              "frame or coarse")
         if self.min_load_size is not None and not self.crop_size <= self.min_load_size <= self.load_size:
             raise ConfigError(f"--min-load-size {self.min_load_size} must lie between --crop-size {self.crop_size} "
                               f"and --load-size {self.load_size}")
