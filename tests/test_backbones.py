@@ -269,6 +269,28 @@ def test_a_coarse_level_reads_the_scene_not_the_grain(tmp_path, data_dir):
     assert loaded.config["level_view"] == "coarse" and loaded.wants_frame
 
 
+def test_the_level_probe_tells_a_grain_read_level_from_a_scene_read_one(tmp_path, data_dir, generators):
+    """python -m train.level_probe: over the val frames, how far noise and a slight blur on the view move a level
+    branch's gain and offset, as a share of how far frames lie apart. With the same live branches, a level that
+    reads the sharp view moves further than one that reads it coarse; a generator without a whole-frame level is
+    refused with its reason."""
+    from train import level_probe
+
+    shares = {}
+    for view in ("frame", "coarse"):
+        g = _with_live_branches(initialise_generator(build_generator("ir2vis", "irvis-lite0", level_view=view)))
+        with torch.no_grad():
+            g.net.level.mlp[-1].weight.mul_(10)
+        r = level_probe.probe(str(save_generator(g, tmp_path / view)), [str(data_dir)], "val")
+        assert r["frames"] == 24 and set(r["sets"]) >= {"llvip"} and r["spread"] > 0
+        shares[view] = r["moves"]
+    for change in level_probe.CHANGES:
+        assert shares["coarse"][change] < 0.5 * shares["frame"][change]
+    with pytest.raises(SystemExit) as refused:
+        level_probe.main([str(generators["ir2vis"]), "--data", str(data_dir)])
+    assert refused.value.code == 2
+
+
 def test_the_level_steadiness_loss_teaches_a_frame_level_to_ignore_noise(llvip):
     """--level-steadiness: the loss is how far noise of 2/255 on the frame's view moves the level branch's gain and
     offset; a few steps on it make a live branch's level move less under fresh noise, while a dark frame and a
