@@ -148,10 +148,8 @@ class Truth:
     @cached_property
     def gradient(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(mean Sobel gradient magnitude (N,), the magnitude map less its mean (N, HW), that map's norm (N,))."""
-        g = gradient_magnitude(self.image).flatten(1)
-        mean = g.mean(dim=1)
-        centred = g - mean[:, None]
-        return mean, centred, centred.norm(dim=1)
+        g = gradient_magnitude(self.image)
+        return (g.mean(dim=(1, 2, 3)), *centred_gradients(g))
 
     @cached_property
     def vif(self) -> tuple[list[tuple], torch.Tensor]:
@@ -243,11 +241,17 @@ def _sharpness(gp: torch.Tensor, truth: Truth) -> torch.Tensor:
     return torch.where(gt > 1e-8, gp / gt.clamp_min(1e-8), torch.full_like(gt, float("nan")))
 
 
+def centred_gradients(g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A gradient-magnitude map (N, 1, H, W) flattened less its per-image mean (N, HW), and that's norm (N,): each
+    side of the gradient correlation (the metric here, train.losses' loss)."""
+    centred = g.flatten(1) - g.flatten(1).mean(dim=1, keepdim=True)
+    return centred, centred.norm(dim=1)
+
+
 def _gradient_correlation(gp: torch.Tensor, truth: Truth) -> torch.Tensor:
     _, gt, gt_norm = truth.gradient
-    gp = gp.flatten(1)
-    gp = gp - gp.mean(dim=1, keepdim=True)
-    denom = gp.norm(dim=1) * gt_norm
+    gp, gp_norm = centred_gradients(gp)
+    denom = gp_norm * gt_norm
     return torch.where(denom > 1e-12, (gp * gt).sum(dim=1) / denom.clamp_min(1e-12), torch.zeros_like(denom))
 
 

@@ -12,7 +12,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from irvis.metrics import gaussian_window, gradient_magnitude
+from irvis.metrics import centred_gradients, gaussian_window, gradient_magnitude
 
 
 @dataclass(frozen=True)
@@ -75,10 +75,8 @@ def gradient_correlation_loss(pred: torch.Tensor, target: torch.Tensor) -> torch
     losses ask for the right amount of edge, which a hallucinated edge in the wrong place can supply; this asks
     for the place. A flat crop (either side) adds nothing."""
     with torch.autocast(pred.device.type, enabled=False):
-        gp = gradient_magnitude(pred, eps=1e-6).flatten(1)
-        gt = gradient_magnitude(target, eps=1e-6).flatten(1)
-        gp, gt = gp - gp.mean(dim=1, keepdim=True), gt - gt.mean(dim=1, keepdim=True)
-        denom = gp.norm(dim=1) * gt.norm(dim=1)
+        (gp, gp_norm), (gt, gt_norm) = (centred_gradients(gradient_magnitude(x, eps=1e-6)) for x in (pred, target))
+        denom = gp_norm * gt_norm
         valid = denom > 1e-6
         corr = (gp * gt).sum(dim=1)[valid] / denom[valid]
         return (1 - corr).sum() / pred.shape[0]
