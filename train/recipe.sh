@@ -406,19 +406,33 @@ python -m train export --checkpoint "$RUNS/ir2vis-steady/checkpoints/checkpoint-
 python -m train.stability --data "$DATA_DIR" --split val "$RUNS/ir2vis-steady-gc/step2000" "$RUNS/ir2vis-steady/step750"
 
 # 4j. A level that reads the scene, not the grain: --level-view coarse blurs the frame view to its layout before the
-#     encoder (over the val and test frames, noise of 2/255 on an infrared view moves ImageNet's pooled features by
-#     64% of how far frames lie apart, a blur of 0.8 px by 67%; after the coarse blur, 16% and 7%). Stage 4i's
-#     gradient-correlation recipe without the steadiness loss; beside it, stage 4h's vis2ir (histogram level)
-#     continued from its rule's checkpoint with the gradient-correlation loss (stopped at step 1121: val LLVIP
-#     13.5-13.8 dB, its start 14.00; gradient correlation 0.307-0.309, the input's 0.330).
+#     encoder (over val and test frames, noise of 2/255 on an infrared view moves ImageNet's pooled features by 64%
+#     of how far frames lie apart, a blur of 0.8 px by 67%; after the coarse blur, 16% and 7%). First beside it,
+#     stage 4h's vis2ir (histogram level) continued from its rule's checkpoint with the gradient-correlation loss
+#     (stopped at step 1121: val LLVIP 13.5-13.8 dB, its start 14.00; gradient correlation 0.307-0.309, the input's
+#     0.330), then the frame view with that loss at 40 (no steadiness loss), two seeds. Each was stopped by hand
+#     (the coarse run at step 2229, the frame runs at 2819 and 1816); timeouts below are the time each ran.
 timeout -s INT 20m python -m train --direction vis2ir --output-dir "$RUNS/vis2ir-hist-gc" $GROW --level-view histogram \
   --init-from "$RUNS/vis2ir-hist/step4750" --repeat-sets llvip=8 --load-size 640 --min-load-size 384 --l1-weight 10 \
   --ssim-weight 5 --edge-weight 50 --texture-weight 400 --gan-weight 5 --gradcorr-weight 20 &
-timeout -s INT 115m python -m train --direction ir2vis --output-dir "$RUNS/ir2vis-coarse-gc" $GROW --level-view coarse \
-  --init-from weights/ir2vis --repeat-sets llvip=3 --load-size 1024 --min-load-size 512 \
-  --l1-weight 50 --ssim-weight 25 --edge-weight 50 --texture-weight 150 --gan-weight 1 --gradcorr-weight 20 &
+IR2VIS_GC="--init-from weights/ir2vis --repeat-sets llvip=3 --load-size 1024 --min-load-size 512 --l1-weight 50 \
+  --ssim-weight 25 --edge-weight 50 --texture-weight 150 --gan-weight 1"
+timeout -s INT 60m python -m train --direction ir2vis --output-dir "$RUNS/ir2vis-coarse-gc" $GROW --level-view coarse \
+  $IR2VIS_GC --gradcorr-weight 20 &
 wait || true
-# the frame view as in stage 4g (the encoder's fine texture and all), with the gradient-correlation loss at 40
-timeout -s INT 95m python -m train --direction ir2vis --output-dir "$RUNS/ir2vis-frame-gc40" $GROW --level-view frame \
-  --init-from weights/ir2vis --repeat-sets llvip=3 --load-size 1024 --min-load-size 512 \
-  --l1-weight 50 --ssim-weight 25 --edge-weight 50 --texture-weight 150 --gan-weight 1 --gradcorr-weight 40
+timeout -s INT 75m python -m train --direction ir2vis --output-dir "$RUNS/ir2vis-frame-gc40" $GROW --level-view frame \
+  $IR2VIS_GC --gradcorr-weight 40 &
+timeout -s INT 55m python -m train --direction ir2vis --output-dir "$RUNS/ir2vis-frame-gc40-seed1" $GROW \
+  --level-view frame $IR2VIS_GC --gradcorr-weight 40 --seed 1 &
+wait || true
+# The rule's checkpoints (stage 4g's): exported, scored on test, measured for stability and probed
+for run in ir2vis-coarse-gc/2000 ir2vis-frame-gc40/1250 ir2vis-frame-gc40-seed1/1000; do
+  step=${run#*/}; dir="$RUNS/${run%/*}"
+  python -m train export --checkpoint "$dir/checkpoints/checkpoint-$(printf %06d "$step")" --output "$dir/step$step" \
+    --export-half --val-data "$DATA_DIR"
+  python -m irvis evaluate --direction ir2vis --weights "$dir/step$step" --data "$DATA_DIR" --split test \
+    --json "$dir/test-step$step.json"
+  python -m train.stability --data "$DATA_DIR" --split val "$dir/step$step"
+  python -m train.level_probe --data "$DATA_DIR" --split val "$dir/step$step"
+  python -m train.level_probe --data "$DATA_DIR" --split test "$dir/step$step"
+done
