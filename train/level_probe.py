@@ -10,8 +10,6 @@ that reads the camera's grain moves under them about as far as one frame lies fr
 
 from __future__ import annotations
 
-import argparse
-
 import torch
 from torchvision.transforms.v2.functional import gaussian_blur
 
@@ -20,6 +18,7 @@ from irvis.data import load_pair, load_pairs
 from irvis.directions import get_direction
 from irvis.metrics import SCORING_SHORT_SIDE
 from irvis.nets import load_generator
+from train import variant_scores
 
 NOISE = 2 / 255
 BLUR_SIGMA = 0.8
@@ -69,10 +68,7 @@ def in_words(r: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("weights", nargs="+", help="generator folders with a whole-frame level branch")
-    parser.add_argument("--data", nargs="+", required=True, help="dataset roots in LLVIP's layout")
-    parser.add_argument("--split", default="val")
+    parser = variant_scores.command_line(__doc__)
     args = parser.parse_args(argv)
     for weights in args.weights:
         try:

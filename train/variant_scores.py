@@ -23,15 +23,20 @@ def summary(means: Means) -> dict:
     return {"overall": means.means()["model"], "llvip": means.means("llvip")["model"] if "llvip" in means.sums else None}
 
 
-def main(doc: str, measure: Callable[[str, list[str], str], dict[str, dict]], argv: list[str] | None = None,
-         words: Callable[[dict], str] = in_words) -> None:
-    """The command line of a measurement: measure(weights, data, split) -> {variant: summary (+ "seconds")}, each
-    summary's figures said by words."""
+def command_line(doc: str) -> argparse.ArgumentParser:
+    """What each of these measurements takes: generator folders, dataset roots and a split."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("weights", nargs="+", help="generator folders")
     parser.add_argument("--data", nargs="+", required=True, help="dataset roots in LLVIP's layout")
     parser.add_argument("--split", default="val")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(doc: str, measure: Callable[[str, list[str], str], dict[str, dict]], argv: list[str] | None = None,
+         words: Callable[[dict], str] = in_words) -> None:
+    """The command line of a measurement: measure(weights, data, split) -> {variant: summary (+ "seconds")}, each
+    summary's figures said by words."""
+    args = command_line(doc).parse_args(argv)
     for weights in args.weights:
         for name, r in measure(weights, args.data, args.split).items():
             llvip = f"; LLVIP {words(r['llvip'])}" if r["llvip"] else ""
