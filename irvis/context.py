@@ -22,6 +22,7 @@ FRAME_VIEW = (128, 160)
 # learns the camera's grain; blurred with a Gaussian of COARSE_SIGMA px first, 16% and 7% (visible: 5% / 7%).
 LEVEL_VIEWS = ("input", "frame", "histogram", "coarse")
 COARSE_SIGMA = 3.0  # px of the 128x160 frame view: 24 px of a 1280x1024 frame
+ENCODER_LEVEL_VIEWS = ("frame", "coarse")  # a level read by the encoder from a view of the whole frame
 HISTOGRAM_BINS = 16
 
 

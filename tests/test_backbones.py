@@ -229,7 +229,7 @@ def test_a_coarse_level_reads_the_scene_not_the_grain(tmp_path, data_dir):
     Over test frames of every set, noise of 2/255 and a blur of 0.8 px on the view move ImageNet's pooled
     features a "frame" level reads by a large part of how far the frames lie apart (the camera's grain, not the
     scene); the coarse view's by under half of that share. A crop given its frame's view is levelled as the frame
-    is, and the setting survives saving."""
+    is, the setting survives saving, and the translator runs such a generator in float32 unless asked otherwise."""
     from torchvision.transforms.v2.functional import gaussian_blur
 
     from irvis.context import coarse_view, frame_view
@@ -267,6 +267,12 @@ def test_a_coarse_level_reads_the_scene_not_the_grain(tmp_path, data_dir):
     assert ((darker - whole).norm() / whole.norm()).item() > 0.05
     loaded = load_generator(save_generator(g, tmp_path / "coarse"))
     assert loaded.config["level_view"] == "coarse" and loaded.wants_frame
+    # a bf16 copy under such a per-frame gain drifts on real frames while the synthetic probe passes: auto is float32
+    from irvis.translate import Translator, reads_frame_level
+
+    assert Translator(loaded, device="cpu").precision == "fp32" and reads_frame_level(loaded)
+    assert not reads_frame_level(build_generator("ir2vis", "irvis-lite0", level_view="histogram"))
+    assert not reads_frame_level(build_generator("ir2vis"))
 
 
 def test_the_level_probe_tells_a_grain_read_level_from_a_scene_read_one(tmp_path, data_dir, generators):

@@ -10,6 +10,7 @@ import os
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
+from irvis.context import ENCODER_LEVEL_VIEWS
 from irvis.directions import DIRECTIONS
 from irvis.generator_folder import INT_RANGES, TRAINING_CONFIG_FILE
 from irvis.metrics import SCORING_SHORT_SIDE
@@ -227,7 +228,7 @@ class TrainConfig:
             raise ConfigError(f"--view-noise must be from 0 to 0.1, got {self.view_noise}")
         if self.level_steadiness < 0:
             raise ConfigError(f"--level-steadiness must be 0 or more, got {self.level_steadiness}")
-        if self.level_steadiness and self.generator_overrides().get("level_view") not in ("frame", "coarse"):
+        if self.level_steadiness and self.generator_overrides().get("level_view") not in ENCODER_LEVEL_VIEWS:
             raise ConfigError("--level-steadiness steadies the level branch's encoder view: it needs --level-view "
                               "frame or coarse")
         if self.min_load_size is not None and not self.crop_size <= self.min_load_size <= self.load_size:
