@@ -40,6 +40,14 @@ def coarse_view(view: torch.Tensor) -> torch.Tensor:
         return gaussian_blur(view.float(), kernel_size=2 * round(3 * COARSE_SIGMA) + 1, sigma=COARSE_SIGMA)
 
 
+def level_reading(view: torch.Tensor, level_view: str, context: "ContextBranch | None") -> torch.Tensor:
+    """What a whole-frame level branch reads of a frame_view (in [-1, 1]): the view's histogram ("histogram"), or
+    the context encoder's pooled features of the view ("frame") or of the view blurred to its layout ("coarse")."""
+    if level_view == "histogram":
+        return frame_histogram(view)
+    return context.pooled(coarse_view(view) if level_view == "coarse" else view)
+
+
 def histogram_features(channels: int) -> int:
     return channels * (HISTOGRAM_BINS + 2)
 

@@ -30,8 +30,7 @@ from huggingface_hub import PyTorchModelHubMixin
 from safetensors.torch import load_model
 from torch import nn
 
-from irvis.context import (LEVEL_VIEWS, ContextBranch, LevelBranch, coarse_view, frame_histogram, frame_view, histogram_features,
-                            load_lite0)
+from irvis.context import LEVEL_VIEWS, ContextBranch, LevelBranch, frame_view, histogram_features, level_reading, load_lite0
 from irvis.directions import get_direction
 from irvis.generator_folder import (CONFIG_NAME, MAX_PARAMETERS, WEIGHTS_NAME, WeightsError,
                                     check_config, header_shapes)
@@ -165,10 +164,8 @@ class IrvisUNet(nn.Module):
         return h
 
     def frame_pooled(self, view: torch.Tensor) -> torch.Tensor:
-        """What the level branch reads of a frame_view (in [-1, 1]) with level_view "frame", "coarse" or "histogram"."""
-        if self.level_view == "histogram":
-            return frame_histogram(view)
-        return self.context.pooled(coarse_view(view) if self.level_view == "coarse" else view)
+        """What the level branch reads of a frame_view (in [-1, 1]) with a whole-frame level_view."""
+        return level_reading(view, self.level_view, self.context)
 
     def frame_level(self, view: torch.Tensor) -> torch.Tensor:
         """The level branch's gain and offset (N, 2 * channels) for a frame_view in [-1, 1]."""
@@ -229,9 +226,8 @@ SETTINGS: dict[str, Setting] = {
                      (False, True)),
     "level_view": Setting("what the level branch reads: the encoder's features of the network's input (in training a "
                           "crop) or of a small view of the whole frame (training passes each crop's frame beside it), "
-                          "or that view's brightness histogram (unmoved by noise a person cannot see), or the "
-                          "encoder's features of that view blurred to its coarse layout (the scene, not the grain)",
-                          LEVEL_VIEWS),
+                          "that view's brightness histogram, or the encoder's features of that view blurred to its "
+                          "layout (the scene, not the camera's grain)", LEVEL_VIEWS),
 }
 
 
@@ -328,7 +324,7 @@ class Generator(nn.Module, PyTorchModelHubMixin, library_name="irvis", tags=["im
 
     @property
     def wants_frame(self) -> bool:
-        """Whether training should pass each crop's frame_view beside it (level_view "frame" or "histogram")."""
+        """Whether training should pass each crop's frame_view beside it (a whole-frame level_view)."""
         return getattr(self.net, "level_view", "input") != "input"
 
     def forward(self, x: torch.Tensor, frame: torch.Tensor | None = None) -> torch.Tensor:
