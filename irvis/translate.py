@@ -26,7 +26,7 @@ from PIL import Image
 from torchvision.transforms import v2
 
 from irvis.colormap import DEFAULT_PALETTE, apply_palette
-from irvis.context import ENCODER_LEVEL_VIEWS
+from irvis.context import reads_frame_level
 from irvis.cpu import cpu_has_native_bf16, keep_freed_memory
 from irvis.directions import Direction, get_direction
 from irvis.fused import low_precision_copy
@@ -71,14 +71,6 @@ def fast_precision(device: torch.device) -> str:
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     return "fp32"
-
-
-def reads_frame_level(generator: torch.nn.Module) -> bool:
-    """Whether the generator's level branch is read by its encoder from a view of the whole frame (irvis-lite0 with
-    level_view frame or coarse). Such a level scales the bottleneck by a per-frame gain, and a bf16 copy of the rest
-    of the network then drifts on real frames (23-37 dB from float32 on LLVIP val frames, 0.8 dB of LLVIP val PSNR)
-    while the synthetic probe still passes (43.6 dB): "auto" runs these in float32."""
-    return getattr(getattr(generator, "net", None), "level_view", "input") in ENCODER_LEVEL_VIEWS
 
 
 def probe_image(channels: int, size: tuple[int, int] = (128, 160), seed: int = 0, multiple: int = 1) -> torch.Tensor:

@@ -268,7 +268,8 @@ def test_a_coarse_level_reads_the_scene_not_the_grain(tmp_path, data_dir):
     loaded = load_generator(save_generator(g, tmp_path / "coarse"))
     assert loaded.config["level_view"] == "coarse" and loaded.wants_frame
     # a bf16 copy under such a per-frame gain drifts on real frames while the synthetic probe passes: auto is float32
-    from irvis.translate import Translator, reads_frame_level
+    from irvis.context import reads_frame_level
+    from irvis.translate import Translator
 
     assert Translator(loaded, device="cpu").precision == "fp32" and reads_frame_level(loaded)
     assert not reads_frame_level(build_generator("ir2vis", "irvis-lite0", level_view="histogram"))
