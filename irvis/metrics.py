@@ -242,7 +242,7 @@ def _sharpness(gp: torch.Tensor, truth: Truth) -> torch.Tensor:
 
 
 def centred_gradients(g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """A gradient-magnitude map (N, 1, H, W) flattened less its per-image mean (N, HW), and that's norm (N,): each
+    """A gradient-magnitude map (N, 1, H, W) flattened less its per-image mean (N, HW), and its norm (N,): each
     side of the gradient correlation (the metric here, train.losses' loss)."""
     centred = g.flatten(1) - g.flatten(1).mean(dim=1, keepdim=True)
     return centred, centred.norm(dim=1)
