@@ -935,3 +935,35 @@ def test_stability_measures_how_far_a_change_nobody_sees_moves_the_output(monkey
     assert all(v["overall"]["worst_psnr"] > 35 and v["overall"]["level_steps"] < 2 for v in r.values())
     monkeypatch.setattr(stability, "NOISE", 0.2)
     assert stability.measure(weights, [str(MSRS)], "test")["noise 1/255"]["overall"]["worst_psnr"] < 30
+
+
+def test_level_fit_recovers_the_level_of_the_frames_it_was_fitted_on(tmp_path):
+    """train.level_fit: a level head fitted on frames and scored on the same frames predicts their level, so moving
+    the prediction to it can only raise PSNR there (the mean's error is removed); its plain figures are `irvis
+    evaluate`'s; and relevel sets exactly the mean and spread asked for."""
+    import shutil
+
+    from irvis.data import load_pairs
+    from irvis.evaluate import evaluate
+    from train import level_fit
+
+    names = sorted(p.name for p in (LLVIP / "infrared" / "train").iterdir())[::10][:6]
+    root = tmp_path / "llvip"  # the same LLVIP frames as train and val
+    for split in ("train", "val"):
+        for modality in ("infrared", "visible"):
+            (root / modality / split).mkdir(parents=True)
+            for name in names:
+                shutil.copy(LLVIP / modality / "train" / name, root / modality / split / name)
+
+    weights = str(REPO / "weights" / "ir2vis")
+    r = level_fit.measure(weights, [str(root)], ["val"], "layout")["val"]
+    result, _ = evaluate(Translator.from_pretrained(weights, device="cpu"), load_pairs([root], "val"),
+                         progress=False, lpips=False, fid=False)
+    assert r["plain"]["overall"]["psnr"] == pytest.approx(result["model"]["psnr"], abs=2e-4)
+    assert r["alpha 1, mean"]["llvip"]["psnr"] > r["plain"]["llvip"]["psnr"] + 0.5
+
+    torch.manual_seed(0)
+    image = torch.rand(3, 40, 50) * 0.2 + 0.4
+    moved = level_fit.relevel(image, torch.tensor([0.3, 0.5, 0.6, 0.02, 0.05, 0.08]), "mean and spread")
+    assert torch.allclose(moved.mean(dim=(1, 2)), torch.tensor([0.3, 0.5, 0.6]), atol=1e-4)
+    assert torch.allclose(moved.std(dim=(1, 2)), torch.tensor([0.02, 0.05, 0.08]), atol=1e-4)

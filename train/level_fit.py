@@ -1,0 +1,154 @@
+"""Can the frame's level be predicted from the input frame alone? A closed-form level head fitted beside a trained
+generator: ridge regression from the input frame's layout (its brightness histogram, quantiles and a coarse
+thumbnail: what the scene shows, not the camera's grain) to the truth's per-channel mean and spread, fitted on the
+train split's frames; the generator's prediction is then moved to that level (its mean alone, or mean and spread).
+Each setting is scored on val; the one with the highest mean of val PSNR overall and on LLVIP is the rule's choice,
+stated before any test figure is computed. By the evaluation protocol (shorter side 256). docs/generators.md reports
+it beside train.level_oracle, which bounds what any per-frame level could add.
+
+    python -m train.level_fit weights/ir2vis weights/vis2ir --data ../shared/data
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+import torch
+from torchvision.transforms.functional import gaussian_blur
+
+from irvis.data import load_pair, load_pairs
+from irvis.evaluate import Means
+from irvis.images import luminance
+from irvis.metrics import SCORING_SHORT_SIDE, in_words
+from irvis.translate import Translator
+from train import variant_scores
+
+QUANTILES = torch.tensor([0.02, 0.1, 0.25, 0.5, 0.75, 0.9, 0.98])
+HISTOGRAM_BINS = 16
+THUMBNAIL = (6, 8)  # a frame's layout: sky, street, lit patches; far coarser than any camera's grain
+ALPHAS = (1.0, 10.0, 100.0, 1000.0, 10000.0, float("inf"))  # inf: the train frames' mean level, whatever the frame
+CORRECTIONS = ("mean", "mean and spread")
+
+
+def layout_features(source: torch.Tensor) -> torch.Tensor:
+    """(F,) what the input frame's layout says of its level: histogram, quantiles and coarse thumbnail of its luma,
+    and its mean colour."""
+    luma = luminance(source) if source.shape[0] == 3 else source
+    values = luma.flatten()
+    histogram = torch.histc(values, bins=HISTOGRAM_BINS, min=0.0, max=1.0) / values.numel()
+    thumbnail = torch.nn.functional.adaptive_avg_pool2d(luma[None], THUMBNAIL).flatten()
+    colour = source.mean(dim=(1, 2)) if source.shape[0] == 3 else source.mean(dim=(1, 2)).expand(3)
+    return torch.cat([histogram, torch.quantile(values, QUANTILES), thumbnail, colour, values.std()[None]])
+
+
+def grain_features(source: torch.Tensor) -> torch.Tensor:
+    """(F,) the input frame's finest texture: what is left of its luma after a small blur (noise, compression, the
+    camera's own grain), at the scoring size and at half of it. It tells one camera from another, not one scene's
+    light from another's."""
+    luma = luminance(source) if source.shape[0] == 3 else source
+    out = []
+    for image in (luma, torch.nn.functional.avg_pool2d(luma[None], 2)[0]):
+        residual = (image - gaussian_blur(image[None], kernel_size=5, sigma=1.0)[0]).abs().flatten()
+        out += [residual.mean(), residual.std(), torch.quantile(residual, 0.5), torch.quantile(residual, 0.9)]
+    return torch.stack(out)
+
+
+FEATURES = {"layout": layout_features, "layout and grain": lambda s: torch.cat([layout_features(s), grain_features(s)])}
+
+
+def level(image: torch.Tensor) -> torch.Tensor:
+    """(2C,) per-channel mean and spread of a (C, H, W) image."""
+    return torch.cat([image.mean(dim=(1, 2)), image.std(dim=(1, 2))])
+
+
+@dataclass
+class LevelHead:
+    """Ridge regression from layout_features to level(truth), on standardised features."""
+    centre: torch.Tensor
+    scale: torch.Tensor
+    coef: torch.Tensor
+
+    @classmethod
+    def fit(cls, features: torch.Tensor, levels: torch.Tensor, alpha: float) -> "LevelHead":
+        centre, scale = features.mean(0), features.std(0).clamp_min(1e-6)
+        if alpha == float("inf"):
+            coef = torch.zeros(features.shape[1] + 1, levels.shape[1])
+            coef[-1] = levels.mean(0)
+            return cls(centre, scale, coef)
+        x = torch.cat([(features - centre) / scale, torch.ones(len(features), 1)], dim=1).double()
+        penalty = alpha * torch.eye(x.shape[1], dtype=x.dtype)
+        penalty[-1, -1] = 0  # the intercept is not shrunk
+        coef = torch.linalg.solve(x.T @ x + penalty, x.T @ levels.double())
+        return cls(centre, scale, coef.float())
+
+    def predict(self, features: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([(features - self.centre) / self.scale, torch.ones(1)])
+        return x @ self.coef
+
+
+def relevel(prediction: torch.Tensor, target_level: torch.Tensor, correction: str) -> torch.Tensor:
+    """The prediction moved to target_level: its per-channel mean, and with "mean and spread" its spread too."""
+    c = prediction.shape[0]
+    mean, spread = prediction.mean(dim=(1, 2), keepdim=True), prediction.std(dim=(1, 2), keepdim=True)
+    new_mean, new_spread = target_level[:c, None, None], target_level[c:, None, None].clamp_min(0)
+    if correction == "mean":
+        return (prediction - mean + new_mean).clamp(0, 1)
+    return ((prediction - mean) * (new_spread / spread.clamp_min(1e-4)) + new_mean).clamp(0, 1)
+
+
+Frame = tuple[str, torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+def frames(translator: Translator, data: list[str], split: str, features: str) -> list[Frame]:
+    """(set, features, prediction, truth) for each pair of a split, at the scoring size."""
+    d, out = translator.direction, []
+    for pair in load_pairs(data, split):
+        source, truth = d.arrange(*load_pair(pair, short_side=SCORING_SHORT_SIDE))
+        out.append((pair.set_name, FEATURES[features](source), translator.translate_tensor(source), truth))
+    return out
+
+
+def scores(heads: dict, split_frames: list) -> dict[str, dict]:
+    """{variant: summary} for the plain prediction and each (alpha, correction) head."""
+    means = {"plain": Means()} | {name: Means() for name in heads}
+    for set_name, features, prediction, truth in split_frames:
+        variant_scores.add(means["plain"], set_name, prediction, truth)
+        for name, (head, correction) in heads.items():
+            variant_scores.add(means[name], set_name, relevel(prediction, head.predict(features), correction), truth)
+    return {name: variant_scores.summary(m) for name, m in means.items()}
+
+
+def rule(summary: dict) -> float:
+    """The choosing rule on val: the mean of PSNR overall and on LLVIP."""
+    return (summary["overall"]["psnr"] + summary["llvip"]["psnr"]) / 2
+
+
+def measure(weights: str, data: list[str], splits: list[str], features: str) -> dict[str, dict[str, dict]]:
+    """{split: {variant: summary}}, val first (the choice), then the other splits."""
+    translator = Translator.from_pretrained(weights, device="cpu")
+    train = frames(translator, data, "train", features)
+    inputs = torch.stack([f for _, f, _, _ in train])
+    levels = torch.stack([level(t) for *_, t in train])
+    heads = {f"alpha {a:g}, {c}": (LevelHead.fit(inputs, levels, a), c) for a in ALPHAS for c in CORRECTIONS}
+    return {split: scores(heads, frames(translator, data, split, features)) for split in splits}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = variant_scores.command_line(__doc__)
+    parser.set_defaults(split=None)
+    parser.add_argument("--report", nargs="+", default=["test"], help="splits scored after the choice on val")
+    parser.add_argument("--features", choices=sorted(FEATURES), default="layout", help="what the level head reads")
+    args: argparse.Namespace = parser.parse_args(argv)
+    for weights in args.weights:
+        results = measure(weights, args.data, ["val", *args.report], args.features)
+        val = results["val"]
+        chosen = max((n for n in val if n != "plain"), key=lambda n: rule(val[n]))
+        for split, variants in results.items():
+            for name, r in variants.items():
+                mark = " (chosen on val)" if name == chosen else ""
+                print(f"{weights} {split} {name}{mark}: {in_words(r['overall'])}; LLVIP {in_words(r['llvip'])}")
+
+
+if __name__ == "__main__":
+    main()
