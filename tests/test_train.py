@@ -961,6 +961,11 @@ def test_level_fit_recovers_the_level_of_the_frames_it_was_fitted_on(tmp_path):
                          progress=False, lpips=False, fid=False)
     assert r["plain"]["overall"]["psnr"] == pytest.approx(result["model"]["psnr"], abs=2e-4)
     assert r["alpha 1, mean"]["llvip"]["psnr"] > r["plain"]["llvip"]["psnr"] + 0.5
+    # one set: the nearest frames' set and the camera classifier can only name it, as the oracle does
+    oracle = r["the frame's own set (oracle), mean"]["overall"]["psnr"]
+    assert r["set of the 1 nearest, mean"]["overall"]["psnr"] == pytest.approx(oracle, abs=1e-3)
+    assert r["set classifier, penalty 0.1, mean"]["overall"]["psnr"] == pytest.approx(oracle, abs=1e-3)
+    assert level_fit.encoder_features(torch.rand(1, 64, 80)).shape == (432,)
 
     torch.manual_seed(0)
     image = torch.rand(3, 40, 50) * 0.2 + 0.4

@@ -1,22 +1,27 @@
-"""Can the frame's level be predicted from the input frame alone? A closed-form level head fitted beside a trained
-generator: ridge regression from the input frame's layout (its brightness histogram, quantiles and a coarse
-thumbnail: what the scene shows, not the camera's grain) to the truth's per-channel mean and spread, fitted on the
-train split's frames; the generator's prediction is then moved to that level (its mean alone, or mean and spread).
-Each setting is scored on val; the one with the highest mean of val PSNR overall and on LLVIP is the rule's choice,
-stated before any test figure is computed. By the evaluation protocol (shorter side 256). docs/generators.md reports
-it beside train.level_oracle, which bounds what any per-frame level could add.
+"""Can the frame's level be predicted from the input frame alone? Closed-form level heads fitted beside a trained
+generator on the train split's frames, reading the input frame's layout (brightness histogram, quantiles, a coarse
+thumbnail), its layout and grain, or ImageNet's features of its whole-frame view: ridge regression to the truth's
+per-channel mean and spread, the level of the set of the nearest train frames, and a camera classifier (the sets'
+levels weighted by their probabilities). The generator's prediction is moved to the predicted level (its mean
+alone, or mean and spread). Each head is scored on val; the one with the highest mean of val PSNR overall and on
+LLVIP is the rule's choice, stated before the reported split is read. Beside them, the frame's own set's level (an
+oracle of camera identity, never chosen). By the evaluation protocol (shorter side 256); docs/generators.md (stage
+4k) reports it beside train.level_oracle, which bounds what any per-frame level could add.
 
-    python -m train.level_fit weights/ir2vis weights/vis2ir --data ../shared/data
+    python -m train.level_fit weights/ir2vis weights/vis2ir --data ../shared/data --features encoder
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 from dataclasses import dataclass
 
 import torch
 from torchvision.transforms.functional import gaussian_blur
 
+from irvis.backbones import pretrained_lite0
+from irvis.context import frame_view
 from irvis.data import load_pair, load_pairs
 from irvis.evaluate import Means
 from irvis.images import luminance
@@ -29,6 +34,8 @@ HISTOGRAM_BINS = 16
 THUMBNAIL = (6, 8)  # a frame's layout: sky, street, lit patches; far coarser than any camera's grain
 ALPHAS = (1.0, 10.0, 100.0, 1000.0, 10000.0, float("inf"))  # inf: the train frames' mean level, whatever the frame
 CORRECTIONS = ("mean", "mean and spread")
+NEIGHBOURS = (1, 5, 15)
+PENALTIES = (0.001, 0.01, 0.1)
 
 
 def layout_features(source: torch.Tensor) -> torch.Tensor:
@@ -54,7 +61,22 @@ def grain_features(source: torch.Tensor) -> torch.Tensor:
     return torch.stack(out)
 
 
-FEATURES = {"layout": layout_features, "layout and grain": lambda s: torch.cat([layout_features(s), grain_features(s)])}
+@functools.cache
+def _imagenet_encoder() -> torch.nn.Module:
+    return pretrained_lite0().eval()
+
+
+@torch.no_grad()
+def encoder_features(source: torch.Tensor) -> torch.Tensor:
+    """(432,) what ImageNet's EfficientNet-Lite0 makes of the frame's view (128x160, the whole-frame level branches'
+    view): its pooled stride-16 and stride-32 features. It reads the scene and the camera's grain alike (stage 4j)."""
+    rgb = source.expand(3, -1, -1) if source.shape[0] == 1 else source
+    pyramid = _imagenet_encoder().features(frame_view(rgb[None]))
+    return torch.cat([pyramid[-2].mean(dim=(0, 2, 3)), pyramid[-1].mean(dim=(0, 2, 3))])
+
+
+FEATURES = {"layout": layout_features, "layout and grain": lambda s: torch.cat([layout_features(s), grain_features(s)]),
+            "encoder": encoder_features}
 
 
 def level(image: torch.Tensor) -> torch.Tensor:
@@ -82,9 +104,71 @@ class LevelHead:
         coef = torch.linalg.solve(x.T @ x + penalty, x.T @ levels.double())
         return cls(centre, scale, coef.float())
 
-    def predict(self, features: torch.Tensor) -> torch.Tensor:
+    def predict(self, features: torch.Tensor, set_name: str) -> torch.Tensor:
         x = torch.cat([(features - self.centre) / self.scale, torch.ones(1)])
         return x @ self.coef
+
+
+@dataclass
+class SetLevel:
+    """The level of the set a frame is from: its train frames' mean level. With k, the set is guessed from the k
+    nearest train frames in the standardised features (each neighbour votes its set's level: which camera a frame
+    looks like); without, it is the frame's true set (an oracle of camera identity: it bounds what knowing the
+    camera can add)."""
+    centre: torch.Tensor
+    scale: torch.Tensor
+    inputs: torch.Tensor
+    set_names: list[str]
+    set_levels: dict[str, torch.Tensor]
+    k: int | None
+
+    @classmethod
+    def fit(cls, features: torch.Tensor, levels: torch.Tensor, set_names: list[str], k: int | None) -> "SetLevel":
+        centre, scale = features.mean(0), features.std(0).clamp_min(1e-6)
+        set_levels = {n: levels[[i for i, m in enumerate(set_names) if m == n]].mean(0) for n in set(set_names)}
+        return cls(centre, scale, (features - centre) / scale, set_names, set_levels, k)
+
+    def predict(self, features: torch.Tensor, set_name: str) -> torch.Tensor:
+        if self.k is None:
+            return self.set_levels[set_name]
+        distances = ((self.inputs - (features - self.centre) / self.scale) ** 2).sum(1)
+        nearest = distances.topk(min(self.k, len(distances)), largest=False).indices
+        return torch.stack([self.set_levels[self.set_names[i]] for i in nearest]).mean(0)
+
+
+@dataclass
+class SetClassifier:
+    """A camera classifier: multinomial logistic regression from the standardised features to the set a train frame
+    is from (L2 weight `penalty`); a frame's level is its sets' train mean levels weighted by their probabilities."""
+    centre: torch.Tensor
+    scale: torch.Tensor
+    weight: torch.Tensor
+    bias: torch.Tensor
+    set_levels: torch.Tensor  # (S, 2C), in the classifier's order
+
+    @classmethod
+    def fit(cls, features: torch.Tensor, levels: torch.Tensor, set_names: list[str], penalty: float) -> "SetClassifier":
+        centre, scale = features.mean(0), features.std(0).clamp_min(1e-6)
+        x = (features - centre) / scale
+        names = sorted(set(set_names))
+        labels = torch.tensor([names.index(n) for n in set_names])
+        set_levels = torch.stack([levels[labels == i].mean(0) for i in range(len(names))])
+        weight = torch.zeros(x.shape[1], len(names), requires_grad=True)
+        bias = torch.zeros(len(names), requires_grad=True)
+        optimiser = torch.optim.LBFGS([weight, bias], max_iter=300, line_search_fn="strong_wolfe")
+
+        def loss() -> torch.Tensor:
+            optimiser.zero_grad()
+            value = torch.nn.functional.cross_entropy(x @ weight + bias, labels) + penalty * weight.square().sum()
+            value.backward()
+            return value
+
+        optimiser.step(loss)
+        return cls(centre, scale, weight.detach(), bias.detach(), set_levels)
+
+    def predict(self, features: torch.Tensor, set_name: str) -> torch.Tensor:
+        probabilities = torch.softmax(((features - self.centre) / self.scale) @ self.weight + self.bias, dim=0)
+        return probabilities @ self.set_levels
 
 
 def relevel(prediction: torch.Tensor, target_level: torch.Tensor, correction: str) -> torch.Tensor:
@@ -110,12 +194,12 @@ def frames(translator: Translator, data: list[str], split: str, features: str) -
 
 
 def scores(heads: dict, split_frames: list) -> dict[str, dict]:
-    """{variant: summary} for the plain prediction and each (alpha, correction) head."""
+    """{variant: summary} for the plain prediction and each head's (head, correction)."""
     means = {"plain": Means()} | {name: Means() for name in heads}
     for set_name, features, prediction, truth in split_frames:
         variant_scores.add(means["plain"], set_name, prediction, truth)
         for name, (head, correction) in heads.items():
-            variant_scores.add(means[name], set_name, relevel(prediction, head.predict(features), correction), truth)
+            variant_scores.add(means[name], set_name, relevel(prediction, head.predict(features, set_name), correction), truth)
     return {name: variant_scores.summary(m) for name, m in means.items()}
 
 
@@ -131,19 +215,23 @@ def measure(weights: str, data: list[str], splits: list[str], features: str) -> 
     inputs = torch.stack([f for _, f, _, _ in train])
     levels = torch.stack([level(t) for *_, t in train])
     heads = {f"alpha {a:g}, {c}": (LevelHead.fit(inputs, levels, a), c) for a in ALPHAS for c in CORRECTIONS}
-    return {split: scores(heads, frames(translator, data, split, features)) for split in splits}
+    set_names = [n for n, *_ in train]
+    heads |= {f"set of the {k} nearest, mean": (SetLevel.fit(inputs, levels, set_names, k), "mean") for k in NEIGHBOURS}
+    heads |= {f"set classifier, penalty {p:g}, mean": (SetClassifier.fit(inputs, levels, set_names, p), "mean")
+              for p in PENALTIES}
+    oracle = {"the frame's own set (oracle), mean": (SetLevel.fit(inputs, levels, set_names, None), "mean")}
+    return {split: scores(heads | oracle, frames(translator, data, split, features)) for split in splits}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = variant_scores.command_line(__doc__)
-    parser.set_defaults(split=None)
-    parser.add_argument("--report", nargs="+", default=["test"], help="splits scored after the choice on val")
+    parser.set_defaults(split="test")  # the split reported after the choice on val
     parser.add_argument("--features", choices=sorted(FEATURES), default="layout", help="what the level head reads")
     args: argparse.Namespace = parser.parse_args(argv)
     for weights in args.weights:
-        results = measure(weights, args.data, ["val", *args.report], args.features)
+        results = measure(weights, args.data, ["val", args.split], args.features)
         val = results["val"]
-        chosen = max((n for n in val if n != "plain"), key=lambda n: rule(val[n]))
+        chosen = max((n for n in val if n != "plain" and "oracle" not in n), key=lambda n: rule(val[n]))
         for split, variants in results.items():
             for name, r in variants.items():
                 mark = " (chosen on val)" if name == chosen else ""

@@ -437,8 +437,10 @@ for run in ir2vis-coarse-gc/2000 ir2vis-frame-gc40/1250 ir2vis-frame-gc40-seed1/
   python -m train.level_probe --data "$DATA_DIR" --split test "$dir/step$step"
 done
 
-# 4k. Is the frame's level in the input frame at all? A closed-form level head (ridge regression from the input's
-#     layout, and from its layout and grain, to the truth's per-channel mean and spread, fitted on the train split)
-#     moves each shipped generator's prediction to the level it predicts; chosen on val, scored on test. No training.
-python -m train.level_fit weights/ir2vis weights/vis2ir --data "$DATA_DIR"
-python -m train.level_fit weights/ir2vis weights/vis2ir --data "$DATA_DIR" --features "layout and grain"
+# 4k. Is the frame's level in the input frame at all? Closed-form level heads (ridge regression to the truth's level,
+#     the set of the nearest train frames, a camera classifier), fitted on the train split, reading the input's layout,
+#     its layout and grain, or ImageNet's features of it, move each shipped generator's prediction to the level they
+#     predict; chosen on val, scored on test, beside the frame's own set's level (an oracle). No training.
+for features in layout "layout and grain" encoder; do
+  python -m train.level_fit weights/ir2vis weights/vis2ir --data "$DATA_DIR" --features "$features"
+done
