@@ -85,14 +85,14 @@ def level(image: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass
-class LevelHead:
-    """Ridge regression from layout_features to level(truth), on standardised features."""
+class RidgeLevel:
+    """Ridge regression from the standardised features to level(truth) (weight alpha; at infinity, the mean level)."""
     centre: torch.Tensor
     scale: torch.Tensor
     coef: torch.Tensor
 
     @classmethod
-    def fit(cls, features: torch.Tensor, levels: torch.Tensor, alpha: float) -> "LevelHead":
+    def fit(cls, features: torch.Tensor, levels: torch.Tensor, alpha: float) -> "RidgeLevel":
         centre, scale = features.mean(0), features.std(0).clamp_min(1e-6)
         if alpha == float("inf"):
             coef = torch.zeros(features.shape[1] + 1, levels.shape[1])
@@ -214,7 +214,7 @@ def measure(weights: str, data: list[str], splits: list[str], features: str) -> 
     train = frames(translator, data, "train", features)
     inputs = torch.stack([f for _, f, _, _ in train])
     levels = torch.stack([level(t) for *_, t in train])
-    heads = {f"alpha {a:g}, {c}": (LevelHead.fit(inputs, levels, a), c) for a in ALPHAS for c in CORRECTIONS}
+    heads = {f"alpha {a:g}, {c}": (RidgeLevel.fit(inputs, levels, a), c) for a in ALPHAS for c in CORRECTIONS}
     set_names = [n for n, *_ in train]
     heads |= {f"set of the {k} nearest, mean": (SetLevel.fit(inputs, levels, set_names, k), "mean") for k in NEIGHBOURS}
     heads |= {f"set classifier, penalty {p:g}, mean": (SetClassifier.fit(inputs, levels, set_names, p), "mean")
