@@ -45,7 +45,10 @@ LIMITATIONS = {
         "similar thermal contexts in the training sets; a red car or a blue jacket cannot be recovered from a single "
         "thermal frame, whatever the training.",
         "Lighting is not in the infrared signal either: street lamps, headlights and lit windows, which dominate "
-        "LLVIP's night frames, are missing or guessed from context.",
+        "LLVIP's night frames, are missing or guessed from context. Nor is a frame's overall light level: it comes "
+        "with the camera (LLVIP's are night streets), and on LLVIP's test frames this drawing moved to LLVIP's own "
+        "mean level would score about 4 dB higher; read from the thermal frame, no simple rule tells the camera "
+        "(`python -m train.level_fit`), so an unseen night street can come out brighter than it was.",
         "Shapes come from the infrared frame itself (the output is a per-pixel affine map of it, its coefficients "
         "chosen from context): warm people and engines keep their outline, but their shading is the thermal "
         "image's, not a photograph's.",
