@@ -444,3 +444,21 @@ done
 for features in layout "layout and grain" encoder; do
   python -m train.level_fit weights/ir2vis weights/vis2ir --data "$DATA_DIR" --features "$features"
 done
+
+# 4l. Stage 4j's frame-view run (gradient-correlation loss 40, seed 0) with its encoder frozen (--encoder-lr-scale 0)
+#     beside the same run as it was, both stopped by hand after 53 minutes (steps 1872 and 1856); the rule's
+#     checkpoints (stage 4g's: 1750 and 1250) exported, scored on test, probed and measured for stability.
+timeout -s INT 53m python -m train --direction ir2vis --output-dir "$RUNS/ir2vis-frame-gc40-frozen" $GROW --level-view frame \
+  $IR2VIS_GC --gradcorr-weight 40 --encoder-lr-scale 0 &
+timeout -s INT 53m python -m train --direction ir2vis --output-dir "$RUNS/ir2vis-frame-gc40-here" $GROW --level-view frame \
+  $IR2VIS_GC --gradcorr-weight 40 &
+wait || true
+for run in ir2vis-frame-gc40-frozen/1750 ir2vis-frame-gc40-here/1250; do
+  step=${run#*/}; dir="$RUNS/${run%/*}"
+  python -m train export --checkpoint "$dir/checkpoints/checkpoint-$(printf %06d "$step")" --output "$dir/step$step" \
+    --export-half --val-data "$DATA_DIR"
+  python -m irvis evaluate --direction ir2vis --weights "$dir/step$step" --data "$DATA_DIR" --split test \
+    --json "$dir/test-step$step.json"
+  python -m train.stability --data "$DATA_DIR" --split val "$dir/step$step"
+  python -m train.level_probe --data "$DATA_DIR" --split val "$dir/step$step"
+done
