@@ -426,8 +426,8 @@ timeout -s INT 55m python -m train --direction ir2vis --output-dir "$RUNS/ir2vis
   --level-view frame $IR2VIS_GC --gradcorr-weight 40 --seed 1 &
 wait || true
 # The rule's checkpoints (stage 4g's): exported, scored on test, measured for stability and probed
-for run in ir2vis-coarse-gc/2000 ir2vis-frame-gc40/1250 ir2vis-frame-gc40-seed1/1000; do
-  step=${run#*/}; dir="$RUNS/${run%/*}"
+score_ir2vis_checkpoint() {  # RUN/STEP
+  local step=${1#*/} dir="$RUNS/${1%/*}"
   python -m train export --checkpoint "$dir/checkpoints/checkpoint-$(printf %06d "$step")" --output "$dir/step$step" \
     --export-half --val-data "$DATA_DIR"
   python -m irvis evaluate --direction ir2vis --weights "$dir/step$step" --data "$DATA_DIR" --split test \
@@ -435,6 +435,9 @@ for run in ir2vis-coarse-gc/2000 ir2vis-frame-gc40/1250 ir2vis-frame-gc40-seed1/
   python -m train.stability --data "$DATA_DIR" --split val "$dir/step$step"
   python -m train.level_probe --data "$DATA_DIR" --split val "$dir/step$step"
   python -m train.level_probe --data "$DATA_DIR" --split test "$dir/step$step"
+}
+for run in ir2vis-coarse-gc/2000 ir2vis-frame-gc40/1250 ir2vis-frame-gc40-seed1/1000; do
+  score_ir2vis_checkpoint "$run"
 done
 
 # 4k. Is the frame's level in the input frame at all? Closed-form level heads (ridge regression to the truth's level,
@@ -454,11 +457,5 @@ timeout -s INT 53m python -m train --direction ir2vis --output-dir "$RUNS/ir2vis
   $IR2VIS_GC --gradcorr-weight 40 &
 wait || true
 for run in ir2vis-frame-gc40-frozen/1750 ir2vis-frame-gc40-here/1250; do
-  step=${run#*/}; dir="$RUNS/${run%/*}"
-  python -m train export --checkpoint "$dir/checkpoints/checkpoint-$(printf %06d "$step")" --output "$dir/step$step" \
-    --export-half --val-data "$DATA_DIR"
-  python -m irvis evaluate --direction ir2vis --weights "$dir/step$step" --data "$DATA_DIR" --split test \
-    --json "$dir/test-step$step.json"
-  python -m train.stability --data "$DATA_DIR" --split val "$dir/step$step"
-  python -m train.level_probe --data "$DATA_DIR" --split val "$dir/step$step"
+  score_ir2vis_checkpoint "$run"
 done
