@@ -429,11 +429,13 @@ def score(pred: torch.Tensor, target: torch.Tensor | Truth, structure: bool = Tr
 # Baselines: what a trivial rule scores, so no model number stands alone. Each maps the source image
 # (batch, [0, 1]) to a prediction of the target modality, with no access to the truth.
 
-def _gray(source: torch.Tensor) -> torch.Tensor:
+def as_gray(source: torch.Tensor) -> torch.Tensor:
+    """(..., 1, H, W): a gray image as it is, an RGB one's luma."""
     return source if source.shape[-3] == 1 else luminance(source)
 
 
-def _as_rgb(x: torch.Tensor) -> torch.Tensor:
+def as_rgb(x: torch.Tensor) -> torch.Tensor:
+    """(..., 3, H, W): a gray image repeated in three channels (an RGB one as it is)."""
     return x.expand(*x.shape[:-3], 3, *x.shape[-2:])
 
 
@@ -446,8 +448,8 @@ BASELINES: dict[str, dict[str, Callable[[torch.Tensor], torch.Tensor]]] = {
         "mid_gray": lambda v: torch.full_like(v[..., :1, :, :], 0.5),
     },
     "ir2vis": {
-        "infrared_as_rgb": lambda ir: _as_rgb(_gray(ir)),
-        "inverted_infrared_as_rgb": lambda ir: _as_rgb(1 - _gray(ir)),
+        "infrared_as_rgb": lambda ir: as_rgb(as_gray(ir)),
+        "inverted_infrared_as_rgb": lambda ir: as_rgb(1 - as_gray(ir)),
         "mid_gray": lambda ir: torch.full((*ir.shape[:-3], 3, *ir.shape[-2:]), 0.5, dtype=ir.dtype, device=ir.device),
     },
 }

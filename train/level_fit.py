@@ -23,9 +23,9 @@ from torchvision.transforms.functional import gaussian_blur
 from irvis.backbones import pretrained_lite0
 from irvis.context import frame_view
 from irvis.data import load_pair, load_pairs
+from irvis.directions import Direction
 from irvis.evaluate import Means
-from irvis.images import luminance
-from irvis.metrics import SCORING_SHORT_SIDE, in_words
+from irvis.metrics import SCORING_SHORT_SIDE, as_gray, as_rgb, in_words
 from irvis.translate import Translator
 from train import variant_scores
 
@@ -41,11 +41,11 @@ PENALTIES = (0.001, 0.01, 0.1)
 def layout_features(source: torch.Tensor) -> torch.Tensor:
     """(F,) what the input frame's layout says of its level: histogram, quantiles and coarse thumbnail of its luma,
     and its mean colour."""
-    luma = luminance(source) if source.shape[0] == 3 else source
+    luma = as_gray(source)
     values = luma.flatten()
     histogram = torch.histc(values, bins=HISTOGRAM_BINS, min=0.0, max=1.0) / values.numel()
     thumbnail = torch.nn.functional.adaptive_avg_pool2d(luma[None], THUMBNAIL).flatten()
-    colour = source.mean(dim=(1, 2)) if source.shape[0] == 3 else source.mean(dim=(1, 2)).expand(3)
+    colour = as_rgb(source).mean(dim=(1, 2))
     return torch.cat([histogram, torch.quantile(values, QUANTILES), thumbnail, colour, values.std()[None]])
 
 
@@ -53,7 +53,7 @@ def grain_features(source: torch.Tensor) -> torch.Tensor:
     """(F,) the input frame's finest texture: what is left of its luma after a small blur (noise, compression, the
     camera's own grain), at the scoring size and at half of it. It tells one camera from another, not one scene's
     light from another's."""
-    luma = luminance(source) if source.shape[0] == 3 else source
+    luma = as_gray(source)
     out = []
     for image in (luma, torch.nn.functional.avg_pool2d(luma[None], 2)[0]):
         residual = (image - gaussian_blur(image[None], kernel_size=5, sigma=1.0)[0]).abs().flatten()
@@ -70,8 +70,7 @@ def _imagenet_encoder() -> torch.nn.Module:
 def encoder_features(source: torch.Tensor) -> torch.Tensor:
     """(432,) what ImageNet's EfficientNet-Lite0 makes of the frame's view (128x160, the whole-frame level branches'
     view): its pooled stride-16 and stride-32 features. It reads the scene and the camera's grain alike (stage 4j)."""
-    rgb = source.expand(3, -1, -1) if source.shape[0] == 1 else source
-    pyramid = _imagenet_encoder().features(frame_view(rgb[None]))
+    pyramid = _imagenet_encoder().features(frame_view(as_rgb(source)[None]))
     return torch.cat([pyramid[-2].mean(dim=(0, 2, 3)), pyramid[-1].mean(dim=(0, 2, 3))])
 
 
@@ -85,28 +84,45 @@ def level(image: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass
-class RidgeLevel:
-    """Ridge regression from the standardised features to level(truth) (weight alpha; at infinity, the mean level)."""
+class Standardiser:
+    """Features less their train mean, over their train spread: what every head reads."""
     centre: torch.Tensor
     scale: torch.Tensor
+
+    @classmethod
+    def of(cls, features: torch.Tensor) -> "Standardiser":
+        return cls(features.mean(0), features.std(0).clamp_min(1e-6))
+
+    def __call__(self, features: torch.Tensor) -> torch.Tensor:
+        return (features - self.centre) / self.scale
+
+
+def set_levels(levels: torch.Tensor, set_names: list[str]) -> dict[str, torch.Tensor]:
+    """Each set's mean level over its train frames, by set name in sorted order."""
+    return {n: levels[[i for i, m in enumerate(set_names) if m == n]].mean(0) for n in sorted(set(set_names))}
+
+
+@dataclass
+class RidgeLevel:
+    """Ridge regression from the standardised features to level(truth) (weight alpha; at infinity, the mean level)."""
+    standard: Standardiser
     coef: torch.Tensor
 
     @classmethod
     def fit(cls, features: torch.Tensor, levels: torch.Tensor, alpha: float) -> "RidgeLevel":
-        centre, scale = features.mean(0), features.std(0).clamp_min(1e-6)
+        standard = Standardiser.of(features)
         if alpha == float("inf"):
             coef = torch.zeros(features.shape[1] + 1, levels.shape[1])
             coef[-1] = levels.mean(0)
-            return cls(centre, scale, coef)
-        x = torch.cat([(features - centre) / scale, torch.ones(len(features), 1)], dim=1).double()
+            return cls(standard, coef)
+        x = torch.cat([standard(features), torch.ones(len(features), 1)], dim=1).double()
         penalty = alpha * torch.eye(x.shape[1], dtype=x.dtype)
         penalty[-1, -1] = 0  # the intercept is not shrunk
         coef = torch.linalg.solve(x.T @ x + penalty, x.T @ levels.double())
-        return cls(centre, scale, coef.float())
+        return cls(standard, coef.float())
 
     def predict(self, features: torch.Tensor, set_name: str) -> torch.Tensor:
-        x = torch.cat([(features - self.centre) / self.scale, torch.ones(1)])
-        return x @ self.coef
+        return torch.cat([self.standard(features), torch.ones(1)]) @ self.coef
 
 
 @dataclass
@@ -115,44 +131,40 @@ class SetLevel:
     nearest train frames in the standardised features (each neighbour votes its set's level: which camera a frame
     looks like); without, it is the frame's true set (an oracle of camera identity: it bounds what knowing the
     camera can add)."""
-    centre: torch.Tensor
-    scale: torch.Tensor
+    standard: Standardiser
     inputs: torch.Tensor
     set_names: list[str]
-    set_levels: dict[str, torch.Tensor]
+    levels: dict[str, torch.Tensor]
     k: int | None
 
     @classmethod
     def fit(cls, features: torch.Tensor, levels: torch.Tensor, set_names: list[str], k: int | None) -> "SetLevel":
-        centre, scale = features.mean(0), features.std(0).clamp_min(1e-6)
-        set_levels = {n: levels[[i for i, m in enumerate(set_names) if m == n]].mean(0) for n in set(set_names)}
-        return cls(centre, scale, (features - centre) / scale, set_names, set_levels, k)
+        standard = Standardiser.of(features)
+        return cls(standard, standard(features), set_names, set_levels(levels, set_names), k)
 
     def predict(self, features: torch.Tensor, set_name: str) -> torch.Tensor:
         if self.k is None:
-            return self.set_levels[set_name]
-        distances = ((self.inputs - (features - self.centre) / self.scale) ** 2).sum(1)
+            return self.levels[set_name]
+        distances = ((self.inputs - self.standard(features)) ** 2).sum(1)
         nearest = distances.topk(min(self.k, len(distances)), largest=False).indices
-        return torch.stack([self.set_levels[self.set_names[i]] for i in nearest]).mean(0)
+        return torch.stack([self.levels[self.set_names[i]] for i in nearest]).mean(0)
 
 
 @dataclass
 class SetClassifier:
     """A camera classifier: multinomial logistic regression from the standardised features to the set a train frame
     is from (L2 weight `penalty`); a frame's level is its sets' train mean levels weighted by their probabilities."""
-    centre: torch.Tensor
-    scale: torch.Tensor
+    standard: Standardiser
     weight: torch.Tensor
     bias: torch.Tensor
-    set_levels: torch.Tensor  # (S, 2C), in the classifier's order
+    levels: torch.Tensor  # (S, 2C), in the classifier's order
 
     @classmethod
     def fit(cls, features: torch.Tensor, levels: torch.Tensor, set_names: list[str], penalty: float) -> "SetClassifier":
-        centre, scale = features.mean(0), features.std(0).clamp_min(1e-6)
-        x = (features - centre) / scale
-        names = sorted(set(set_names))
+        standard = Standardiser.of(features)
+        x, by_set = standard(features), set_levels(levels, set_names)
+        names = list(by_set)
         labels = torch.tensor([names.index(n) for n in set_names])
-        set_levels = torch.stack([levels[labels == i].mean(0) for i in range(len(names))])
         weight = torch.zeros(x.shape[1], len(names), requires_grad=True)
         bias = torch.zeros(len(names), requires_grad=True)
         optimiser = torch.optim.LBFGS([weight, bias], max_iter=300, line_search_fn="strong_wolfe")
@@ -164,11 +176,10 @@ class SetClassifier:
             return value
 
         optimiser.step(loss)
-        return cls(centre, scale, weight.detach(), bias.detach(), set_levels)
+        return cls(standard, weight.detach(), bias.detach(), torch.stack(list(by_set.values())))
 
     def predict(self, features: torch.Tensor, set_name: str) -> torch.Tensor:
-        probabilities = torch.softmax(((features - self.centre) / self.scale) @ self.weight + self.bias, dim=0)
-        return probabilities @ self.set_levels
+        return torch.softmax(self.standard(features) @ self.weight + self.bias, dim=0) @ self.levels
 
 
 def relevel(prediction: torch.Tensor, target_level: torch.Tensor, correction: str) -> torch.Tensor:
@@ -184,19 +195,20 @@ def relevel(prediction: torch.Tensor, target_level: torch.Tensor, correction: st
 Frame = tuple[str, torch.Tensor, torch.Tensor, torch.Tensor]
 
 
-def frames(translator: Translator, data: list[str], split: str, features: str) -> list[Frame]:
-    """(set, features, prediction, truth) for each pair of a split, at the scoring size."""
-    d, out = translator.direction, []
+def frames(direction: Direction, data: list[str], split: str, features: str) -> list[Frame]:
+    """(set, features, source, truth) for each pair of a split, at the scoring size."""
+    out = []
     for pair in load_pairs(data, split):
-        source, truth = d.arrange(*load_pair(pair, short_side=SCORING_SHORT_SIDE))
-        out.append((pair.set_name, FEATURES[features](source), translator.translate_tensor(source), truth))
+        source, truth = direction.arrange(*load_pair(pair, short_side=SCORING_SHORT_SIDE))
+        out.append((pair.set_name, FEATURES[features](source), source, truth))
     return out
 
 
-def scores(heads: dict, split_frames: list) -> dict[str, dict]:
+def scores(translator: Translator, heads: dict, split_frames: list[Frame]) -> dict[str, dict]:
     """{variant: summary} for the plain prediction and each head's (head, correction)."""
     means = {"plain": Means()} | {name: Means() for name in heads}
-    for set_name, features, prediction, truth in split_frames:
+    for set_name, features, source, truth in split_frames:
+        prediction = translator.translate_tensor(source)
         variant_scores.add(means["plain"], set_name, prediction, truth)
         for name, (head, correction) in heads.items():
             variant_scores.add(means[name], set_name, relevel(prediction, head.predict(features, set_name), correction), truth)
@@ -211,7 +223,7 @@ def rule(summary: dict) -> float:
 def measure(weights: str, data: list[str], splits: list[str], features: str) -> dict[str, dict[str, dict]]:
     """{split: {variant: summary}}, val first (the choice), then the other splits."""
     translator = Translator.from_pretrained(weights, device="cpu")
-    train = frames(translator, data, "train", features)
+    train = frames(translator.direction, data, "train", features)
     inputs = torch.stack([f for _, f, _, _ in train])
     levels = torch.stack([level(t) for *_, t in train])
     heads = {f"alpha {a:g}, {c}": (RidgeLevel.fit(inputs, levels, a), c) for a in ALPHAS for c in CORRECTIONS}
@@ -220,7 +232,8 @@ def measure(weights: str, data: list[str], splits: list[str], features: str) -> 
     heads |= {f"set classifier, penalty {p:g}, mean": (SetClassifier.fit(inputs, levels, set_names, p), "mean")
               for p in PENALTIES}
     oracle = {"the frame's own set (oracle), mean": (SetLevel.fit(inputs, levels, set_names, None), "mean")}
-    return {split: scores(heads | oracle, frames(translator, data, split, features)) for split in splits}
+    return {split: scores(translator, heads | oracle, frames(translator.direction, data, split, features))
+            for split in splits}
 
 
 def main(argv: list[str] | None = None) -> None:
