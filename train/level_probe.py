@@ -15,7 +15,7 @@ from torchvision.transforms.v2.functional import gaussian_blur
 
 from irvis.context import frame_view
 from irvis.data import load_pair, load_pairs
-from irvis.directions import get_direction
+from irvis.directions import Direction, get_direction
 from irvis.metrics import SCORING_SHORT_SIDE
 from irvis.nets import load_generator
 from train import variant_scores
@@ -30,12 +30,12 @@ class NoFrameLevel(ValueError):
     pass
 
 
-def views_of(data: list[str], split: str, source: str) -> tuple[torch.Tensor, list[str]]:
+def views_of(data: list[str], split: str, direction: Direction) -> tuple[torch.Tensor, list[str]]:
     """Each frame's view (N, C, 128, 160) in [0, 1] as the level branch sees it, by the evaluation's size, and its set."""
     views, sets = [], []
     for pair in load_pairs(data, split):
-        infrared, visible = load_pair(pair, short_side=SCORING_SHORT_SIDE)
-        views.append(frame_view((infrared if source == "infrared" else visible)[None]))
+        source, _ = direction.arrange(*load_pair(pair, short_side=SCORING_SHORT_SIDE))
+        views.append(frame_view(source[None]))
         sets.append(pair.set_name)
     return torch.cat(views), sets
 
@@ -44,10 +44,10 @@ def probe(weights: str, data: list[str], split: str) -> dict:
     """{"frames", "spread", "sets": {set: distance of its mean from the mean}, "moves": {change: share of spread}}."""
     generator = load_generator(weights).float().eval()
     net = generator.net
-    if getattr(net, "level", None) is None or getattr(net, "level_view", "input") == "input":
+    if getattr(net, "level", None) is None or not generator.wants_frame:
         raise NoFrameLevel(f"{weights}: its level branch does not read the whole frame (level_view frame, coarse or "
                            "histogram); nothing to probe")
-    views, sets = views_of(data, split, get_direction(generator.direction).source)
+    views, sets = views_of(data, split, get_direction(generator.direction))
     with torch.no_grad():
         clean = net.frame_level(views * 2 - 1).float()
         mean = clean.mean(dim=0)
