@@ -130,6 +130,17 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_versus(args) -> int:
+    from irvis.paired import compare_methods, load_method, markdown
+
+    result = compare_methods(load_method(args.a), load_method(args.b), metrics=args.metrics, n_boot=args.bootstrap,
+                             seed=args.seed)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    print(markdown(result), end="")
+    return 0
+
+
 def cmd_analyze(args) -> int:
     from irvis.analysis import run
 
@@ -295,6 +306,17 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"{metric.upper()}: --{metric} requires it, --no-{metric} skips it; by default it is "
                             "computed when its weights are on disk (see irvis/perceptual.py)")
     e.set_defaults(func=cmd_evaluate)
+
+    v = sub.add_parser("versus", help="two methods on the same images: the lead of one over the other, with 95%% "
+                                      "bootstrap intervals over images, overall and per set")
+    v.add_argument("a", metavar="A", help="an evaluation report (evaluate --json): REPORT.json for its generator, "
+                                          "REPORT.json:METHOD for a baseline or oracle (e.g. :mid_gray)")
+    v.add_argument("b", metavar="B", help="the method A is measured against, named the same way")
+    v.add_argument("--metrics", nargs="+", help="these metrics only (default: every per-image metric)")
+    v.add_argument("--bootstrap", type=int, default=2000, metavar="N", help="bootstrap replicates")
+    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--json", help="also write the comparison to this JSON file")
+    v.set_defaults(func=cmd_versus)
 
     a = sub.add_parser("analyze", help="the infrared/visible correlation study: statistics, rules, report, plots")
     a.add_argument("--data", nargs="+", required=True, metavar="ROOT")

@@ -1,0 +1,86 @@
+"""`python -m irvis versus`: one method against another on the same images, with bootstrap intervals over images."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import REPO
+from irvis.__main__ import main
+from irvis.paired import ALL, compare_methods, load_method
+
+SHIPPED = {d: REPO / "weights" / d / "evaluation.json" for d in ("ir2vis", "vis2ir")}
+
+
+def test_the_lead_is_the_difference_of_the_reports_means_and_its_interval_holds_it():
+    report = json.loads(SHIPPED["ir2vis"].read_text())
+    result = compare_methods(load_method(SHIPPED["ir2vis"]), load_method(f"{SHIPPED['ir2vis']}:mid_gray"))
+    for group, entry in ((ALL, report), ("llvip", report["per_set"]["llvip"])):
+        psnr = result["groups"][group]["psnr"]
+        assert psnr["lead"] == pytest.approx(entry["model"]["psnr"] - entry["baselines"]["mid_gray"]["psnr"], abs=2e-3)
+        lo, hi = psnr["interval"]
+        assert lo < psnr["lead"] < hi
+        assert psnr["a_ahead"] + psnr["b_ahead"] <= psnr["n"]
+    # the shipped generator is clearly ahead of a flat gray image on all 70 test pairs
+    assert result["groups"][ALL]["psnr"]["verdict"] == "ahead" and result["groups"][ALL]["psnr"]["n"] == 70
+
+
+def test_a_method_against_itself_leads_by_nothing_and_swapping_mirrors_the_interval():
+    model, gray = load_method(SHIPPED["vis2ir"]), load_method(f"{SHIPPED['vis2ir']}:baseline:mid_gray")
+    same = compare_methods(model, model)["groups"]["llvip"]["ssim"]
+    assert same["lead"] == 0 and same["interval"] == [0, 0] and same["a_ahead"] == same["b_ahead"] == 0
+    assert same["verdict"] == "no clear difference"
+    ahead, behind = compare_methods(model, gray)["groups"], compare_methods(gray, model)["groups"]
+    for group in ahead:
+        for name, f in ahead[group].items():
+            g = behind[group][name]
+            assert g["lead"] == pytest.approx(-f["lead"], abs=1e-4)
+            assert g["interval"] == pytest.approx([-f["interval"][1], -f["interval"][0]], abs=1e-4)
+            assert (g["a_ahead"], g["b_ahead"]) == (f["b_ahead"], f["a_ahead"])
+    # on LLVIP's SSIM the flat gray image still wins (the card says so): the verdict must not hide it
+    assert ahead["llvip"]["ssim"]["lead"] < 0
+
+
+def test_sharpness_leads_by_nearness_to_the_truths_amount_of_edges():
+    result = compare_methods(load_method(SHIPPED["ir2vis"]), load_method(f"{SHIPPED['ir2vis']}:infrared_as_rgb"))
+    rows = json.loads(SHIPPED["ir2vis"].read_text())["pairs"]
+    lead = sum(abs(r["baseline:infrared_as_rgb"]["sharpness"] - 1) - abs(r["model"]["sharpness"] - 1)
+               for r in rows if r["set"] == "llvip") / 12
+    assert result["groups"]["llvip"]["sharpness"]["lead"] == pytest.approx(lead, abs=1e-3)
+
+
+def test_reports_that_do_not_score_the_same_images_the_same_way_are_refused(data_dir, tmp_path):
+    val = tmp_path / "val.json"
+    assert main(["evaluate", "--direction", "ir2vis", "--data", str(data_dir / "llvip"), "--split", "val",
+                 "--json", str(val), "--no-lpips", "--no-fid"]) == 0
+    with pytest.raises(ValueError, match="different images: 4 only in"):
+        compare_methods(load_method(f"{val}:mid_gray"), load_method(f"{SHIPPED['ir2vis']}:mid_gray"))
+    with pytest.raises(ValueError, match="different directions"):
+        compare_methods(load_method(SHIPPED["ir2vis"]), load_method(SHIPPED["vis2ir"]))
+    report = json.loads(SHIPPED["ir2vis"].read_text())
+    report["protocol"]["short_side"] = "native"
+    native = tmp_path / "native.json"
+    native.write_text(json.dumps(report))
+    with pytest.raises(ValueError, match="different protocols \\(short_side: native and 256\\)"):
+        compare_methods(load_method(native), load_method(SHIPPED["ir2vis"]))
+    with pytest.raises(ValueError, match="has no method 'plain_gray'"):
+        load_method(f"{val}:plain_gray")
+    with pytest.raises(ValueError, match="has no method 'model'"):  # a baselines-only report has no generator
+        load_method(val)
+
+
+def test_versus_cli_prints_the_table_writes_json_and_explains_bad_input(tmp_path, capsys):
+    out = tmp_path / "versus.json"
+    assert main(["versus", str(SHIPPED["ir2vis"]), f"{SHIPPED['ir2vis']}:mid_gray", "--metrics", "psnr", "ssim",
+                 "--bootstrap", "500", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "| llvip | 12 | PSNR |" in printed and "ahead" in printed
+    saved = json.loads(out.read_text())
+    assert saved["n_boot"] == 500 and set(saved["groups"][ALL]) == {"psnr", "ssim"}
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    assert main(["versus", str(broken), str(SHIPPED["ir2vis"])]) == 2
+    assert "is not JSON" in capsys.readouterr().err
+    assert main(["versus", str(tmp_path / "missing.json"), str(SHIPPED["ir2vis"])]) == 2
+    assert "cannot read the evaluation report" in capsys.readouterr().err
