@@ -51,8 +51,9 @@ def level_reading(view: torch.Tensor, level_view: str, context: "ContextBranch |
 def reads_frame_level(generator: torch.nn.Module) -> bool:
     """Whether the generator's level branch is read by its encoder from a view of the whole frame (irvis-lite0 with
     level_view frame or coarse). Such a level scales the bottleneck by a per-frame gain, and a bf16 copy of the rest
-    of the network then drifts on real frames (23-37 dB from float32 on LLVIP val frames, 0.8 dB of LLVIP val PSNR)
-    while the synthetic probe still passes (43.6 dB): "auto" runs these in float32."""
+    of the network then drifts on real frames (23-37 dB from float32 on LLVIP val frames, 0.8 dB of LLVIP val PSNR).
+    The translator's probe now has a dark exposure that caught both such generators measured (30-32 dB; one passed
+    the probe as drawn at 52.9 dB), but no probe covers every frame: "auto" runs these in float32."""
     return getattr(getattr(generator, "net", None), "level_view", "input") in ENCODER_LEVEL_VIEWS
 
 

@@ -3,7 +3,9 @@
 Precision: by default the fastest numeric path this machine supports is used: a bfloat16 copy of the
 weights on bfloat16 activations where the CPU has native bf16 (AMX or AVX512-BF16, through oneDNN) or
 the GPU supports it, float16 on other CUDA GPUs, plain float32 elsewhere. A fast path is kept only if, on a probe image, its output
-matches the plain float32 output within FAST_PATH_MIN_PSNR; `precision="fp32"` forces plain float32.
+matches the plain float32 output within FAST_PATH_MIN_PSNR at each of three exposures (PROBE_EXPOSURES: a
+trained per-frame level amplifies a dark frame, where a fast path drifts first); `precision="fp32"` forces plain
+float32.
 
 Memory: on the CPU a Translator makes the process keep freed memory for reuse (irvis.cpu.keep_freed_memory).
 """
@@ -40,6 +42,10 @@ from irvis.png import save_png
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # a fast path must reproduce the float32 output at least this closely (PSNR, images in [0, 1])
 FAST_PATH_MIN_PSNR = 40.0
+# The probe at these exposures (gain, offset on [0, 1]): as drawn (mean 0.48), dark (0.17: below LLVIP's darkest
+# thermal frames, 0.22-0.34, where trained whole-frame levels raise their gain; two such ir2vis generators drifted to
+# 30-32 dB in bf16 there, one of them at 52.9 dB on the probe as drawn) and bright (0.79).
+PROBE_EXPOSURES = ((1.0, 0.0), (0.35, 0.0), (0.4, 0.6))
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -80,6 +86,12 @@ def probe_image(channels: int, size: tuple[int, int] = (128, 160), seed: int = 0
     edges = (torch.rand(1, channels, 8, 10, generator=g) > 0.5).float()
     edges = F.interpolate(edges, size=size, mode="nearest")
     return (0.6 * coarse + 0.3 * edges + 0.1 * torch.rand(1, channels, *size, generator=g)).clamp(0, 1)
+
+
+def probe_exposures(channels: int, multiple: int = 1) -> torch.Tensor:
+    """The probe image at each of PROBE_EXPOSURES: (len(PROBE_EXPOSURES), C, H, W)."""
+    probe = probe_image(channels, multiple=multiple)
+    return torch.cat([probe * gain + offset for gain, offset in PROBE_EXPOSURES])
 
 
 MAX_WORKING_SIZE = 16_384
@@ -149,7 +161,7 @@ class Translator:
         if candidate == "fp32" or (asked == "auto" and reads_frame_level(self.generator)):
             return
         dtype = torch.bfloat16 if candidate == "bf16" else torch.float16
-        probe = probe_image(self.direction.in_channels, multiple=self.generator.size_multiple).to(self.device)
+        probe = probe_exposures(self.direction.in_channels, multiple=self.generator.size_multiple).to(self.device)
         if self.device.type in ("cpu", "cuda"):
             probe = probe.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
@@ -157,7 +169,7 @@ class Translator:
                 reference = self.generator(probe).float()
                 low, folded = low_precision_copy(self.generator, dtype)  # irvis.fused
                 fast = low(probe.to(dtype)).float()
-                self.probe_psnr = psnr(fast.clamp(0, 1), reference.clamp(0, 1)).mean().item()
+                self.probe_psnr = psnr(fast.clamp(0, 1), reference.clamp(0, 1)).min().item()  # the worst exposure
             except RuntimeError as e:  # a device without this dtype's kernels
                 if asked != "auto":
                     raise ValueError(f"{candidate} is not available on {self.device}: {e}") from None
@@ -188,7 +200,7 @@ class Translator:
         """The numeric path in words, for logs and reports."""
         words = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}[self.precision]
         if self.probe_psnr is not None and self.precision != "fp32":
-            words += f" ({self.probe_psnr:.1f} dB vs float32 on the probe)"
+            words += f" ({self.probe_psnr:.1f} dB vs float32 on the probe, worst exposure)"
         if self.folded:
             words += ", folded full-resolution tail"
         return words + (", torch.compile" if self.compiled else "")

@@ -469,3 +469,26 @@ def test_a_decoded_frame_runs_channels_last_through_the_network(llvip):
         for h in hooks:
             h.remove()
     assert layouts and all(layouts)
+
+
+def test_the_fast_path_is_probed_at_the_level_of_real_thermal_frames_and_judged_by_its_worst(llvip):
+    """A trained per-frame level raises its gain on dark frames, where a reduced-precision copy drifts first: the
+    probe includes an exposure as dark as LLVIP's thermal frames, and the worst exposure decides."""
+    from irvis.fused import low_precision_copy
+    from irvis.translate import PROBE_EXPOSURES, probe_exposures
+
+    frames = [Translator.from_pretrained(SHIPPED["ir2vis"], device="cpu", precision="fp32").load(p).float() / 255
+              for p in sorted((llvip / "infrared" / "test").glob("*.jpg"))]
+    levels = [f.mean().item() for f in frames]
+    probes = probe_exposures(1, multiple=32)
+    assert len(probes) == len(PROBE_EXPOSURES)
+    # the probes span the real frames' levels, the darkest included
+    assert min(p.mean().item() for p in probes) < min(levels) and max(p.mean().item() for p in probes) > max(levels)
+
+    t = Translator.from_pretrained(SHIPPED["ir2vis"], device="cpu", precision="bf16")
+    low, _ = low_precision_copy(t.generator, torch.bfloat16)
+    with torch.inference_mode():
+        x = probes.contiguous(memory_format=torch.channels_last)
+        each = psnr(low(x.to(torch.bfloat16)).float().clamp(0, 1), t.generator(x).float().clamp(0, 1))
+    assert t.probe_psnr == pytest.approx(each.min().item(), abs=1e-3) and each.max() > each.min()
+    assert "worst exposure" in t.path
