@@ -106,6 +106,33 @@ def _compare_metric(metric: Metric, images: list, sa: dict, sb: dict, n_boot: in
             "verdict": verdict(lo, hi)}
 
 
+def lead_over_best_baseline(report: dict, metrics: list[str] | None = None, n_boot: int = N_BOOT,
+                            seed: int = 0) -> dict:
+    """An evaluation result's generator against its best baseline on each headline metric (the baseline best by
+    mean in that set, or overall), with the same figures as compare_methods: {group: {metric: {"baseline", ...}}}.
+    Empty when the report has no generator."""
+    if not report.get("pairs") or "model" not in report["pairs"][0]:
+        return {}
+    model = Method(report, DEFAULT_METHOD, DEFAULT_METHOD)
+    scores = model.scores()
+    entries = {ALL: report, **report.get("per_set", {})}
+    out = {}
+    for group, entry in entries.items():
+        members = sorted(k for k in scores if group == ALL or k[0] == group)
+        figures = {}
+        for name in metrics or [m.name for m in REGISTRY.values() if m.headline]:
+            means = {k: v[name] for k, v in entry.get("baselines", {}).items() if v and name in v}
+            if not means:
+                continue
+            best = REGISTRY[name].best(means)
+            f = _compare_metric(REGISTRY[name], members, scores, Method(report, f"baseline:{best}", best).scores(),
+                                n_boot, seed)
+            if f is not None:
+                figures[name] = {"baseline": best, **f}
+        out[group] = figures
+    return out
+
+
 def verdict(lo: float | None, hi: float | None) -> str:
     if lo is None or hi is None:
         return "undefined"
@@ -133,6 +160,21 @@ def compare_methods(a: Method, b: Method, metrics: list[str] | None = None, n_bo
         out[group] = {n: f for n, f in figures.items() if f is not None}
     return {"direction": a.report["direction"], "a": a.label, "b": b.label, "n_boot": n_boot, "level": LEVEL,
             "resampling": "images resampled with replacement within their sets", "groups": out}
+
+
+def lead_table(leads: dict) -> list[str]:
+    """lead_over_best_baseline as Markdown table lines."""
+    rows = ["| set | images | metric | best baseline | model | baseline | lead | 95% interval | images model / baseline "
+            "leads | verdict |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for group, figures in leads.items():
+        for name, f in figures.items():
+            m, (lo, hi) = REGISTRY[name], f["interval"]
+            d = m.digits
+            span = "n/a" if lo is None else f"{lo:+.{d}f} to {hi:+.{d}f}"
+            rows.append(f"| {'all' if group == ALL else group} | {f['n']} | {m.short_label or m.label} | {f['baseline']} | "
+                        f"{f['a']:.{d}f} | {f['b']:.{d}f} | {f['lead']:+.{d}f} | {span} | {f['a_ahead']} / {f['b_ahead']} | "
+                        f"{f['verdict']} |")
+    return rows
 
 
 def markdown(result: dict) -> str:

@@ -84,3 +84,24 @@ def test_versus_cli_prints_the_table_writes_json_and_explains_bad_input(tmp_path
     assert "is not JSON" in capsys.readouterr().err
     assert main(["versus", str(tmp_path / "missing.json"), str(SHIPPED["ir2vis"])]) == 2
     assert "cannot read the evaluation report" in capsys.readouterr().err
+
+
+def test_an_evaluation_report_says_how_sure_its_lead_over_the_best_baseline_is(llvip):
+    from irvis.data import load_pairs
+    from irvis.evaluate import evaluate, markdown_report
+    from irvis.translate import Translator
+
+    pairs = load_pairs([llvip], "val")
+    result, _ = evaluate(Translator.from_pretrained(REPO / "weights" / "vis2ir", device="cpu"), pairs, progress=False,
+                         lpips=False, fid=False)
+    leads = result["lead_over_best_baseline"]
+    assert set(leads) == {ALL, "llvip"} and set(leads[ALL]) == {"psnr", "ssim"}
+    for name, f in leads[ALL].items():
+        best = f["baseline"]
+        assert f["b"] == pytest.approx(result["baselines"][best][name], abs=1e-4)
+        assert f["lead"] == pytest.approx(result["model"][name] - result["baselines"][best][name], abs=1e-3)
+        assert f["n"] == 4 and f["verdict"] in ("ahead", "behind", "no clear difference")
+    text = markdown_report(result)
+    assert "## How sure: the model against the best baseline" in text and f"| all | 4 | SSIM | {leads[ALL]['ssim']['baseline']}" in text
+    baselines_only, _ = evaluate(None, pairs, direction="vis2ir", progress=False, lpips=False, fid=False)
+    assert "lead_over_best_baseline" not in baselines_only and "How sure" not in markdown_report(baselines_only)
