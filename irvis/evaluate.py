@@ -207,14 +207,15 @@ def markdown_report(result: dict, grid_name: str | None = None, samples_note: st
     if notes:
         lines += [n + "  " for n in notes] + [""]
     lines += result_tables(result, level=2)
-    if result.get("lead_over_best_baseline"):
+    leads = result.get("lead_over_best_baseline") or lead_over_best_baseline(result)  # older reports: from their pairs
+    if leads:
         lines += ["## How sure: the model against the best baseline", "",
                   "The lead is the mean over images of the model's score minus the best baseline's (that set's best by "
                   "mean); the interval is a 95% bootstrap over images, resampled within their sets (2000 replicates). "
                   "Ahead or behind only when the interval excludes 0; frames of one video sequence are not independent, "
                   "so their interval is narrower than another sequence would show. Two generators: `python -m irvis "
                   "versus`.", ""]
-        lines += lead_table(result["lead_over_best_baseline"]) + [""]
+        lines += lead_table(leads) + [""]
     if grid_name:
         lines += ["## Samples", "", f"![input, prediction, truth, baseline]({grid_name})", ""]
     elif samples_note:
