@@ -24,6 +24,7 @@ from irvis.analysis.stats import LEVEL, N_BOOT, interval, resample_indices, roun
 from irvis.metrics import REGISTRY, Metric
 
 ALL = "__all__"
+MIN_IMAGES = 3  # fewer images have too few distinct resamples for a percentile interval to mean anything
 DEFAULT_METHOD = "model"
 # protocol keys that change what a figure means: two reports that differ in one are not compared
 SAME_PROTOCOL = ("short_side", "psnr_cap_db")
@@ -100,7 +101,7 @@ def _compare_metric(metric: Metric, images: list, sa: dict, sb: dict, n_boot: in
     sets = np.array([r[0] for r in rows])
     a, b = np.array([r[1] for r in rows], dtype=np.float64), np.array([r[2] for r in rows], dtype=np.float64)
     leads = np.array([metric.lead(x, y) for x, y in zip(a, b)])
-    lo, hi = _lead_interval(leads, sets, n_boot, seed)
+    lo, hi = _lead_interval(leads, sets, n_boot, seed) if len(rows) >= MIN_IMAGES else (None, None)
     return {"n": len(rows), "a": rounded(a.mean()), "b": rounded(b.mean()), "lead": rounded(leads.mean()),
             "interval": [lo, hi], "a_ahead": int((leads > 0).sum()), "b_ahead": int((leads < 0).sum()),
             "verdict": verdict(lo, hi)}
@@ -109,13 +110,14 @@ def _compare_metric(metric: Metric, images: list, sa: dict, sb: dict, n_boot: in
 def lead_over_best_baseline(report: dict, metrics: list[str] | None = None, n_boot: int = N_BOOT,
                             seed: int = 0) -> dict:
     """An evaluation result's generator against its best baseline on each headline metric (the baseline best by
-    mean in that set, or overall), with the same figures as compare_methods: {group: {metric: {"baseline", ...}}}.
-    Empty when the report has no generator."""
+    mean in that set, or overall), with the same figures as compare_methods: {group: {metric: {"baseline", ...}}},
+    overall and, where there are several sets, per set. Empty when the report has no generator."""
     if not report.get("pairs") or "model" not in report["pairs"][0]:
         return {}
     model = Method(report, DEFAULT_METHOD, DEFAULT_METHOD)
     scores = model.scores()
-    entries = {ALL: report, **report.get("per_set", {})}
+    per_set = report.get("per_set", {})
+    entries = {ALL: report, **(per_set if len(per_set) > 1 else {})}  # one set: its rows would repeat the overall ones
     out = {}
     for group, entry in entries.items():
         members = sorted(k for k in scores if group == ALL or k[0] == group)
@@ -135,7 +137,7 @@ def lead_over_best_baseline(report: dict, metrics: list[str] | None = None, n_bo
 
 def verdict(lo: float | None, hi: float | None) -> str:
     if lo is None or hi is None:
-        return "undefined"
+        return "too few images"
     return "ahead" if lo > 0 else "behind" if hi < 0 else "no clear difference"
 
 
@@ -163,17 +165,16 @@ def compare_methods(a: Method, b: Method, metrics: list[str] | None = None, n_bo
 
 
 def lead_table(leads: dict) -> list[str]:
-    """lead_over_best_baseline as Markdown table lines."""
-    rows = ["| set | images | metric | best baseline | model | baseline | lead | 95% interval | images model / baseline "
-            "leads | verdict |", "|---|---|---|---|---|---|---|---|---|---|"]
+    """lead_over_best_baseline as Markdown table lines, narrow enough for half a page."""
+    rows = ["| set (images) | metric | lead over the best baseline | 95% interval | images ahead | verdict |",
+            "|---|---|---|---|---|---|"]
     for group, figures in leads.items():
         for name, f in figures.items():
             m, (lo, hi) = REGISTRY[name], f["interval"]
             d = m.digits
             span = "n/a" if lo is None else f"{lo:+.{d}f} to {hi:+.{d}f}"
-            rows.append(f"| {'all' if group == ALL else group} | {f['n']} | {m.short_label or m.label} | {f['baseline']} | "
-                        f"{f['a']:.{d}f} | {f['b']:.{d}f} | {f['lead']:+.{d}f} | {span} | {f['a_ahead']} / {f['b_ahead']} | "
-                        f"{f['verdict']} |")
+            rows.append(f"| {'all' if group == ALL else group} ({f['n']}) | {m.short_label or m.label} | "
+                        f"{f['lead']:+.{d}f} ({f['baseline']}) | {span} | {f['a_ahead']} of {f['n']} | {f['verdict']} |")
     return rows
 
 

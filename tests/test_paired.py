@@ -8,7 +8,7 @@ import pytest
 
 from conftest import REPO
 from irvis.__main__ import main
-from irvis.paired import ALL, compare_methods, load_method
+from irvis.paired import ALL, Method, compare_methods, load_method
 
 SHIPPED = {d: REPO / "weights" / d / "evaluation.json" for d in ("ir2vis", "vis2ir")}
 
@@ -95,13 +95,26 @@ def test_an_evaluation_report_says_how_sure_its_lead_over_the_best_baseline_is(l
     result, _ = evaluate(Translator.from_pretrained(REPO / "weights" / "vis2ir", device="cpu"), pairs, progress=False,
                          lpips=False, fid=False)
     leads = result["lead_over_best_baseline"]
-    assert set(leads) == {ALL, "llvip"} and set(leads[ALL]) == {"psnr", "ssim"}
+    assert set(leads) == {ALL} and set(leads[ALL]) == {"psnr", "ssim"}  # one set: no rows repeating the overall
     for name, f in leads[ALL].items():
         best = f["baseline"]
         assert f["b"] == pytest.approx(result["baselines"][best][name], abs=1e-4)
         assert f["lead"] == pytest.approx(result["model"][name] - result["baselines"][best][name], abs=1e-3)
         assert f["n"] == 4 and f["verdict"] in ("ahead", "behind", "no clear difference")
     text = markdown_report(result)
-    assert "## How sure: the model against the best baseline" in text and f"| all | 4 | SSIM | {leads[ALL]['ssim']['baseline']}" in text
+    assert "## How sure: the model against the best baseline" in text
+    assert f"| all (4) | SSIM | {leads[ALL]['ssim']['lead']:+.4f} ({leads[ALL]['ssim']['baseline']}) |" in text
     baselines_only, _ = evaluate(None, pairs, direction="vis2ir", progress=False, lpips=False, fid=False)
     assert "lead_over_best_baseline" not in baselines_only and "How sure" not in markdown_report(baselines_only)
+
+
+def test_two_images_are_too_few_for_an_interval():
+    report = json.loads(SHIPPED["ir2vis"].read_text())
+    report["pairs"] = [r for r in report["pairs"] if r["set"] == "llvip"][:2]
+    report["per_set"] = {"llvip": report["per_set"]["llvip"]}
+    f = compare_methods(load_method_from(report), load_method_from(report, "baseline:mid_gray"))["groups"][ALL]["psnr"]
+    assert f["n"] == 2 and f["interval"] == [None, None] and f["verdict"].startswith("too few images")
+
+
+def load_method_from(report: dict, method: str = "model") -> Method:
+    return Method(report, method, method)

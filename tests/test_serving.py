@@ -40,7 +40,7 @@ def test_shipped_generator_is_served_bounded_and_described():
     assert (text.evaluation is None) != (text.no_evaluation is None)
     # the shipped report predates the interval in its JSON: the page computes it from the report's per-image scores
     assert "How sure: the model against the best baseline" in text.evaluation
-    assert "| llvip | 12 | PSNR | infrared_as_rgb | 14.62 | 10.75 | +3.88 |" in text.evaluation
+    assert "| llvip (12) | PSNR | +3.88 (infrared_as_rgb) | +1.92 to +5.56 | 10 of 12 | ahead |" in text.evaluation
     for part in (text.summary, text.evaluation or "", text.card or ""):
         assert str(PROJECT_ROOT) not in part
     assert "weights/ir2vis" in status_line(loaded)
