@@ -459,3 +459,15 @@ wait || true
 for run in ir2vis-frame-gc40-frozen/1750 ir2vis-frame-gc40-here/1250; do
   score_ir2vis_checkpoint "$run"
 done
+
+# 4m. Does stage 4e's best test result reproduce? Its frame-level ir2vis (the first ir2vis ahead of the shipped one on
+#     test overall and on LLVIP at once, chosen at step 1000 by val LLVIP PSNR) rerun in bf16 with seeds 0 and 1, side
+#     by side, stopped by hand; step 1000 (stage 4e's) and the rule's checkpoint of each run exported and scored on test,
+#     and each compared with the shipped ir2vis frame by frame (`python -m irvis versus`: 95% bootstrap intervals).
+FRAME="--level-view frame --init-from weights/ir2vis --repeat-sets llvip=3 --load-size 1024 --min-load-size 512 \
+  --l1-weight 50 --ssim-weight 25 --edge-weight 50 --gan-weight 1"
+for seed in 0 1; do
+  timeout -s INT 50m python -m train --direction ir2vis --output-dir "$RUNS/ir2vis-frame-bf16-seed$seed" $GROW $FRAME \
+    --seed $seed &
+done
+wait || true
