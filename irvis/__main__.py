@@ -1,4 +1,8 @@
-"""python -m irvis <command>: translate, evaluate, analyze, check-data, prepare, bench, push, info."""
+"""python -m irvis <command>: translate, evaluate, versus, analyze, check-data, prepare, bench, push, info.
+
+Why one file: it is the command line and nothing else; each command is a thin handler over the library (the work
+lives in irvis.translate, irvis.evaluate, irvis.paired, ...) and its parser, and one parser holds them all, so
+`--help` and the handlers cannot drift apart."""
 
 from __future__ import annotations
 

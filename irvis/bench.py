@@ -47,7 +47,8 @@ from irvis.fused import fuse
 from irvis.png import COMPRESS_LEVEL, COMPRESSORS, encode_png, save_png
 from irvis.metrics import psnr
 from irvis.timing import median_seconds
-from irvis.translate import Translator, pad_to_multiple, probe_image, translate_files
+from irvis.probe import probe_image
+from irvis.translate import Translator, pad_to_multiple, translate_files
 
 
 def _unavailable(name: str, e: Exception) -> dict:

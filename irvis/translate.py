@@ -3,7 +3,7 @@
 Precision: by default the fastest numeric path this machine supports is used: a bfloat16 copy of the
 weights on bfloat16 activations where the CPU has native bf16 (AMX or AVX512-BF16, through oneDNN) or
 the GPU supports it, float16 on other CUDA GPUs, plain float32 elsewhere. A fast path is kept only if, on a probe image, its output
-matches the plain float32 output within FAST_PATH_MIN_PSNR at each of three exposures (PROBE_EXPOSURES: a
+matches the plain float32 output within FAST_PATH_MIN_PSNR at each of three exposures (irvis.probe.PROBE_EXPOSURES: a
 trained per-frame level amplifies a dark frame, where a fast path drifts first); `precision="fp32"` forces plain
 float32.
 
@@ -38,14 +38,11 @@ from irvis.generator_folder import INFERENCE_FILE, TRAINING_CONFIG_FILE, Weights
 from irvis.metrics import psnr
 from irvis.nets import Generator, load_generator
 from irvis.png import save_png
+from irvis.probe import probe_exposures, probe_image
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # a fast path must reproduce the float32 output at least this closely (PSNR, images in [0, 1])
 FAST_PATH_MIN_PSNR = 40.0
-# The probe at these exposures (gain, offset on [0, 1]): as drawn (mean 0.48), dark (0.17: below LLVIP's darkest
-# thermal frames, 0.22-0.34, where trained whole-frame levels raise their gain; two such ir2vis generators drifted to
-# 30-32 dB in bf16 there, one of them at 52.9 dB on the probe as drawn) and bright (0.79).
-PROBE_EXPOSURES = ((1.0, 0.0), (0.35, 0.0), (0.4, 0.6))
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -77,21 +74,6 @@ def fast_precision(device: torch.device) -> str:
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     return "fp32"
-
-
-def probe_image(channels: int, size: tuple[int, int] = (128, 160), seed: int = 0, multiple: int = 1) -> torch.Tensor:
-    """A deterministic image with smooth regions, edges and fine texture, in [0, 1]: (1, C, H, W), sides rounded up to `multiple`."""
-    size, g = tuple(-(-s // multiple) * multiple for s in size), torch.Generator().manual_seed(seed)
-    coarse = F.interpolate(torch.rand(1, channels, 5, 6, generator=g), size=size, mode="bicubic", align_corners=False)
-    edges = (torch.rand(1, channels, 8, 10, generator=g) > 0.5).float()
-    edges = F.interpolate(edges, size=size, mode="nearest")
-    return (0.6 * coarse + 0.3 * edges + 0.1 * torch.rand(1, channels, *size, generator=g)).clamp(0, 1)
-
-
-def probe_exposures(channels: int, multiple: int = 1) -> torch.Tensor:
-    """The probe image at each of PROBE_EXPOSURES: (len(PROBE_EXPOSURES), C, H, W)."""
-    probe = probe_image(channels, multiple=multiple)
-    return torch.cat([probe * gain + offset for gain, offset in PROBE_EXPOSURES])
 
 
 MAX_WORKING_SIZE = 16_384

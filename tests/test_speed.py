@@ -18,7 +18,8 @@ from PIL import Image
 from conftest import REPO
 from irvis.images import load_image
 from irvis.cpu import cpu_has_native_bf16, keep_freed_memory
-from irvis.translate import FAST_PATH_MIN_PSNR, Translator, overlapped, probe_image, psnr
+from irvis.probe import probe_image
+from irvis.translate import FAST_PATH_MIN_PSNR, Translator, overlapped, psnr
 
 av = pytest.importorskip("av")
 
@@ -475,7 +476,7 @@ def test_the_fast_path_is_probed_at_the_level_of_real_thermal_frames_and_judged_
     """A trained per-frame level raises its gain on dark frames, where a reduced-precision copy drifts first: the
     probe includes an exposure as dark as LLVIP's thermal frames, and the worst exposure decides."""
     from irvis.fused import low_precision_copy
-    from irvis.translate import PROBE_EXPOSURES, probe_exposures
+    from irvis.probe import PROBE_EXPOSURES, probe_exposures
 
     frames = [Translator.from_pretrained(SHIPPED["ir2vis"], device="cpu", precision="fp32").load(p).float() / 255
               for p in sorted((llvip / "infrared" / "test").glob("*.jpg"))]

@@ -28,7 +28,8 @@ from irvis.evaluate import evaluate, markdown_report
 from irvis.images import image_size, load_image
 from irvis.nets import count_parameters, load_generator
 from irvis.tables import cell, cells, core, headers, table
-from irvis.translate import INFERENCE_FILE, Translator, probe_image
+from irvis.probe import probe_image
+from irvis.translate import INFERENCE_FILE, Translator
 from irvis.generator_folder import CARD_FILE, EVALUATION_FILE, EVALUATION_REPORT, FIT_FILE, TRAINING_CONFIG_FILE
 from train.card import Section, lineage_section, model_card
 from train.checkpoint import METRICS_FILE, is_checkpoint
