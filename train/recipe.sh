@@ -471,3 +471,11 @@ for seed in 0 1; do
     --seed $seed &
 done
 wait || true
+for run in ir2vis-frame-bf16-seed0/1000 ir2vis-frame-bf16-seed0/1500 ir2vis-frame-bf16-seed1/1000 ir2vis-frame-bf16-seed1/1500; do
+  step=${run#*/} dir="$RUNS/${run%/*}"
+  python -m train export --checkpoint "$dir/checkpoints/checkpoint-$(printf %06d "$step")" --output "$dir/step$step" \
+    --export-half --val-data "$DATA_DIR"
+  python -m irvis evaluate --direction ir2vis --weights "$dir/step$step" --data "$DATA_DIR" --split test \
+    --json "$dir/test-step$step.json"
+  python -m irvis versus "$dir/test-step$step.json" weights/ir2vis/evaluation.json --json "$dir/versus-step$step.json"
+done
