@@ -140,17 +140,14 @@ def evaluate(translator: Translator | None, pairs: Sequence[Pair], direction: st
         "per_set": per_set,
         "pairs": per_pair,
     }
-    if prediction_scored(per_pair):
-        result["lead_over_best_baseline"] = lead_over_best_baseline(result)
+    leads = lead_over_best_baseline(result)  # empty without a generator
+    if leads:
+        result["lead_over_best_baseline"] = leads
     if translator is not None:
         result["weights"] = translator.source
         result["protocol"]["device"] = str(translator.device)
         result["protocol"]["working_size"] = translator.working_size or "native"
     return result, samples
-
-
-def prediction_scored(per_pair: list[dict]) -> bool:
-    return bool(per_pair) and "model" in per_pair[0]
 
 
 def _label(img: Image.Image, text: str) -> Image.Image:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from irvis.analysis.stats import LEVEL, N_BOOT, interval, resample_indices, rounded
-from irvis.metrics import REGISTRY, Metric
+from irvis.metrics import REGISTRY, Metric, headline, metric_names
 
 ALL = "__all__"
 MIN_IMAGES = 3  # fewer images have too few distinct resamples for a percentile interval to mean anything
@@ -87,21 +87,17 @@ def _check_comparable(a: Method, b: Method) -> None:
                          ": score both on the same split of the same data")
 
 
-def _lead_interval(leads: np.ndarray, sets: np.ndarray, n_boot: int, seed: int) -> list[float | None]:
-    """95% interval of the mean lead, images resampled within their sets."""
-    idx = resample_indices(sets, n_boot=n_boot, seed=seed)
-    return interval(leads[idx].mean(axis=1))
-
-
 def _compare_metric(metric: Metric, images: list, sa: dict, sb: dict, n_boot: int, seed: int) -> dict | None:
-    rows = [(s, sa[k][metric.name], sb[k][metric.name]) for k in images for s in [k[0]]
+    rows = [(k[0], sa[k][metric.name], sb[k][metric.name]) for k in images
             if metric.name in sa[k] and metric.name in sb[k]]
     if not rows:
         return None
     sets = np.array([r[0] for r in rows])
     a, b = np.array([r[1] for r in rows], dtype=np.float64), np.array([r[2] for r in rows], dtype=np.float64)
     leads = np.array([metric.lead(x, y) for x, y in zip(a, b)])
-    lo, hi = _lead_interval(leads, sets, n_boot, seed) if len(rows) >= MIN_IMAGES else (None, None)
+    lo, hi = None, None
+    if len(rows) >= MIN_IMAGES:  # the mean lead over images resampled within their sets
+        lo, hi = interval(leads[resample_indices(sets, n_boot=n_boot, seed=seed)].mean(axis=1))
     return {"n": len(rows), "a": rounded(a.mean()), "b": rounded(b.mean()), "lead": rounded(leads.mean()),
             "interval": [lo, hi], "a_ahead": int((leads > 0).sum()), "b_ahead": int((leads < 0).sum()),
             "verdict": verdict(lo, hi)}
@@ -122,7 +118,7 @@ def lead_over_best_baseline(report: dict, metrics: list[str] | None = None, n_bo
     for group, entry in entries.items():
         members = sorted(k for k in scores if group == ALL or k[0] == group)
         figures = {}
-        for name in metrics or [m.name for m in REGISTRY.values() if m.headline]:
+        for name in metrics or [m.name for m in headline()]:
             means = {k: v[name] for k, v in entry.get("baselines", {}).items() if v and name in v}
             if not means:
                 continue
@@ -151,7 +147,7 @@ def compare_methods(a: Method, b: Method, metrics: list[str] | None = None, n_bo
     images = sorted(sa)
     if not images:
         raise ValueError(f"{a.label} has no per-image scores")
-    names = metrics or [m.name for m in REGISTRY.values() if m.fn is not None]
+    names = metrics or list(metric_names())
     unknown = [n for n in names if n not in REGISTRY]
     if unknown:
         raise ValueError(f"unknown metrics {unknown}: use {', '.join(REGISTRY)}")
@@ -164,17 +160,24 @@ def compare_methods(a: Method, b: Method, metrics: list[str] | None = None, n_bo
             "resampling": "images resampled with replacement within their sets", "groups": out}
 
 
+def _group(group: str) -> str:
+    return "all" if group == ALL else group
+
+
+def _span(f: dict, digits: int) -> str:
+    lo, hi = f["interval"]
+    return "n/a" if lo is None else f"{lo:+.{digits}f} to {hi:+.{digits}f}"
+
+
 def lead_table(leads: dict) -> list[str]:
     """lead_over_best_baseline as Markdown table lines, narrow enough for half a page."""
     rows = ["| set (images) | metric | lead over the best baseline | 95% interval | images ahead | verdict |",
             "|---|---|---|---|---|---|"]
     for group, figures in leads.items():
         for name, f in figures.items():
-            m, (lo, hi) = REGISTRY[name], f["interval"]
-            d = m.digits
-            span = "n/a" if lo is None else f"{lo:+.{d}f} to {hi:+.{d}f}"
-            rows.append(f"| {'all' if group == ALL else group} ({f['n']}) | {m.short_label or m.label} | "
-                        f"{f['lead']:+.{d}f} ({f['baseline']}) | {span} | {f['a_ahead']} of {f['n']} | {f['verdict']} |")
+            m = REGISTRY[name]
+            rows.append(f"| {_group(group)} ({f['n']}) | {m.short_label or m.label} | {f['lead']:+.{m.digits}f} "
+                        f"({f['baseline']}) | {_span(f, m.digits)} | {f['a_ahead']} of {f['n']} | {f['verdict']} |")
     return rows
 
 
@@ -193,8 +196,6 @@ def markdown(result: dict) -> str:
         for name, f in figures.items():
             m = REGISTRY[name]
             d = m.digits
-            lo, hi = f["interval"]
-            span = "n/a" if lo is None else f"{lo:+.{d}f} to {hi:+.{d}f}"
-            lines.append(f"| {'all' if group == ALL else group} | {f['n']} | {m.short_label or m.label} | {f['a']:.{d}f} | "
-                         f"{f['b']:.{d}f} | {f['lead']:+.{d}f} | {span} | {f['a_ahead']} / {f['b_ahead']} | {f['verdict']} |")
+            lines.append(f"| {_group(group)} | {f['n']} | {m.short_label or m.label} | {f['a']:.{d}f} | {f['b']:.{d}f} | "
+                         f"{f['lead']:+.{d}f} | {_span(f, d)} | {f['a_ahead']} / {f['b_ahead']} | {f['verdict']} |")
     return "\n".join(lines) + "\n"

@@ -478,9 +478,7 @@ def test_the_fast_path_is_probed_at_the_level_of_real_thermal_frames_and_judged_
     from irvis.fused import low_precision_copy
     from irvis.probe import PROBE_EXPOSURES, probe_exposures
 
-    frames = [Translator.from_pretrained(SHIPPED["ir2vis"], device="cpu", precision="fp32").load(p).float() / 255
-              for p in sorted((llvip / "infrared" / "test").glob("*.jpg"))]
-    levels = [f.mean().item() for f in frames]
+    levels = [load_image(p, "infrared").mean().item() for p in sorted((llvip / "infrared" / "test").glob("*.jpg"))]
     probes = probe_exposures(1, multiple=32)
     assert len(probes) == len(PROBE_EXPOSURES)
     # the probes span the real frames' levels, the darkest included

@@ -179,4 +179,3 @@ def test_lite0s_fast_path_folds_its_encoder_and_keeps_it_in_float32():
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in encoder.modules())
     assert {p.dtype for p in encoder.parameters()} == {torch.float32}
     assert t._forward.net.net.stem[1][0].weight.dtype == torch.bfloat16
-
